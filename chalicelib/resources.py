@@ -1,0 +1,64 @@
+"""Every AWS resource Pacer uses, declared once.
+
+Provisioning (`infra/provision.py`) creates these idempotently, the app's
+decorators take their queue names from here, and the deploy template is meant
+to be generated from the same declaration. Lambda ships this module, so it
+holds plain data only: no boto3, no settings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    hash_key: str
+    range_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    hash_key: str
+    range_key: str | None = None
+    ttl_attribute: str | None = None
+    indexes: tuple[Index, ...] = ()
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        """Every key attribute the table or its indexes use (all strings)."""
+        names = [self.hash_key, self.range_key]
+        for index in self.indexes:
+            names += [index.hash_key, index.range_key]
+        return {name: "S" for name in names if name}
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    visibility_timeout: int
+    max_receive_count: int | None = None
+    dead_letter: "Queue | None" = None
+    retention_seconds: int = 4 * 24 * 3600
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+# One table for coordination state: runs, the current-run pointer, the pacing
+# outbox and per-second throughput buckets (see docs/ARCHITECTURE.md).
+STATE_TABLE = Table(name="pacer-state", hash_key="pk", range_key="sk", ttl_attribute="expires_at")
+
+# One result item per job, keyed by job id. `processed` counts these.
+RESULTS_TABLE = Table(name="pacer-results", hash_key="job_id")
+
+JOBS_DLQ = Queue(name="pacer-jobs-dlq", visibility_timeout=60, retention_seconds=14 * 24 * 3600)
+# Lambda's guidance: visibility timeout at least 6x the function timeout (30 s).
+JOBS_QUEUE = Queue(name="pacer-jobs", visibility_timeout=180, max_receive_count=5, dead_letter=JOBS_DLQ)
+
+TICKS_DLQ = Queue(name="pacer-ticks-dlq", visibility_timeout=60, retention_seconds=14 * 24 * 3600)
+# Ticks are the scheduler's fine clock. A tick that crashed is retried quickly.
+TICKS_QUEUE = Queue(name="pacer-ticks", visibility_timeout=10, max_receive_count=5, dead_letter=TICKS_DLQ)
+
+TABLES: tuple[Table, ...] = (STATE_TABLE, RESULTS_TABLE)
+# Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
+QUEUES: tuple[Queue, ...] = (JOBS_DLQ, JOBS_QUEUE, TICKS_DLQ, TICKS_QUEUE)

@@ -1,0 +1,101 @@
+"""Create Pacer's tables and queues from `chalicelib.resources`, idempotently.
+
+Run it as often as you like: existing resources are left as they are (their
+queue attributes are brought back to the declaration). The endpoint comes
+from `AWS_ENDPOINT_URL` alone, so the same command provisions moto,
+LocalStack or a real account.
+
+    python -m infra.provision
+"""
+from __future__ import annotations
+
+import json
+
+import boto3
+from botocore.exceptions import ClientError
+
+from chalicelib.resources import QUEUES, TABLES, Queue, Table
+
+
+def ensure_table(dynamodb, table: Table) -> None:
+    key_schema = [{"AttributeName": table.hash_key, "KeyType": "HASH"}]
+    if table.range_key:
+        key_schema.append({"AttributeName": table.range_key, "KeyType": "RANGE"})
+    request = {
+        "TableName": table.name,
+        "KeySchema": key_schema,
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": kind} for name, kind in table.attributes.items()
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if table.indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": [{"AttributeName": index.hash_key, "KeyType": "HASH"}]
+                + ([{"AttributeName": index.range_key, "KeyType": "RANGE"}] if index.range_key else []),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index in table.indexes
+        ]
+    try:
+        dynamodb.create_table(**request)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    dynamodb.get_waiter("table_exists").wait(TableName=table.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    if table.ttl_attribute:
+        ttl = dynamodb.describe_time_to_live(TableName=table.name)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            dynamodb.update_time_to_live(
+                TableName=table.name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
+
+
+def queue_attributes(sqs, queue: Queue) -> dict[str, str]:
+    attributes = {
+        "VisibilityTimeout": str(queue.visibility_timeout),
+        "MessageRetentionPeriod": str(queue.retention_seconds),
+        **queue.attributes,
+    }
+    if queue.dead_letter:
+        dlq_url = sqs.get_queue_url(QueueName=queue.dead_letter.name)["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receive_count)}
+        )
+    return attributes
+
+
+def ensure_queue(sqs, queue: Queue) -> str:
+    attributes = queue_attributes(sqs, queue)
+    try:
+        url = sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            raise
+        return sqs.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    return url
+
+
+def provision(session: boto3.session.Session | None = None) -> None:
+    session = session or boto3.session.Session()
+    dynamodb = session.client("dynamodb")
+    sqs = session.client("sqs")
+    for table in TABLES:
+        ensure_table(dynamodb, table)
+    for queue in QUEUES:
+        ensure_queue(sqs, queue)
+
+
+def main() -> None:
+    provision()
+    names = ", ".join([t.name for t in TABLES] + [q.name for q in QUEUES])
+    print(f"provisioned: {names}")
+
+
+if __name__ == "__main__":
+    main()
