@@ -1,0 +1,296 @@
+"""DynamoDB adapters: the run repository and the result ledger.
+
+State table layout (`pk`, `sk`):
+  CURRENT        RUN              the current-run pointer: {run_id}
+  RUN#<id>       META             the run (models.Run)
+  RUN#<id>       SLICE#<start>    a claimed slice not yet known to be sent (the outbox)
+  RUN#<id>       T#<epoch second> throughput bucket: enqueued/processed/failed, with TTL
+Results table: one item per job id, written once (`attribute_not_exists`).
+"""
+from __future__ import annotations
+
+import random
+import time
+from decimal import Decimal
+from typing import Any, Sequence
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import DependencyUnavailable, RunAlreadyActive, StaleWrite
+from chalicelib.models import JobOutcome, Run, Slice, ThroughputBucket
+
+BUCKET_TTL_S = 24 * 3600
+MAX_TRANSACT_ITEMS = 100
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_attr(value: Any) -> dict:
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    return _serializer.serialize(value)
+
+
+def to_item(data: dict[str, Any]) -> dict[str, dict]:
+    return {key: to_attr(value) for key, value in data.items()}
+
+
+def from_item(item: dict[str, dict]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def run_key(run_id: str) -> dict:
+    return to_item({"pk": f"RUN#{run_id}", "sk": "META"})
+
+
+def _cancellation_codes(exc: ClientError) -> list[str]:
+    return [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    code = exc.response["Error"]["Code"]
+    if code == "ConditionalCheckFailedException":
+        return True
+    return code == "TransactionCanceledException" and "ConditionalCheckFailed" in _cancellation_codes(exc)
+
+
+def _is_retryable(exc: ClientError) -> bool:
+    code = exc.response["Error"]["Code"]
+    if code == "TransactionCanceledException":
+        return "TransactionConflict" in _cancellation_codes(exc) and not _is_condition_failure(exc)
+    return code in ("TransactionConflictException", "ProvisionedThroughputExceededException", "ThrottlingException")
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(0.5, 0.01 * 2**attempt) * random.random())
+
+
+def call_with_conflict_retry(operation, attempts: int = 8):
+    """Run a DynamoDB write, retrying transaction conflicts and throttling; map condition failures to StaleWrite."""
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                raise StaleWrite(exc.response["Error"].get("Message", "condition failed")) from exc
+            if not _is_retryable(exc) or attempt == attempts - 1:
+                raise DependencyUnavailable(str(exc)) from exc
+            _backoff(attempt)
+
+
+def bucket_update(table: str, run_id: str, now: float, **counts: int) -> dict:
+    """An Update that adds `counts` to the run's throughput bucket for this second."""
+    second = int(now)
+    counts = {name: count for name, count in counts.items() if count}
+    return {
+        "TableName": table,
+        "Key": to_item({"pk": f"RUN#{run_id}", "sk": f"T#{second:010d}"}),
+        "UpdateExpression": "SET expires_at = :expires ADD " + ", ".join(f"{name} :{name}" for name in counts),
+        "ExpressionAttributeValues": to_item({":expires": second + BUCKET_TTL_S, **{f":{n}": c for n, c in counts.items()}}),
+    }
+
+
+class DynamoRunRepository:
+    def __init__(self, client, table_name: str):
+        self._db = client
+        self._table = table_name
+
+    def current(self) -> Run | None:
+        pointer = self._db.get_item(TableName=self._table, Key=to_item({"pk": "CURRENT", "sk": "RUN"}), ConsistentRead=True)
+        if "Item" not in pointer:
+            return None
+        return self.get(from_item(pointer["Item"])["run_id"])
+
+    def get(self, run_id: str) -> Run | None:
+        found = self._db.get_item(TableName=self._table, Key=run_key(run_id), ConsistentRead=True)
+        return Run.model_validate(from_item(found["Item"])) if "Item" in found else None
+
+    def create_current(self, run: Run) -> None:
+        previous = self.current()
+        if previous is not None and previous.active:
+            raise RunAlreadyActive(f"run {previous.run_id} is still running; stop it first (POST /api/stop)")
+        pointer_update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": to_item({"pk": "CURRENT", "sk": "RUN"}),
+            "UpdateExpression": "SET run_id = :new",
+            "ExpressionAttributeValues": {":new": to_attr(run.run_id)},
+        }
+        items = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_item({"pk": f"RUN#{run.run_id}", "sk": "META", **run.model_dump()}),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Update": pointer_update},
+        ]
+        if previous is None:
+            pointer_update["ConditionExpression"] = "attribute_not_exists(run_id)"
+        else:
+            # Both conditions guard the read above: nobody started another run, and
+            # the previous run did not come back to life, since we looked.
+            pointer_update["ConditionExpression"] = "run_id = :old"
+            pointer_update["ExpressionAttributeValues"][":old"] = to_attr(previous.run_id)
+            items.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": run_key(previous.run_id),
+                        "ConditionExpression": "#state <> :running OR settled >= #total",
+                        "ExpressionAttributeNames": {"#state": "state", "#total": "total"},
+                        "ExpressionAttributeValues": {":running": to_attr("running")},
+                    }
+                }
+            )
+        try:
+            call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=items))
+        except StaleWrite as exc:
+            raise RunAlreadyActive("another run was started at the same moment") from exc
+
+    def _update_run(self, run: Run, set_values: dict[str, Any], condition: str, condition_values: dict[str, Any]):
+        names = {f"#{key}": key for key in set_values}
+        names["#state"] = "state"
+        return {
+            "TableName": self._table,
+            "Key": run_key(run.run_id),
+            "UpdateExpression": "SET " + ", ".join(f"#{key} = :{key}" for key in set_values),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {
+                **{f":{key}": to_attr(value) for key, value in set_values.items()},
+                **{key: to_attr(value) for key, value in condition_values.items()},
+            },
+        }
+
+    def change_rate(self, run: Run, *, x: int, y: float, anchor_at: float, tick_token: str, now: float) -> None:
+        update = self._update_run(
+            run,
+            {"x": x, "y": y, "anchor_at": anchor_at, "anchor_index": run.enqueued, "tick_token": tick_token,
+             "tick_at": now, "updated_at": now},
+            # Re-anchoring on a stale cursor would re-time jobs already sent.
+            "#state = :running AND enqueued = :seen_enqueued AND tick_token = :seen_token",
+            {":running": "running", ":seen_enqueued": run.enqueued, ":seen_token": run.tick_token},
+        )
+        call_with_conflict_retry(lambda: self._db.update_item(**update))
+
+    def stop(self, run: Run, now: float) -> None:
+        update = self._update_run(
+            run, {"state": "stopped", "stopped_at": now, "updated_at": now, "tick_token": ""}, "#state = :running",
+            {":running": "running"},
+        )
+        call_with_conflict_retry(lambda: self._db.update_item(**update))
+
+    def _holds_clock(self) -> str:
+        return "#state = :running AND tick_token = :seen_token AND enqueued = :seen_enqueued"
+
+    def advance(self, run: Run, *, end: int, next_token: str, now: float) -> None:
+        seen = {":running": "running", ":seen_token": run.tick_token, ":seen_enqueued": run.enqueued}
+        if end <= run.enqueued:
+            update = self._update_run(run, {"tick_token": next_token, "tick_at": now}, self._holds_clock(), seen)
+            call_with_conflict_retry(lambda: self._db.update_item(**update))
+            return
+        claim = self._update_run(
+            run, {"enqueued": end, "tick_token": next_token, "tick_at": now, "updated_at": now},
+            self._holds_clock(), seen,
+        )
+        outbox = {
+            "TableName": self._table,
+            "Item": to_item(
+                {"pk": f"RUN#{run.run_id}", "sk": f"SLICE#{run.enqueued:012d}", "run_id": run.run_id,
+                 "start": run.enqueued, "end": end, "created_at": now}
+            ),
+        }
+        items = [{"Update": claim}, {"Put": outbox}, {"Update": bucket_update(self._table, run.run_id, now, enqueued=end - run.enqueued)}]
+        call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=items))
+
+    def replace_token(self, run: Run, *, next_token: str, now: float) -> None:
+        update = self._update_run(
+            run, {"tick_token": next_token, "tick_at": now}, "#state = :running AND tick_token = :seen_token",
+            {":running": "running", ":seen_token": run.tick_token},
+        )
+        call_with_conflict_retry(lambda: self._db.update_item(**update))
+
+    def slices(self, run_id: str) -> list[Slice]:
+        found = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=to_item({":pk": f"RUN#{run_id}", ":prefix": "SLICE#"}),
+            ConsistentRead=True,
+        )
+        return [Slice.model_validate(from_item(item)) for item in found["Items"]]
+
+    def forget_slice(self, run_id: str, start: int) -> None:
+        self._db.delete_item(TableName=self._table, Key=to_item({"pk": f"RUN#{run_id}", "sk": f"SLICE#{start:012d}"}))
+
+    def throughput(self, run_id: str, since: int, until: int) -> list[ThroughputBucket]:
+        found = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :since AND :until",
+            ExpressionAttributeValues=to_item({":pk": f"RUN#{run_id}", ":since": f"T#{since:010d}", ":until": f"T#{until:010d}"}),
+        )
+        return [ThroughputBucket.model_validate({"t": int(item["sk"][2:]), **item}) for item in map(from_item, found["Items"])]
+
+
+class DynamoResultLedger:
+    """Writes outcomes and moves counters in one transaction, so each job counts exactly once."""
+
+    def __init__(self, client, results_table: str, state_table: str):
+        self._db = client
+        self._results = results_table
+        self._state = state_table
+
+    def record(self, outcomes: Sequence[JobOutcome], now: float) -> int:
+        by_run: dict[str, list[JobOutcome]] = {}
+        for outcome in outcomes:
+            by_run.setdefault(outcome.run_id, []).append(outcome)
+        chunk = MAX_TRANSACT_ITEMS - 2  # room for the run's counters and its throughput bucket
+        return sum(
+            self._record_chunk(run_id, group[offset : offset + chunk], now)
+            for run_id, group in by_run.items()
+            for offset in range(0, len(group), chunk)
+        )
+
+    def _record_chunk(self, run_id: str, outcomes: list[JobOutcome], now: float) -> int:
+        pending = list(outcomes)
+        for attempt in range(10):
+            if not pending:
+                return 0
+            try:
+                self._db.transact_write_items(TransactItems=self._transaction(run_id, pending, now))
+                return len(pending)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise DependencyUnavailable(str(exc)) from exc
+                codes = _cancellation_codes(exc)
+                # A job that already has an outcome was done by a duplicate delivery: drop it, keep the rest.
+                done_before = {i for i, code in enumerate(codes[: len(pending)]) if code == "ConditionalCheckFailed"}
+                if done_before:
+                    pending = [o for i, o in enumerate(pending) if i not in done_before]
+                    continue
+                _backoff(attempt)  # a conflict with a concurrent writer of the same counters
+        raise DependencyUnavailable(f"could not record {len(pending)} outcomes for run {run_id}")
+
+    def _transaction(self, run_id: str, outcomes: list[JobOutcome], now: float) -> list[dict]:
+        done = sum(1 for o in outcomes if o.outcome == "done")
+        failed = len(outcomes) - done
+        puts = [
+            {
+                "Put": {
+                    "TableName": self._results,
+                    "Item": to_item({k: v for k, v in outcome.model_dump().items() if v is not None}),
+                    # The one condition that makes a job count once, however often it is delivered.
+                    "ConditionExpression": "attribute_not_exists(job_id)",
+                }
+            }
+            for outcome in outcomes
+        ]
+        counters = {
+            "TableName": self._state,
+            "Key": run_key(run_id),
+            "UpdateExpression": "SET updated_at = :now ADD processed :done, failed :failed, settled :settled",
+            "ExpressionAttributeValues": to_item({":now": now, ":done": done, ":failed": failed, ":settled": len(outcomes)}),
+        }
+        bucket = bucket_update(self._state, run_id, now, processed=done, failed=failed)
+        return [*puts, {"Update": counters}, {"Update": bucket}]

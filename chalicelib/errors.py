@@ -1,0 +1,52 @@
+"""One error hierarchy for the domain. `app.py` maps these to HTTP in one place."""
+from __future__ import annotations
+
+
+class PacerError(Exception):
+    """Base of every error Pacer raises on purpose."""
+
+    code = "error"
+
+
+class InvalidInput(PacerError):
+    """A request that does not fit its model. Nothing was stored."""
+
+    code = "validation_error"
+
+    def __init__(self, message: str, fields: list[dict[str, str]] | None = None):
+        super().__init__(message)
+        self.fields = fields or []
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+
+
+class Conflict(PacerError):
+    """The request is valid but the current state forbids it."""
+
+    code = "conflict"
+
+
+class RunAlreadyActive(Conflict):
+    pass
+
+
+class NoActiveRun(Conflict):
+    pass
+
+
+class StaleWrite(PacerError):
+    """A conditional write lost a race: what it was based on has changed.
+
+    Services catch this and either retry from a fresh read or step aside,
+    because someone else did the work.
+    """
+
+    code = "stale_write"
+
+
+class DependencyUnavailable(PacerError):
+    """An AWS dependency failed in a way the caller cannot fix."""
+
+    code = "dependency_unavailable"

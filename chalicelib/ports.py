@@ -1,0 +1,58 @@
+"""The ports services depend on. Adapters implement them for DynamoDB/SQS and in memory."""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from chalicelib.models import JobOutcome, OutboundMessage, Run, Slice, ThroughputBucket
+
+
+class RunRepository(Protocol):
+    def current(self) -> Run | None:
+        """The run the current-run pointer names, or None before the first run."""
+
+    def get(self, run_id: str) -> Run | None: ...
+
+    def create_current(self, run: Run) -> None:
+        """Store `run` and point the current-run pointer at it.
+
+        Raises RunAlreadyActive if the current run is still active.
+        """
+
+    def change_rate(self, run: Run, *, x: int, y: float, anchor_at: float, tick_token: str, now: float) -> None:
+        """Re-anchor the schedule at `run.enqueued` with a new rate and hand the clock to `tick_token`.
+
+        Raises StaleWrite unless the run is still running with the same
+        `enqueued` and `tick_token` as `run`.
+        """
+
+    def stop(self, run: Run, now: float) -> None:
+        """Raises StaleWrite unless the run is still running."""
+
+    def advance(self, run: Run, *, end: int, next_token: str, now: float) -> None:
+        """Claim jobs [run.enqueued, end), record them as an outbox slice, and pass the clock on.
+
+        Raises StaleWrite unless `run.tick_token` still holds the clock, the
+        run is still running and nobody else moved `enqueued`.
+        """
+
+    def replace_token(self, run: Run, *, next_token: str, now: float) -> None:
+        """Hand the clock to a new tick (restarting a chain). Raises StaleWrite on a race."""
+
+    def slices(self, run_id: str) -> list[Slice]: ...
+
+    def forget_slice(self, run_id: str, start: int) -> None: ...
+
+    def throughput(self, run_id: str, since: int, until: int) -> list[ThroughputBucket]:
+        """Per-second buckets in [since, until], oldest first; seconds with no activity are absent."""
+
+
+class ResultLedger(Protocol):
+    def record(self, outcomes: Sequence[JobOutcome], now: float) -> int:
+        """Store each outcome once, keyed by job id, and move the run's counters by exactly that much.
+
+        Outcomes whose job already has one are skipped. Returns how many were new.
+        """
+
+
+class MessageQueue(Protocol):
+    def send(self, messages: Sequence[OutboundMessage]) -> None: ...

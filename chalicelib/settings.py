@@ -1,0 +1,172 @@
+"""Configuration and the one composition root.
+
+Nothing here runs at import time: `container()` builds settings, boto3
+clients and adapters on first use, and `reset_container()` lets tests start
+over. Where AWS is comes from boto3's own configuration (`AWS_ENDPOINT_URL`,
+`AWS_DEFAULT_REGION`, credentials), so no code path knows whether it talks to
+moto, LocalStack or AWS.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from functools import cached_property
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chalicelib.pacing import PaceSettings, Pacer
+from chalicelib.resources import JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE, TICKS_QUEUE
+from chalicelib.worker import JobWorker, RetryPolicy
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PACER_")
+
+    stage: str = "local"
+    state_table: str = STATE_TABLE.name
+    results_table: str = RESULTS_TABLE.name
+    jobs_queue: str = JOBS_QUEUE.name
+    ticks_queue: str = TICKS_QUEUE.name
+
+    lookahead_s: float = 1.0
+    max_in_flight: int = 2000
+    jobs_per_message: int = 50
+    max_attempts: int = 3
+    retry_base_s: float = 1.0
+    retry_max_s: float = 60.0
+
+    status_cache_s: float = 0.5  # many pollers share one read per this interval
+    max_body_bytes: int = 16 * 1024
+
+    @property
+    def pace(self) -> PaceSettings:
+        return PaceSettings(
+            lookahead_s=self.lookahead_s, max_in_flight=self.max_in_flight, jobs_per_message=self.jobs_per_message
+        )
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+class Container:
+    """Builds each client and service once, on first use."""
+
+    def __init__(self, settings: Settings | None = None):
+        self._settings = settings
+
+    @cached_property
+    def settings(self) -> Settings:
+        return self._settings or Settings()
+
+    @cached_property
+    def session(self):
+        import boto3
+        return boto3.session.Session()
+
+    def _client(self, service: str):
+        from botocore.config import Config
+        # chalice local serves many threads; give them a pool to share.
+        return self.session.client(service, config=Config(max_pool_connections=64, retries={"mode": "standard"}))
+
+    @cached_property
+    def dynamodb(self):
+        return self._client("dynamodb")
+
+    @cached_property
+    def sqs(self):
+        return self._client("sqs")
+
+    @cached_property
+    def runs(self):
+        from chalicelib.adapters.dynamo import DynamoRunRepository
+        return DynamoRunRepository(self.dynamodb, self.settings.state_table)
+
+    @cached_property
+    def ledger(self):
+        from chalicelib.adapters.dynamo import DynamoResultLedger
+        return DynamoResultLedger(self.dynamodb, self.settings.results_table, self.settings.state_table)
+
+    @cached_property
+    def jobs_queue(self):
+        from chalicelib.adapters.sqs import SqsQueue
+        return SqsQueue(self.sqs, self.settings.jobs_queue)
+
+    @cached_property
+    def ticks_queue(self):
+        from chalicelib.adapters.sqs import SqsQueue
+        return SqsQueue(self.sqs, self.settings.ticks_queue)
+
+    @cached_property
+    def pacer(self) -> Pacer:
+        return Pacer(runs=self.runs, jobs=self.jobs_queue, ticks=self.ticks_queue, pace=self.settings.pace,
+                     new_token=new_token)
+
+    @cached_property
+    def worker(self) -> JobWorker:
+        from chalicelib.factoring import prime_factors
+        policy = RetryPolicy(self.settings.max_attempts, self.settings.retry_base_s, self.settings.retry_max_s)
+        return JobWorker(ledger=self.ledger, retries=self.jobs_queue, policy=policy, compute=prime_factors,
+                         worker_id=f"{socket.gethostname()}:{os.getpid()}")
+
+    @cached_property
+    def status_cache(self) -> "StatusCache":
+        return StatusCache(self.settings.status_cache_s)
+
+    def health(self) -> dict:
+        """Check that the queue and the tables answer. Used by GET /api/health."""
+        checks = {}
+        for name, probe in (
+            ("jobs_queue", lambda: self.jobs_queue.depth()),
+            ("state_table", lambda: self.dynamodb.describe_table(TableName=self.settings.state_table)["Table"]["TableStatus"]),
+            ("results_table", lambda: self.dynamodb.describe_table(TableName=self.settings.results_table)["Table"]["TableStatus"]),
+        ):
+            try:
+                checks[name] = {"ok": True, "detail": probe()}
+            except Exception as exc:  # health reports every failure, whatever it is
+                checks[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+        return checks
+
+
+class StatusCache:
+    """One status read per interval, shared by every poller; writes through the API invalidate it."""
+
+    def __init__(self, ttl_s: float):
+        self._ttl = ttl_s
+        self._lock = threading.Lock()
+        self._value = None
+        self._at = 0.0
+
+    def get(self, load):
+        now = time.monotonic()
+        if self._value is not None and now - self._at < self._ttl:
+            return self._value
+        with self._lock:  # one loader at a time; the others wait and reuse its answer
+            if self._value is None or time.monotonic() - self._at >= self._ttl:
+                self._value = load()
+                self._at = time.monotonic()
+            return self._value
+
+    def invalidate(self) -> None:
+        self._value = None
+
+
+_container: Container | None = None
+_container_lock = threading.Lock()
+
+
+def container() -> Container:
+    global _container
+    with _container_lock:
+        if _container is None:
+            _container = Container()
+        return _container
+
+
+def reset_container(replacement: Container | None = None) -> None:
+    global _container
+    with _container_lock:
+        _container = replacement

@@ -1,0 +1,15 @@
+"""A container wired to the in-memory twins, for unit tests."""
+from chalicelib.adapters.memory import MemoryQueue, MemoryResultLedger, MemoryRunRepository
+from chalicelib.settings import Container, Settings
+
+
+class MemoryContainer(Container):
+    def __init__(self, **settings):
+        super().__init__(Settings(status_cache_s=0, **settings))
+        self.runs = MemoryRunRepository()
+        self.ledger = MemoryResultLedger(self.runs)
+        self.jobs_queue = MemoryQueue()
+        self.ticks_queue = MemoryQueue()
+
+    def health(self) -> dict:
+        return {"memory": {"ok": True, "detail": "in-process"}}

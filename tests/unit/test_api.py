@@ -1,0 +1,113 @@
+"""The HTTP adapter: status codes, error bodies, and that rejected requests store nothing."""
+import json
+
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.settings import reset_container
+from tests.fakes import MemoryContainer
+
+
+@pytest.fixture
+def c():
+    c = MemoryContainer()
+    reset_container(c)
+    yield c
+    reset_container()
+
+
+@pytest.fixture
+def client(c):
+    with Client(app) as client:
+        yield client
+
+
+def call(client, method, path, body=None, raw=None):
+    payload = raw if raw is not None else (json.dumps(body) if body is not None else "")
+    response = getattr(client.http, method)(path, headers={"Content-Type": "application/json"}, body=payload)
+    return response.status_code, response.json_body
+
+
+def test_post_run_starts_a_run_and_answers_201_with_its_status(client, c):
+    code, body = call(client, "post", "/api/run", {"x": 600, "y": 0.5, "total": 10})
+    assert code == 201
+    assert (body["state"], body["x"], body["y"], body["total"], body["configured_per_min"]) == ("running", 600, 0.5, 10, 1200.0)
+    assert c.runs.current() is not None
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"y": 1}, "x"),
+        ({"x": 0, "y": 1}, "x"),
+        ({"x": 10, "y": 0}, "y"),
+        ({"x": 10, "y": -1.5}, "y"),
+        ({"x": "10", "y": 1}, "x"),
+        ({"x": 1.5, "y": 1}, "x"),
+        ({"x": True, "y": 1}, "x"),
+        ({"x": 10, "y": 1, "total": 0}, "total"),
+        ({"x": 10, "y": 1, "rate": 3}, "rate"),
+    ],
+)
+def test_a_bad_run_body_gets_400_naming_the_field_and_stores_nothing(client, c, body, field):
+    code, answer = call(client, "post", "/api/run", body)
+    assert code == 400
+    assert answer["error"] == "validation_error"
+    assert field in [f["field"] for f in answer["fields"]] and field in answer["message"]
+    assert c.runs.current() is None and c.ticks_queue.sent == []
+
+
+def test_a_body_that_is_not_json_gets_400_saying_so(client, c):
+    code, answer = call(client, "post", "/api/run", raw="{x: 1")
+    assert code == 400 and "not valid JSON" in answer["message"]
+    assert c.runs.current() is None
+
+
+def test_a_body_that_is_not_an_object_gets_400(client, c):
+    code, answer = call(client, "post", "/api/run", raw="[1, 2]")
+    assert code == 400 and "JSON object" in answer["message"]
+
+
+def test_an_oversized_body_gets_413_and_stores_nothing(client, c):
+    code, answer = call(client, "post", "/api/run", raw=json.dumps({"x": 1, "y": 1, "pad": "a" * 20000}))
+    assert code == 413 and "limit" in answer["message"]
+    assert c.runs.current() is None
+
+
+def test_starting_a_second_run_while_one_is_active_gets_409(client):
+    call(client, "post", "/api/run", {"x": 600, "y": 1})
+    code, answer = call(client, "post", "/api/run", {"x": 600, "y": 1})
+    assert code == 409 and answer["error"] == "conflict" and "stop it first" in answer["message"]
+
+
+def test_put_run_changes_the_rate_of_the_running_run(client, c):
+    call(client, "post", "/api/run", {"x": 60, "y": 1})
+    code, body = call(client, "put", "/api/run", {"x": 120, "y": 2})
+    assert code == 200 and (body["x"], body["y"]) == (120, 2.0)
+    assert c.runs.current().x == 120
+
+
+def test_put_run_with_no_run_gets_409_and_a_bad_rate_gets_400(client, c):
+    assert call(client, "put", "/api/run", {"x": 60, "y": 1})[0] == 409
+    call(client, "post", "/api/run", {"x": 60, "y": 1})
+    code, answer = call(client, "put", "/api/run", {"x": 60, "y": 1, "total": 5})
+    assert code == 400 and answer["fields"][0]["field"] == "total"
+    assert c.runs.current().x == 60
+
+
+def test_stop_halts_the_run_and_a_second_stop_gets_409(client):
+    call(client, "post", "/api/run", {"x": 60, "y": 1})
+    code, body = call(client, "post", "/api/stop")
+    assert code == 200 and body["state"] == "stopped" and body["stopped_at"]
+    assert call(client, "post", "/api/stop")[0] == 409
+
+
+def test_status_before_any_run_is_idle(client):
+    code, body = call(client, "get", "/api/status")
+    assert code == 200 and body["state"] == "idle" and body["enqueued"] == 0
+
+
+def test_health_reports_its_checks(client):
+    code, body = call(client, "get", "/api/health")
+    assert code == 200 and body["status"] == "ok"

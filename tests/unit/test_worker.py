@@ -1,0 +1,75 @@
+"""The job worker: exactly-once outcomes, retries with backoff, poison messages."""
+import pytest
+
+from chalicelib import runs
+from chalicelib.models import JobEnvelope, JobSpec, StartRun
+from chalicelib.worker import JobWorker, Record, RetryPolicy
+from tests.fakes import MemoryContainer
+
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def c():
+    c = MemoryContainer()
+    c.run = runs.start_run(StartRun(x=600, y=1), c.pacer, T0)
+    return c
+
+
+def envelope(run_id, *numbers, attempt=1) -> Record:
+    jobs = [JobSpec(id=f"{run_id}:{i}", number=str(n), attempt=attempt) for i, n in enumerate(numbers)]
+    return Record(message_id=f"m-{numbers}", body=JobEnvelope(run_id=run_id, jobs=jobs).model_dump_json())
+
+
+def worker(c, compute=None, max_attempts=3) -> JobWorker:
+    from chalicelib.factoring import prime_factors
+    return JobWorker(ledger=c.ledger, retries=c.jobs_queue, policy=RetryPolicy(max_attempts=max_attempts),
+                     compute=compute or prime_factors, worker_id="w1")
+
+
+def test_a_message_records_one_result_per_job_with_its_factors(c):
+    assert worker(c).process([envelope(c.run.run_id, 12, 97)], lambda: T0) == []
+    assert c.ledger.outcomes[f"{c.run.run_id}:0"].factors == ["2", "2", "3"]
+    assert c.runs.current().processed == 2
+
+
+def test_a_redelivered_message_changes_nothing(c):
+    message = envelope(c.run.run_id, 12, 97)
+    worker(c).process([message], lambda: T0)
+    worker(c).process([message, message], lambda: T0)
+    assert c.runs.current().processed == 2 == len(c.ledger.outcomes)
+
+
+def test_a_job_that_raises_is_retried_alone_with_a_later_attempt(c):
+    def flaky(n):
+        if n == 97:
+            raise RuntimeError("boom")
+        return [n]
+
+    assert worker(c, flaky).process([envelope(c.run.run_id, 12, 97)], lambda: T0) == []
+    retry = JobEnvelope.model_validate_json(c.jobs_queue.sent[-1].body)
+    assert [(j.number, j.attempt) for j in retry.jobs] == [("97", 2)]
+    assert c.runs.current().processed == 1
+
+
+def test_a_job_that_fails_its_last_attempt_is_counted_failed_once(c):
+    def broken(n):
+        raise RuntimeError("always")
+
+    message = envelope(c.run.run_id, 97, attempt=3)
+    worker(c, broken).process([message, message], lambda: T0)
+    run = c.runs.current()
+    assert (run.failed, run.processed, run.settled) == (1, 0, 1)
+    assert c.ledger.outcomes[f"{c.run.run_id}:0"].error == "RuntimeError: always"
+
+
+def test_an_unparseable_message_is_reported_failed_and_the_rest_of_the_batch_proceeds(c):
+    failed = worker(c).process([Record("poison", "not json"), envelope(c.run.run_id, 12)], lambda: T0)
+    assert failed == ["poison"]
+    assert c.runs.current().processed == 1
+
+
+def test_backoff_grows_exponentially_up_to_its_cap():
+    policy = RetryPolicy(base_delay_s=1, max_delay_s=8)
+    assert [policy.delay_before(attempt, rng=lambda: 1.0) for attempt in (2, 3, 4, 5, 6)] == [1, 2, 4, 8, 8]
+    assert policy.delay_before(4, rng=lambda: 0.0) == 0  # full jitter reaches down to zero
