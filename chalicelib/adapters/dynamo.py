@@ -86,7 +86,8 @@ def bucket_update(table: str, run_id: str, now: float, **counts: int) -> dict:
     return {
         "TableName": table,
         "Key": to_item({"pk": f"RUN#{run_id}", "sk": f"T#{second:010d}"}),
-        "UpdateExpression": "SET expires_at = :expires ADD " + ", ".join(f"{name} :{name}" for name in counts),
+        "UpdateExpression": "SET expires_at = :expires ADD " + ", ".join(f"#{name} :{name}" for name in counts),
+        "ExpressionAttributeNames": {f"#{name}": name for name in counts},
         "ExpressionAttributeValues": to_item({":expires": second + BUCKET_TTL_S, **{f":{n}": c for n, c in counts.items()}}),
     }
 
@@ -289,7 +290,8 @@ class DynamoResultLedger:
         counters = {
             "TableName": self._state,
             "Key": run_key(run_id),
-            "UpdateExpression": "SET updated_at = :now ADD processed :done, failed :failed, settled :settled",
+            "UpdateExpression": "SET updated_at = :now ADD #processed :done, #failed :failed, #settled :settled",
+            "ExpressionAttributeNames": {"#processed": "processed", "#failed": "failed", "#settled": "settled"},
             "ExpressionAttributeValues": to_item({":now": now, ":done": done, ":failed": failed, ":settled": len(outcomes)}),
         }
         bucket = bucket_update(self._state, run_id, now, processed=done, failed=failed)

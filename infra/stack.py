@@ -1,0 +1,169 @@
+"""The whole local system as OS processes: emulator, provisioning, API, runtime, page.
+
+`make up` runs it in the foreground (`python -m infra.stack`); the
+integration and browser tests start one on free ports.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable
+
+from infra.emulator import Emulator, free_port, start_emulator, wait_for_http
+from infra.process import child_process_kwargs
+
+ROOT = Path(__file__).resolve().parent.parent
+EMULATOR_DEFAULTS = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen
+    lines: list[str] = field(default_factory=list)
+
+    def wait_for_line(self, needle: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(needle in line for line in self.lines):
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n" + "".join(self.lines[-30:]))
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} did not print {needle!r} within {timeout}s:\n" + "".join(self.lines[-30:]))
+
+
+class Stack:
+    def __init__(self, api_port: int, frontend_port: int, workers: int = 2, log: IO[str] | None = None,
+                 env: dict[str, str] | None = None):
+        self.api_port = api_port
+        self.frontend_port = frontend_port
+        self.workers = workers
+        self.log = log or sys.stdout
+        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.emulator: Emulator | None = None
+        self.services: dict[str, Service] = {}
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def frontend_url(self) -> str:
+        return f"http://127.0.0.1:{self.frontend_port}/?api={self.api_url}"
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.env["AWS_ENDPOINT_URL"]
+
+    def start(self, emulator_port: int | None = None) -> "Stack":
+        if not self.env.get("AWS_ENDPOINT_URL"):
+            self.emulator = start_emulator(emulator_port)
+            self.env.update({"AWS_ENDPOINT_URL": self.emulator.endpoint_url, **EMULATOR_DEFAULTS})
+        for name, value in EMULATOR_DEFAULTS.items():
+            self.env.setdefault(name, value)
+        self._run_to_completion("provision", [sys.executable, "-m", "infra.provision"])
+        self.start_api()
+        self.start_runtime()
+        self._start("frontend", [sys.executable, "-m", "infra.serve_frontend", "--port", str(self.frontend_port),
+                                 "--dir", str(ROOT / "frontend")])
+        wait_for_http(f"http://127.0.0.1:{self.frontend_port}/", timeout=30)
+        return self
+
+    def start_api(self) -> None:
+        self._start("api", [sys.executable, "-m", "infra.serve_api", "--project-dir", str(ROOT), "--stage", "local",
+                            "--port", str(self.api_port)])
+        wait_for_http(f"{self.api_url}/api/health", timeout=60)
+
+    def start_runtime(self) -> None:
+        service = self._start("runtime", [sys.executable, "-m", "infra.runtime", "--project-dir", str(ROOT),
+                                          "--stage", "local", "--workers", str(self.workers)])
+        service.wait_for_line("runtime ready", timeout=60)
+
+    def restart(self, name: str) -> None:
+        """Stop one service and start it again: the restart drills."""
+        self.stop_service(name)
+        {"api": self.start_api, "runtime": self.start_runtime}[name]()
+
+    def _run_to_completion(self, name: str, command: list[str]) -> None:
+        result = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120)
+        self.log.write(f"[{name}] {result.stdout}{result.stderr}")
+        if result.returncode != 0:
+            raise RuntimeError(f"{name} failed:\n{result.stdout}{result.stderr}")
+
+    def _start(self, name: str, command: list[str]) -> Service:
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, bufsize=1, start_new_session=True, **child_process_kwargs())
+        service = Service(name, process)
+        self.services[name] = service
+        threading.Thread(target=self._copy_output, args=(service,), daemon=True).start()
+        return service
+
+    def _copy_output(self, service: Service) -> None:
+        for line in service.process.stdout:
+            service.lines.append(line)
+            del service.lines[:-2000]
+            try:
+                self.log.write(f"[{service.name}] {line}")
+                self.log.flush()
+            except ValueError:
+                return  # the log was closed while we were stopping
+
+    def stop_service(self, name: str, timeout: float = 15) -> None:
+        service = self.services.pop(name, None)
+        if service is None or service.process.poll() is not None:
+            return
+        service.process.send_signal(signal.SIGINT)
+        try:
+            service.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(service.process.pid, signal.SIGKILL)
+            service.process.wait()
+
+    def stop(self) -> None:
+        for name in ("frontend", "runtime", "api"):
+            self.stop_service(name)
+        if self.emulator:
+            self.emulator.stop()
+
+    def first_exited(self) -> Service | None:
+        return next((s for s in self.services.values() if s.process.poll() is not None), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run Pacer locally: emulator, API, runtime and web page.")
+    parser.add_argument("--api-port", type=int, default=8000)
+    parser.add_argument("--frontend-port", type=int, default=8080)
+    parser.add_argument("--emulator-port", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    stack = Stack(args.api_port, args.frontend_port, workers=args.workers)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        stack.start(emulator_port=args.emulator_port)
+        where = stack.endpoint_url + (" (embedded moto)" if stack.emulator else " (from AWS_ENDPOINT_URL)")
+        print(f"\nPacer is up.\n  web page : http://127.0.0.1:{args.frontend_port}/\n"
+              f"  API      : {stack.api_url}/api/status\n  AWS      : {where}\n"
+              f"  workers  : {args.workers}\nCtrl-C stops everything.\n", flush=True)
+        while not stopping.is_set():
+            if (dead := stack.first_exited()) is not None:
+                print(f"{dead.name} exited with {dead.process.returncode}; stopping.", flush=True)
+                break
+            stopping.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping…", flush=True)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""One suite, two implementations: the in-memory twins and the DynamoDB/SQS adapters on moto.
+
+If the fakes drift from the real adapters' conditions, these fail.
+"""
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.adapters.dynamo import DynamoResultLedger, DynamoRunRepository
+from chalicelib.adapters.memory import MemoryQueue, MemoryResultLedger, MemoryRunRepository
+from chalicelib.adapters.sqs import SqsQueue
+from chalicelib.errors import RunAlreadyActive, StaleWrite
+from chalicelib.models import JobOutcome, OutboundMessage, Run
+from chalicelib.resources import JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE
+from infra.provision import provision
+
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture(params=["memory", "moto"])
+def stores(request, monkeypatch):
+    if request.param == "memory":
+        runs = MemoryRunRepository()
+        yield runs, MemoryResultLedger(runs)
+        return
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        provision()
+        client = boto3.client("dynamodb")
+        yield (DynamoRunRepository(client, STATE_TABLE.name),
+               DynamoResultLedger(client, RESULTS_TABLE.name, STATE_TABLE.name))
+
+
+def a_run(run_id="r1", **changes) -> Run:
+    fields = dict(run_id=run_id, state="running", x=600, y=1.0, anchor_at=T0, tick_token="t0", tick_at=T0,
+                  started_at=T0, updated_at=T0)
+    fields.update(changes)
+    return Run(**fields)
+
+
+def outcome(run_id, index, kind="done") -> JobOutcome:
+    return JobOutcome(job_id=f"{run_id}:{index}", run_id=run_id, number="12", outcome=kind,
+                      factors=["2", "2", "3"] if kind == "done" else [], error=None if kind == "done" else "boom",
+                      attempt=1, worker="w", finished_at=T0)
+
+
+def test_a_created_run_becomes_current_and_reads_back_equal(stores):
+    runs, _ = stores
+    assert runs.current() is None
+    runs.create_current(a_run(y=0.25))
+    assert runs.current() == a_run(y=0.25)
+
+
+def test_a_run_cannot_replace_an_active_one_but_can_replace_a_stopped_one(stores):
+    runs, _ = stores
+    runs.create_current(a_run("r1"))
+    with pytest.raises(RunAlreadyActive):
+        runs.create_current(a_run("r2"))
+    runs.stop(runs.current(), T0 + 1)
+    runs.create_current(a_run("r3"))
+    assert runs.current().run_id == "r3"
+
+
+def test_advance_claims_jobs_records_the_slice_and_passes_the_token(stores):
+    runs, _ = stores
+    runs.create_current(a_run())
+    runs.advance(runs.current(), end=25, next_token="t1", now=T0 + 0.4)
+    run = runs.current()
+    assert (run.enqueued, run.tick_token) == (25, "t1")
+    assert [(s.start, s.end) for s in runs.slices("r1")] == [(0, 25)]
+    assert [(b.t, b.enqueued) for b in runs.throughput("r1", int(T0) - 5, int(T0) + 5)] == [(int(T0), 25)]
+    runs.forget_slice("r1", 0)
+    assert runs.slices("r1") == []
+
+
+def test_advance_from_a_stale_read_is_refused_and_changes_nothing(stores):
+    runs, _ = stores
+    runs.create_current(a_run())
+    stale = runs.current()
+    runs.advance(stale, end=10, next_token="t1", now=T0)
+    with pytest.raises(StaleWrite):
+        runs.advance(stale, end=20, next_token="t2", now=T0)
+    assert (runs.current().enqueued, runs.current().tick_token) == (10, "t1")
+
+
+def test_a_rate_change_re_anchors_at_the_cursor_unless_the_cursor_moved(stores):
+    runs, _ = stores
+    runs.create_current(a_run())
+    runs.advance(runs.current(), end=10, next_token="t1", now=T0)
+    seen = runs.current()
+    runs.change_rate(seen, x=60, y=2.5, anchor_at=T0 + 3, tick_token="t2", now=T0 + 2)
+    run = runs.current()
+    assert (run.x, run.y, run.anchor_index, run.anchor_at, run.tick_token) == (60, 2.5, 10, T0 + 3, "t2")
+    with pytest.raises(StaleWrite):
+        runs.change_rate(seen, x=1, y=1, anchor_at=T0, tick_token="t3", now=T0 + 3)
+
+
+def test_stop_needs_a_running_run(stores):
+    runs, _ = stores
+    runs.create_current(a_run())
+    runs.stop(runs.current(), T0 + 5)
+    run = runs.current()
+    assert (run.state, run.stopped_at, run.tick_token) == ("stopped", T0 + 5, "")
+    with pytest.raises(StaleWrite):
+        runs.stop(run, T0 + 6)
+
+
+def test_outcomes_are_recorded_once_and_move_the_counters_exactly_once(stores):
+    runs, ledger = stores
+    runs.create_current(a_run())
+    assert ledger.record([outcome("r1", 0), outcome("r1", 1), outcome("r1", 2, "failed")], T0) == 3
+    assert ledger.record([outcome("r1", 1), outcome("r1", 3)], T0 + 1) == 1  # job 1 is a duplicate
+    assert ledger.record([outcome("r1", 0, "failed")], T0 + 2) == 0  # one outcome per job, ever
+    run = runs.current()
+    assert (run.processed, run.failed, run.settled) == (3, 1, 4)
+    buckets = runs.throughput("r1", int(T0), int(T0) + 2)
+    assert sum(b.processed for b in buckets) == 3 and sum(b.failed for b in buckets) == 1
+
+
+def test_more_outcomes_than_one_transaction_holds_are_all_recorded(stores):
+    runs, ledger = stores
+    runs.create_current(a_run())
+    assert ledger.record([outcome("r1", i) for i in range(130)], T0) == 130
+    assert runs.current().processed == 130
+
+
+@pytest.fixture(params=["memory", "moto"])
+def queue(request, monkeypatch):
+    if request.param == "memory":
+        q = MemoryQueue()
+        yield q, lambda: [m.body for m in q.sent]
+        return
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        provision()
+        sqs = boto3.client("sqs")
+        q = SqsQueue(sqs, JOBS_QUEUE.name)
+
+        def received():
+            bodies = []
+            while batch := sqs.receive_message(QueueUrl=q.url, MaxNumberOfMessages=10).get("Messages", []):
+                bodies += [m["Body"] for m in batch]
+            return bodies
+
+        yield q, received
+
+
+def test_a_queue_sends_every_message_in_batches(queue):
+    q, received = queue
+    q.send([OutboundMessage(body=json.dumps({"n": i})) for i in range(23)])
+    assert sorted(json.loads(b)["n"] for b in received()) == list(range(23))
