@@ -6,10 +6,15 @@ next with `DelaySeconds`. The one-minute schedule is only the watchdog that
 restarts a chain that died.
 
 Exactly one tick may advance a run: the one whose token the run stores. A tick
-sends its successor first and then hands the clock to it in the same
-conditional write that claims the jobs, so a crash between the two leaves
-either the old tick (redelivered by SQS) or the new one holding the clock,
-never neither, and a duplicate tick loses the condition and does nothing.
+hands the clock to its successor in the same conditional write that claims
+the jobs, then sends the successor. A duplicate tick loses the condition and
+does nothing, so chains never multiply. A crash between the write and the send
+loses the successor; the watchdog notices the silent run and starts a new
+chain (the jobs themselves are safe in the outbox).
+
+Ticks come every second whatever the rate, so a rate change needs no tick of
+its own: it re-anchors the schedule and the next tick, at most a second
+later, plans with it.
 """
 from __future__ import annotations
 
@@ -31,9 +36,9 @@ class PaceSettings:
     lookahead_s: float = 1.0  # claim jobs due this far ahead; bounds how late a rate change bites
     max_in_flight: int = 2000  # jobs enqueued but not settled: keeps SQS shallow
     jobs_per_message: int = 50  # ≤ 98 so one message's results fit one transaction
-    max_idle_tick_s: int = 10  # a slow run still ticks this often
+    tick_interval_s: int = 1  # also bounds how late a rate change or a stop bites
     abandoned_slice_s: float = 10.0  # a claimed slice unsent this long was dropped by a crash
-    stale_chain_s: float = 30.0  # the watchdog restarts a chain silent this long
+    stale_chain_s: float = 10.0  # the watchdog restarts a chain silent this long
 
 
 class Timed(NamedTuple):
@@ -101,13 +106,7 @@ def plan_tick(run: Run, now: float, pace: PaceSettings) -> TickPlan:
     free = max(0, pace.max_in_flight - (run.enqueued - run.settled))
     end = max(start, min(due, start + free))
     messages = envelopes_for(run, start, end, now, pace.jobs_per_message)
-    if run.total is not None and end >= run.total:
-        next_delay = None
-    elif end < due:
-        next_delay = 1  # the in-flight window is full: look again as soon as SQS allows
-    else:
-        wait = due_time(run, end) - pace.lookahead_s - now
-        next_delay = min(pace.max_idle_tick_s, max(1, math.ceil(wait)))
+    next_delay = None if run.total is not None and end >= run.total else pace.tick_interval_s
     return TickPlan(start=start, end=end, messages=messages, next_tick_delay=next_delay)
 
 
@@ -127,14 +126,13 @@ class Pacer:
             return "stale"  # a duplicate, or a tick from before a rate change or stop
         self.resend_abandoned_slices(run, now)
         plan = plan_tick(run, now, self.pace)
-        next_token = ""
-        if plan.next_tick_delay is not None:
-            next_token = self.new_token()
-            self.send_tick(Tick(run_id=run.run_id, token=next_token), plan.next_tick_delay)
+        next_token = self.new_token() if plan.next_tick_delay is not None else ""
         try:
             self.runs.advance(run, end=plan.end, next_token=next_token, now=now)
         except StaleWrite:
             return "lost race"  # another copy of this tick, a rate change or a stop got there first
+        if next_token:
+            self.send_tick(Tick(run_id=run.run_id, token=next_token), plan.next_tick_delay)
         if plan.messages:
             self.jobs.send([timed.message() for timed in plan.messages])
             self.runs.forget_slice(run.run_id, plan.start)
@@ -164,9 +162,9 @@ class Pacer:
         if run.state != "running" or run.fully_enqueued or now - run.tick_at < self.pace.stale_chain_s:
             return f"healthy, resent {resent}"
         token = self.new_token()
-        self.send_tick(Tick(run_id=run.run_id, token=token))
         try:
             self.runs.replace_token(run, next_token=token, now=now)
         except StaleWrite:
             return "chain moved meanwhile"
+        self.send_tick(Tick(run_id=run.run_id, token=token))
         return f"restarted chain, resent {resent}"

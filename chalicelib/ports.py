@@ -18,11 +18,10 @@ class RunRepository(Protocol):
         Raises RunAlreadyActive if the current run is still active.
         """
 
-    def change_rate(self, run: Run, *, x: int, y: float, anchor_at: float, tick_token: str, now: float) -> None:
-        """Re-anchor the schedule at `run.enqueued` with a new rate and hand the clock to `tick_token`.
+    def change_rate(self, run: Run, *, x: int, y: float, anchor_at: float, now: float) -> None:
+        """Re-anchor the schedule at `run.enqueued` with a new rate.
 
-        Raises StaleWrite unless the run is still running with the same
-        `enqueued` and `tick_token` as `run`.
+        Raises StaleWrite unless the run is still running with the same `enqueued` as `run`.
         """
 
     def stop(self, run: Run, now: float) -> None:
@@ -32,7 +31,8 @@ class RunRepository(Protocol):
         """Claim jobs [run.enqueued, end), record them as an outbox slice, and pass the clock on.
 
         Raises StaleWrite unless `run.tick_token` still holds the clock, the
-        run is still running and nobody else moved `enqueued`.
+        run is still running, nobody else moved `enqueued` and the rate was
+        not changed since `run` was read.
         """
 
     def replace_token(self, run: Run, *, next_token: str, now: float) -> None:

@@ -33,6 +33,7 @@ def start_run(command: StartRun, pacer: Pacer, now: float) -> Run:
         updated_at=now,
     )
     pacer.runs.create_current(run)  # raises RunAlreadyActive
+    # Sent only once the run exists, or the tick would find no run and end the chain.
     # If we die before this send, the watchdog starts the chain within a minute.
     pacer.send_tick(Tick(run_id=run.run_id, token=token))
     return run
@@ -45,10 +46,8 @@ def change_rate(command: ChangeRate, pacer: Pacer, now: float) -> Run:
         # The next job keeps its old time if that is sooner than one new interval away,
         # so speeding up bites at once and slowing down never stalls a job already due.
         anchor_at = min(max(due_time(run, run.enqueued), now), now + 1.0 / new_rate)
-        token = pacer.new_token()
-        pacer.send_tick(Tick(run_id=run.run_id, token=token))
         try:
-            pacer.runs.change_rate(run, x=command.x, y=command.y, anchor_at=anchor_at, tick_token=token, now=now)
+            pacer.runs.change_rate(run, x=command.x, y=command.y, anchor_at=anchor_at, now=now)
         except StaleWrite:
             continue  # a tick claimed jobs meanwhile; re-anchor on the fresh cursor
         return pacer.runs.get(run.run_id)

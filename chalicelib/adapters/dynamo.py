@@ -165,14 +165,13 @@ class DynamoRunRepository:
             },
         }
 
-    def change_rate(self, run: Run, *, x: int, y: float, anchor_at: float, tick_token: str, now: float) -> None:
+    def change_rate(self, run: Run, *, x: int, y: float, anchor_at: float, now: float) -> None:
         update = self._update_run(
             run,
-            {"x": x, "y": y, "anchor_at": anchor_at, "anchor_index": run.enqueued, "tick_token": tick_token,
-             "tick_at": now, "updated_at": now},
+            {"x": x, "y": y, "anchor_at": anchor_at, "anchor_index": run.enqueued, "updated_at": now},
             # Re-anchoring on a stale cursor would re-time jobs already sent.
-            "#state = :running AND enqueued = :seen_enqueued AND tick_token = :seen_token",
-            {":running": "running", ":seen_enqueued": run.enqueued, ":seen_token": run.tick_token},
+            "#state = :running AND enqueued = :seen_enqueued",
+            {":running": "running", ":seen_enqueued": run.enqueued},
         )
         call_with_conflict_retry(lambda: self._db.update_item(**update))
 
@@ -184,10 +183,13 @@ class DynamoRunRepository:
         call_with_conflict_retry(lambda: self._db.update_item(**update))
 
     def _holds_clock(self) -> str:
-        return "#state = :running AND tick_token = :seen_token AND enqueued = :seen_enqueued"
+        # anchor_at moves with every rate change: a plan made on the old rate must not land.
+        return ("#state = :running AND tick_token = :seen_token AND enqueued = :seen_enqueued"
+                " AND anchor_at = :seen_anchor")
 
     def advance(self, run: Run, *, end: int, next_token: str, now: float) -> None:
-        seen = {":running": "running", ":seen_token": run.tick_token, ":seen_enqueued": run.enqueued}
+        seen = {":running": "running", ":seen_token": run.tick_token, ":seen_enqueued": run.enqueued,
+                ":seen_anchor": run.anchor_at}
         if end <= run.enqueued:
             update = self._update_run(run, {"tick_token": next_token, "tick_at": now}, self._holds_clock(), seen)
             call_with_conflict_retry(lambda: self._db.update_item(**update))

@@ -47,12 +47,13 @@ class MemoryRunRepository:
     def _holds_clock(self, seen: Run):
         return lambda stored: (
             stored.state == "running" and stored.tick_token == seen.tick_token and stored.enqueued == seen.enqueued
+            and stored.anchor_at == seen.anchor_at
         )
 
-    def change_rate(self, run: Run, *, x: int, y: float, anchor_at: float, tick_token: str, now: float) -> None:
+    def change_rate(self, run: Run, *, x: int, y: float, anchor_at: float, now: float) -> None:
         self._update_if(
-            run, self._holds_clock(run), x=x, y=y, anchor_at=anchor_at, anchor_index=run.enqueued,
-            tick_token=tick_token, tick_at=now, updated_at=now,
+            run, lambda s: s.state == "running" and s.enqueued == run.enqueued, x=x, y=y, anchor_at=anchor_at,
+            anchor_index=run.enqueued, updated_at=now,
         )
 
     def stop(self, run: Run, now: float) -> None:

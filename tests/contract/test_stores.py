@@ -93,11 +93,14 @@ def test_a_rate_change_re_anchors_at_the_cursor_unless_the_cursor_moved(stores):
     runs.create_current(a_run())
     runs.advance(runs.current(), end=10, next_token="t1", now=T0)
     seen = runs.current()
-    runs.change_rate(seen, x=60, y=2.5, anchor_at=T0 + 3, tick_token="t2", now=T0 + 2)
+    runs.change_rate(seen, x=60, y=2.5, anchor_at=T0 + 3, now=T0 + 2)
     run = runs.current()
-    assert (run.x, run.y, run.anchor_index, run.anchor_at, run.tick_token) == (60, 2.5, 10, T0 + 3, "t2")
+    assert (run.x, run.y, run.anchor_index, run.anchor_at, run.tick_token) == (60, 2.5, 10, T0 + 3, "t1")
     with pytest.raises(StaleWrite):
-        runs.change_rate(seen, x=1, y=1, anchor_at=T0, tick_token="t3", now=T0 + 3)
+        runs.advance(seen, end=20, next_token="t2", now=T0 + 3)  # planned on the old rate
+    runs.advance(runs.current(), end=12, next_token="t2", now=T0 + 3)
+    with pytest.raises(StaleWrite):
+        runs.change_rate(seen, x=1, y=1, anchor_at=T0, now=T0 + 3)  # the cursor moved since
 
 
 def test_stop_needs_a_running_run(stores):
