@@ -78,6 +78,9 @@ def main() -> None:
     args = parser.parse_args()
     from moto.server import ThreadedMotoServer
 
+    from infra import moto_patches
+
+    moto_patches.apply()
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
     print(f"moto server on http://{args.host}:{args.port}", flush=True)

@@ -1,0 +1,33 @@
+"""Every benchmark of issue #3, with its figures against the targets. `--quick` is CI's short form."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from bench import pacing, status_latency, throughput
+from bench.common import OUT
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter runs, as CI does")
+    args = parser.parse_args()
+    quick = args.quick
+    results = {
+        "throughput": throughput.main(["--jobs", "1000" if quick else "5000"]),
+        "status_latency": status_latency.main(["--seconds", "4" if quick else "20"]),
+        "pacing": pacing.main(["--seconds", "15" if quick else "120"]),
+    }
+    two = next(r for r in results["throughput"] if r["workers"] == 2)
+    print("\nagainst the targets" + (" (quick form: indicative only)" if quick else ""))
+    print(f"  throughput, 2 workers : {two['jobs_per_s']} jobs/s   (target ≥ 300)")
+    print(f"  status p99, 50 pollers: {results['status_latency']['p99_ms']} ms   (target ≤ 25), "
+          f"≥1 s stalls: {results['status_latency']['over_1s']}")
+    print(f"  pacing 600/min        : {results['pacing']['achieved_per_s']}/s achieved (configured 10/s), "
+          f"largest 1 s burst {results['pacing']['largest_1s_burst_processed']}")
+    OUT.mkdir(exist_ok=True)
+    (OUT / ("results-quick.json" if quick else "results.json")).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
