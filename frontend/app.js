@@ -1,0 +1,470 @@
+/*
+ * Pacer's control page: start, re-pace and stop a run, and watch it go.
+ *
+ * Which API it talks to, first match wins:
+ *   1. the `?api=` query parameter, e.g. index.html?api=http://127.0.0.1:8123
+ *   2. `window.PACER_API`, set in config.js next to this file
+ *   3. `${location.protocol}//${location.hostname}:8000`, where `chalice local` listens
+ * The page calls `<base>/api/run`, `<base>/api/stop` and `<base>/api/status`.
+ *
+ * It polls GET /api/status about once a second. The next poll is scheduled only
+ * after the previous one has finished, so a slow API never has requests piling up.
+ * The server validates every input; the page shows its messages rather than
+ * keeping a second copy of the rules.
+ */
+(function () {
+  "use strict";
+
+  const POLL_INTERVAL_MS = 1000;
+  const REQUEST_TIMEOUT_MS = 5000;
+  const CHART_SECONDS = 60;
+  const CHART_HEIGHT = 170;
+  const FIELDS = ["x", "y", "total"];
+
+  const apiBase = resolveApiBase();
+  const $ = (id) => document.getElementById(id);
+
+  const view = {
+    status: null,        // the last status object the API returned
+    connected: null,     // null until the first poll answers or fails
+    busy: false,         // an action (start/update/stop) is in flight
+    statusGeneration: 0, // bumped by every action, so an older poll cannot overwrite its result
+  };
+
+  function resolveApiBase() {
+    const fromQuery = new URLSearchParams(window.location.search).get("api");
+    const base = fromQuery || window.PACER_API ||
+      `${window.location.protocol}//${window.location.hostname}:8000`;
+    return base.replace(/\/+$/, "");
+  }
+
+  // ---- talking to the API -------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.message) || `The API answered ${status}.`);
+      this.status = status;
+      this.code = body && body.error;
+      this.fields = (body && body.fields) || [];
+    }
+  }
+
+  class UnreachableError extends Error {}
+
+  async function callApi(method, path, body) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+    let response;
+    try {
+      response = await fetch(apiBase + path, {
+        method,
+        headers: body === undefined ? {} : { "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: controller.signal,
+        cache: "no-store",
+      });
+    } catch (err) {
+      throw new UnreachableError(`Could not reach the API at ${apiBase}.`);
+    } finally {
+      clearTimeout(timer);
+    }
+    const payload = await response.json().catch(() => null);
+    if (!response.ok) {
+      throw new ApiError(response.status, payload);
+    }
+    return payload;
+  }
+
+  // ---- polling ------------------------------------------------------------
+
+  async function poll() {
+    const generation = view.statusGeneration;
+    try {
+      const status = await callApi("GET", "/api/status");
+      setConnected(true);
+      if (generation === view.statusGeneration) {
+        view.status = status;
+      }
+    } catch (err) {
+      setConnected(false, err);
+    }
+    render();
+    setTimeout(poll, POLL_INTERVAL_MS);
+  }
+
+  function setConnected(connected, err) {
+    view.connected = connected;
+    const box = $("connection");
+    box.dataset.connected = String(connected);
+    if (connected) {
+      $("connection-text").textContent = "API connected";
+      box.title = apiBase;
+    } else {
+      const reason = err instanceof ApiError ? `answered ${err.status}` : "unreachable";
+      $("connection-text").textContent = `API ${reason} — retrying`;
+      box.title = err ? err.message : "";
+    }
+  }
+
+  // ---- actions ------------------------------------------------------------
+
+  function readNumber(id) {
+    const raw = $(id).value.trim();
+    return raw === "" ? null : Number(raw);
+  }
+
+  function rateBody() {
+    return { x: readNumber("x"), y: readNumber("y") };
+  }
+
+  function startBody() {
+    const body = rateBody();
+    const total = readNumber("total");
+    if (total !== null) body.total = total;
+    return body;
+  }
+
+  const actions = {
+    start: () => callApi("POST", "/api/run", startBody()),
+    update: () => callApi("PUT", "/api/run", rateBody()),
+    stop: () => callApi("POST", "/api/stop"),
+  };
+
+  async function perform(name) {
+    if (view.busy || $(name).disabled) return;
+    view.busy = true;
+    view.statusGeneration += 1;
+    clearErrors();
+    renderControls();
+    try {
+      view.status = await actions[name]();
+      setConnected(true);
+    } catch (err) {
+      showError(err);
+    } finally {
+      view.busy = false;
+      render();
+    }
+  }
+
+  function primaryAction() {
+    return isActive() ? "update" : "start";
+  }
+
+  // ---- errors -------------------------------------------------------------
+
+  function clearErrors() {
+    $("error").hidden = true;
+    $("error").textContent = "";
+    FIELDS.forEach(clearFieldError);
+  }
+
+  function clearFieldError(field) {
+    $(field).removeAttribute("aria-invalid");
+    $(`${field}-error`).hidden = true;
+    $(`${field}-error`).textContent = "";
+  }
+
+  function showError(err) {
+    const box = $("error");
+    box.textContent = "";
+    const title = document.createElement("strong");
+    title.textContent = errorTitle(err);
+    const message = document.createElement("span");
+    message.textContent = err.message;
+    box.append(title, message);
+    box.hidden = false;
+
+    for (const { field, message: fieldMessage } of err.fields || []) {
+      // Field paths may arrive dotted ("body.x"); the last part names the input.
+      const name = String(field).split(".").pop();
+      if (!FIELDS.includes(name)) continue;
+      $(name).setAttribute("aria-invalid", "true");
+      $(`${name}-error`).textContent = fieldMessage;
+      $(`${name}-error`).hidden = false;
+    }
+  }
+
+  function errorTitle(err) {
+    if (err instanceof UnreachableError) return "API unreachable";
+    if (err.code === "validation_error") return "Please check the values";
+    if (err.code === "conflict") return "Not possible right now";
+    return `Request failed (${err.status})`;
+  }
+
+  // ---- rendering ----------------------------------------------------------
+
+  function isActive() {
+    return Boolean(view.status && view.status.state === "running");
+  }
+
+  function render() {
+    renderControls();
+    renderStatus(view.status);
+    renderChart(view.status ? view.status.series || [] : []);
+  }
+
+  function renderControls() {
+    const known = view.status !== null;
+    const active = isActive();
+    $("start").disabled = view.busy || !known || active;
+    $("update").disabled = view.busy || !active;
+    $("stop").disabled = view.busy || !active;
+    // A running run keeps the total it started with; only its rate can change.
+    $("total").disabled = active;
+    renderRatePreview();
+  }
+
+  function renderRatePreview() {
+    const x = readNumber("x");
+    const y = readNumber("y");
+    const preview = $("rate-preview");
+    if (!(x > 0 && y > 0)) {
+      preview.textContent = "";
+      return;
+    }
+    const perMin = x / y;
+    const gapMs = 60000 / perMin;
+    let text = `= ${formatRate(perMin)} jobs/min, one every ${formatDuration(gapMs)}`;
+    const total = readNumber("total");
+    if (!isActive() && total > 0) {
+      text += ` · ${formatCount(total)} jobs in about ${formatDuration(total * gapMs)}`;
+    }
+    preview.textContent = text;
+  }
+
+  function renderStatus(status) {
+    const state = status ? status.state : "unknown";
+    const badge = $("state");
+    badge.textContent = state;
+    badge.dataset.state = state;
+    $("status-panel").classList.toggle("stale", view.connected === false);
+
+    $("run-id").textContent = (status && status.run_id) || "—";
+    setCounter("enqueued", status && status.enqueued);
+    setCounter("processed", status && status.processed);
+    setCounter("failed", status && status.failed);
+    setCounter("in-flight", status && status.in_flight);
+
+    renderProgress(status);
+    renderRates(status);
+
+    $("started-at").textContent = formatTime(status && status.started_at);
+    $("updated-at").textContent = formatTime(status && status.updated_at);
+    $("stopped-at").textContent = formatTime(status && status.stopped_at);
+    $("elapsed").textContent = formatElapsed(status);
+  }
+
+  function setCounter(id, value) {
+    const number = Number(value) || 0;
+    $(id).dataset.value = String(number);
+    $(id).textContent = formatCount(number);
+  }
+
+  function renderProgress(status) {
+    const total = status && status.total;
+    const track = $("progress-track");
+    const fill = $("progress");
+    if (!total) {
+      track.dataset.determinate = "false";
+      track.dataset.complete = "false";
+      track.removeAttribute("aria-valuenow");
+      fill.dataset.progress = "";
+      fill.style.width = "0%";
+      $("progress-label").textContent = status && status.run_id
+        ? "no total — runs until stopped"
+        : "no run yet";
+      return;
+    }
+    const done = (status.processed || 0) + (status.failed || 0);
+    const fraction = Math.min(1, done / total);
+    const percent = Math.round(fraction * 1000) / 10;
+    track.dataset.determinate = "true";
+    track.dataset.complete = String(fraction >= 1);
+    track.setAttribute("aria-valuenow", String(percent));
+    fill.dataset.progress = fraction.toFixed(4);
+    fill.style.width = `${percent}%`;
+    $("progress-label").textContent = `${formatCount(done)} of ${formatCount(total)} · ${percent}%`;
+  }
+
+  function renderRates(status) {
+    const configured = $("configured");
+    const perMin = status ? status.configured_per_min : null;
+    if (perMin === null || perMin === undefined) {
+      configured.textContent = "—";
+      configured.dataset.perMin = "";
+      $("configured-detail").textContent = "";
+    } else {
+      configured.textContent = `${formatRate(perMin)} /min`;
+      configured.dataset.perMin = String(perMin);
+      $("configured-detail").textContent =
+        `${formatCount(status.x)} jobs every ${formatRate(status.y)} min`;
+    }
+
+    const achieved = status && status.achieved;
+    $("achieved-window").textContent = achieved ? `last ${achieved.window_s} s` : "";
+    $("achieved-processed").textContent = achieved ? `${formatRate(achieved.processed_per_min)} /min` : "—";
+    $("achieved-enqueued").textContent = achieved ? `${formatRate(achieved.enqueued_per_min)} /min` : "—";
+  }
+
+  // ---- the throughput chart (hand-written SVG) ----------------------------
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  function svg(tag, attributes, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // One value per second for the minute that ends at the last complete second.
+  // The newest bucket is the second still in progress: drawing it would make the
+  // lines dip at the right edge on every poll. The series, not the browser's
+  // clock, anchors the window, so clock skew cannot shift the chart. A second
+  // the series leaves out had nothing happen in it.
+  function perSecond(series) {
+    const newest = series.reduce((max, bucket) => Math.max(max, bucket.t), -Infinity);
+    const last = series.length > 1 ? newest - 1 : newest;
+    const first = last - CHART_SECONDS + 1;
+    const processed = new Array(CHART_SECONDS).fill(0);
+    const enqueued = new Array(CHART_SECONDS).fill(0);
+    for (const bucket of series) {
+      const i = bucket.t - first;
+      if (i < 0 || i >= CHART_SECONDS) continue;
+      processed[i] = bucket.processed || 0;
+      enqueued[i] = bucket.enqueued || 0;
+    }
+    return { processed, enqueued };
+  }
+
+  // A y axis with round ticks: a step of 1, 2 or 5 times a power of ten (never
+  // below one job, since buckets count whole jobs), and about four steps to the top.
+  function yAxis(maxValue) {
+    const rough = Math.max(1, maxValue / 4);
+    const power = Math.pow(10, Math.floor(Math.log10(rough)));
+    const step = [1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= rough);
+    const top = Math.max(step, Math.ceil(maxValue / step) * step);
+    const ticks = [];
+    for (let value = 0; value <= top; value += step) ticks.push(value);
+    return { top, ticks };
+  }
+
+  function renderChart(series) {
+    const chart = $("chart");
+    const width = Math.max(320, Math.round(chart.getBoundingClientRect().width) || 640);
+    const height = CHART_HEIGHT;
+    const pad = { top: 12, right: 12, bottom: 26, left: 44 };
+    const plotW = width - pad.left - pad.right;
+    const plotH = height - pad.top - pad.bottom;
+    chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    chart.setAttribute("height", String(height));
+    chart.replaceChildren();
+
+    const hasData = series.length > 0;
+    const { processed, enqueued } = hasData
+      ? perSecond(series)
+      : { processed: [], enqueued: [] };
+    const axis = yAxis(Math.max(1, ...processed, ...enqueued));
+    const yMax = axis.top;
+    const xAt = (i) => pad.left + (i / (CHART_SECONDS - 1)) * plotW;
+    const yAt = (v) => pad.top + plotH - (v / yMax) * plotH;
+
+    const grid = svg("g", { class: "chart-grid" });
+    for (const value of axis.ticks) {
+      const y = yAt(value);
+      grid.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y, y2: y }));
+      grid.append(svg("text", { x: pad.left - 8, y: y + 4, class: "chart-axis", "text-anchor": "end" },
+        formatRate(value)));
+    }
+    for (const [seconds, anchor] of [[60, "start"], [30, "middle"], [0, "end"]]) {
+      const x = xAt(CHART_SECONDS - 1 - Math.min(seconds, CHART_SECONDS - 1));
+      const label = seconds === 0 ? "now" : `−${seconds} s`;
+      grid.append(svg("text", { x, y: height - 6, class: "chart-axis", "text-anchor": anchor }, label));
+    }
+    chart.append(grid);
+
+    if (!hasData) {
+      chart.append(svg("text", {
+        x: pad.left + plotW / 2, y: pad.top + plotH / 2, class: "chart-empty", "text-anchor": "middle",
+      }, "No jobs yet — start a run to see throughput"));
+      $("latest-processed").textContent = "—";
+      $("latest-enqueued").textContent = "—";
+      return;
+    }
+
+    const points = (values) => values.map((v, i) => `${xAt(i).toFixed(1)},${yAt(v).toFixed(1)}`).join(" ");
+    const baseline = yAt(0).toFixed(1);
+    const area = `${xAt(0).toFixed(1)},${baseline} ${points(processed)} ${xAt(CHART_SECONDS - 1).toFixed(1)},${baseline}`;
+    chart.append(svg("polygon", { points: area, class: "chart-area processed" }));
+    chart.append(svg("polyline", { points: points(enqueued), class: "chart-line enqueued", "data-series": "enqueued" }));
+    chart.append(svg("polyline", { points: points(processed), class: "chart-line processed", "data-series": "processed" }));
+
+    $("latest-processed").textContent = `${formatCount(processed[CHART_SECONDS - 1])} /s`;
+    $("latest-enqueued").textContent = `${formatCount(enqueued[CHART_SECONDS - 1])} /s`;
+  }
+
+  // ---- formatting ---------------------------------------------------------
+
+  const counts = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+
+  function formatCount(value) {
+    return value === null || value === undefined ? "—" : counts.format(value);
+  }
+
+  function formatRate(value) {
+    if (value === null || value === undefined) return "—";
+    const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
+    return new Intl.NumberFormat("en-US", { maximumFractionDigits: digits }).format(value);
+  }
+
+  function formatDuration(ms) {
+    if (ms < 1000) return `${Math.round(ms)} ms`;
+    const seconds = ms / 1000;
+    if (seconds < 60) return `${formatRate(seconds)} s`;
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+    return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  }
+
+  function formatTime(iso) {
+    if (!iso) return "—";
+    const when = new Date(iso);
+    if (Number.isNaN(when.getTime())) return iso;
+    const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+    const sameDay = when.toDateString() === new Date().toDateString();
+    return sameDay ? time : `${when.toLocaleDateString()} ${time}`;
+  }
+
+  function formatElapsed(status) {
+    if (!status || !status.started_at) return "—";
+    const start = Date.parse(status.started_at);
+    const endIso = status.stopped_at || (status.state === "running" ? null : status.updated_at);
+    const end = endIso ? Date.parse(endIso) : Date.now();
+    if (Number.isNaN(start) || Number.isNaN(end)) return "—";
+    return formatDuration(Math.max(0, end - start));
+  }
+
+  // ---- wiring -------------------------------------------------------------
+
+  function init() {
+    $("api-base").textContent = apiBase;
+    for (const name of Object.keys(actions)) {
+      $(name).addEventListener("click", () => perform(name));
+    }
+    for (const field of FIELDS) {
+      $(field).addEventListener("input", () => {
+        clearFieldError(field);
+        renderRatePreview();
+      });
+      $(field).addEventListener("keydown", (event) => {
+        if (event.key === "Enter") perform(primaryAction());
+      });
+    }
+    window.addEventListener("resize", () => renderChart(view.status ? view.status.series || [] : []));
+    render();
+    poll();
+  }
+
+  init();
+})();
