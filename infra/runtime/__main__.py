@@ -1,0 +1,3 @@
+from infra.runtime.supervisor import main
+
+main()

@@ -1,0 +1,107 @@
+"""Fixtures that run the local runtime as a real process against the emulator.
+
+Each runtime gets queues of its own (the fixture app reads a queue prefix from
+its environment) and a file its handlers append records to; tests tell their
+messages apart by a tag in the body.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import boto3
+import pytest
+
+from infra.emulator import start_emulator
+from infra.process import child_process_kwargs
+from tests.runtime.runtime_harness import (
+    FIXTURE_APP,
+    READY_TIMEOUT,
+    REPO_ROOT,
+    SCHEDULE_SCALE,
+    RunningRuntime,
+    create_fixture_queues,
+    eventually,
+)
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    emulator = start_emulator()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_env(emulator) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": emulator.endpoint_url,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+
+@pytest.fixture(scope="session")
+def sqs(aws_env):
+    return boto3.client(
+        "sqs",
+        endpoint_url=aws_env["AWS_ENDPOINT_URL"],
+        region_name=aws_env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+@pytest.fixture(scope="session")
+def launch_runtime(aws_env, sqs, tmp_path_factory):
+    """Start `python -m infra.runtime` on the fixture app with fresh queues; wait for its readiness line."""
+    launched: list[RunningRuntime] = []
+
+    def launch(workers: int = 2) -> RunningRuntime:
+        prefix = f"rt-{uuid.uuid4().hex[:10]}"
+        queues = create_fixture_queues(sqs, prefix)
+        directory = tmp_path_factory.mktemp(prefix)
+        runtime_env = {
+            **os.environ,
+            **aws_env,
+            "RUNTIME_FIXTURE_QUEUE_PREFIX": prefix,
+            "RUNTIME_FIXTURE_RECORDS": str(directory / "records.jsonl"),
+            "PACER_RUNTIME_SCHEDULE_SCALE": SCHEDULE_SCALE,
+        }
+        stdout_path, stderr_path = directory / "stdout.txt", directory / "stderr.txt"
+        with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "infra.runtime", "--project-dir", str(FIXTURE_APP),
+                 "--stage", "local", "--workers", str(workers)],
+                cwd=REPO_ROOT, env=runtime_env, stdout=stdout, stderr=stderr, **child_process_kwargs(),
+            )
+        runtime = RunningRuntime(process, queues, directory / "records.jsonl", stdout_path, stderr_path)
+        launched.append(runtime)
+        eventually(
+            lambda: "runtime ready:" in runtime.ready_line() or process.poll() is not None,
+            READY_TIMEOUT,
+            runtime.explain("the runtime never printed its readiness line"),
+        )
+        assert process.poll() is None, runtime.explain(f"the runtime exited with {process.returncode}")()
+        return runtime
+
+    yield launch
+    for runtime in launched:
+        try:
+            runtime.stop()
+        except subprocess.TimeoutExpired:
+            runtime.process.kill()
+
+
+@pytest.fixture(scope="session")
+def runtime(launch_runtime) -> RunningRuntime:
+    """One runtime that the tests which don't stop or break it share."""
+    return launch_runtime(workers=2)
+
+
+@pytest.fixture
+def tag() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,100 @@
+"""A tiny Chalice project whose handlers record what the local runtime hands them.
+
+Every invocation appends one JSON line to the file named by
+RUNTIME_FIXTURE_RECORDS. Queue names start with RUNTIME_FIXTURE_QUEUE_PREFIX,
+so each runtime a test starts can have queues of its own.
+
+A message body (JSON) steers the SQS handlers:
+    {"raise": true}            the handler raises, failing the whole batch
+    {"fail": true}             the message is reported in batchItemFailures
+    {"unknown_failure": true}  batchItemFailures names an id not in the batch
+    {"sleep": seconds}         the handler sleeps, then records "finished"
+"""
+import json
+import os
+import time
+
+from chalice import Chalice
+
+app = Chalice(app_name="runtime-fixture")
+
+QUEUE_PREFIX = os.environ.get("RUNTIME_FIXTURE_QUEUE_PREFIX", "runtime-fixture")
+
+
+@app.on_sqs_message(queue=f"{QUEUE_PREFIX}-jobs", batch_size=3)
+def jobs(event):
+    return handle_batch("jobs", event)
+
+
+# One worker only, and a window, so that separate sends meet in one batch.
+@app.on_sqs_message(
+    queue=f"{QUEUE_PREFIX}-batched", batch_size=4, maximum_batching_window_in_seconds=1, maximum_concurrency=1
+)
+def batched(event):
+    return handle_batch("batched", event)
+
+
+# Its lambda_timeout in config.json is 2 s.
+@app.on_sqs_message(queue=f"{QUEUE_PREFIX}-slow", batch_size=1)
+def slow(event):
+    return handle_batch("slow", event)
+
+
+@app.schedule("rate(1 minute)")
+def tick(event):
+    record("schedule", name="tick", event=event.to_dict(), pid=os.getpid())
+
+
+@app.schedule("cron(0 12 ? * 2 *)")
+def monday_noon(event):
+    record("schedule", name="monday_noon", event=event.to_dict(), pid=os.getpid())
+
+
+# Kinds the runtime does not run: it must ignore them, not fail.
+@app.on_cw_event({"source": ["runtime.fixture"]})
+def on_custom_event(event):
+    pass
+
+
+@app.route("/")
+def index():
+    return {"fixture": True}
+
+
+def handle_batch(source, event):
+    records = event.to_dict()["Records"]
+    context = event.context
+    record(
+        "sqs",
+        source=source,
+        records=records,
+        pid=os.getpid(),
+        request_id=context.aws_request_id,
+        function_name=context.function_name,
+        remaining_ms=context.get_remaining_time_in_millis(),
+        stage_marker=os.environ.get("RUNTIME_FIXTURE_STAGE_MARKER"),
+        function_marker=os.environ.get("RUNTIME_FIXTURE_FUNCTION_MARKER"),
+    )
+    failures = []
+    for item in records:
+        body = json.loads(item["body"])
+        if body.get("raise"):
+            raise RuntimeError("the message asked the handler to raise")
+        if body.get("fail"):
+            failures.append({"itemIdentifier": item["messageId"]})
+        if body.get("unknown_failure"):
+            failures.append({"itemIdentifier": "not-a-message-of-this-batch"})
+        if body.get("sleep"):
+            time.sleep(body["sleep"])
+            record("finished", source=source, message_id=item["messageId"], pid=os.getpid())
+    return {"batchItemFailures": failures}
+
+
+def record(kind, **fields):
+    line = json.dumps({"kind": kind, **fields}) + "\n"
+    # One O_APPEND write per line keeps lines whole when processes write at once.
+    fd = os.open(os.environ["RUNTIME_FIXTURE_RECORDS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
