@@ -1,0 +1,67 @@
+"""`make up`'s orchestrator: it brings the system up, and Ctrl-C leaves no process behind."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from infra.emulator import free_port
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, frontier = set(), [pid]
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            found.add(child)
+            frontier.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_up_serves_the_api_and_the_page_and_ctrl_c_stops_every_process():
+    api_port, page_port = free_port(), free_port()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "infra.stack", "--api-port", str(api_port), "--frontend-port", str(page_port),
+         "--emulator-port", str(free_port()), "--workers", "2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 90
+        for line in up.stdout:
+            if "Pacer is up" in line or time.monotonic() > deadline:
+                break
+        assert requests.get(f"http://127.0.0.1:{api_port}/api/health", timeout=10).json()["status"] == "ok"
+        assert "<html" in requests.get(f"http://127.0.0.1:{page_port}/", timeout=10).text.lower()
+        tree = descendants(up.pid)
+        assert len(tree) >= 7, tree  # emulator, API, page server, runtime supervisor, 2+2 workers, scheduler
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in tree) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in tree if alive(pid)], "orphans left behind"
+    finally:
+        if up.poll() is None:
+            up.kill()
