@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import logging
 import time
@@ -9,9 +10,10 @@ import time
 from chalice import Chalice, Rate, Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib import runs
-from chalicelib.errors import Conflict, DependencyUnavailable, InvalidInput, PacerError, PayloadTooLarge, StaleWrite
-from chalicelib.models import ChangeRate, StartRun, Tick
+from chalicelib import dlq, fleet, runs
+from chalicelib.errors import (Conflict, DependencyUnavailable, Forbidden, InvalidInput, PacerError, PayloadTooLarge,
+                               StaleWrite, Unauthenticated)
+from chalicelib.models import ChangeRate, SetConcurrency, StartRun, Tick
 from chalicelib.resources import JOBS_QUEUE, TICKS_QUEUE
 from chalicelib.settings import container
 from chalicelib.worker import Record
@@ -20,8 +22,8 @@ app = Chalice(app_name="pacer")
 app.log.setLevel(logging.INFO)
 JSON_BODIES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
 
-_STATUS_CODES = [(PayloadTooLarge, 413), (InvalidInput, 400), (Conflict, 409), (StaleWrite, 409),
-                 (DependencyUnavailable, 503)]
+_STATUS_CODES = [(PayloadTooLarge, 413), (InvalidInput, 400), (Unauthenticated, 401), (Forbidden, 403),
+                 (Conflict, 409), (StaleWrite, 409), (DependencyUnavailable, 503)]
 
 
 def _error_response(error: PacerError) -> Response:
@@ -29,7 +31,29 @@ def _error_response(error: PacerError) -> Response:
     body = {"error": error.code, "message": str(error)}
     if isinstance(error, InvalidInput) and error.fields:
         body["fields"] = error.fields
-    return Response(body=body, status_code=status)
+    headers = {"WWW-Authenticate": 'Bearer realm="pacer-admin"'} if status == 401 else {}
+    return Response(body=body, status_code=status, headers=headers)
+
+
+def require_admin() -> None:
+    """Admin endpoints need `Authorization: Bearer <PACER_ADMIN_TOKEN>`."""
+    expected = container().settings.admin_token
+    given = app.current_request.headers.get("authorization", "")
+    if not given:
+        raise Unauthenticated("admin endpoint: send Authorization: Bearer <admin token>")
+    scheme, _, token = given.partition(" ")
+    if not expected:
+        raise Forbidden("admin endpoints are disabled on this stage: set PACER_ADMIN_TOKEN")
+    # Compared in constant time, so the answer's timing does not leak the token.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Forbidden("the admin token is not valid")
+
+
+def _limit(default: int, maximum: int) -> int:
+    raw = (app.current_request.query_params or {}).get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise InvalidInput(f"limit: must be a whole number from 1 to {maximum}", [{"field": "limit", "message": raw}])
+    return int(raw)
 
 
 def api(path: str, methods: list[str], **options):
@@ -112,14 +136,47 @@ def health():
                     status_code=200 if healthy else 503)
 
 
+@api("/api/workers", ["GET"])
+def list_workers():
+    settings = container().settings
+    return fleet.fleet_view(container().fleet, time.time(), settings.worker_down_after_s).model_dump()
+
+
+@api("/api/workers", ["PUT"], content_types=JSON_BODIES)
+def set_workers():
+    require_admin()
+    command = parse_body(SetConcurrency)
+    fleet.set_concurrency(container().fleet, command.concurrency, time.time())
+    return list_workers()
+
+
+@api("/api/dlq", ["GET"])
+def list_dead_letters():
+    require_admin()
+    return dlq.dead_letters(container().jobs_dlq, container().failure_log, _limit(10, 100)).model_dump()
+
+
+@api("/api/dlq/redrive", ["POST"], content_types=JSON_BODIES)
+def redrive_dead_letters():
+    require_admin()
+    return dlq.redrive(container().jobs_dlq, container().jobs_queue, _limit(100, 10_000)).model_dump()
+
+
 def _records(event) -> list[Record]:
-    return [Record(message_id=r.to_dict()["messageId"], body=r.body) for r in event]
+    records = []
+    for record in event:
+        raw = record.to_dict()
+        records.append(Record(message_id=raw["messageId"], body=record.body, receipt_handle=raw["receiptHandle"],
+                              receive_count=int(raw.get("attributes", {}).get("ApproximateReceiveCount", "1"))))
+    return records
 
 
 @app.on_sqs_message(queue=JOBS_QUEUE.name, batch_size=10)
 def process_jobs(event):
-    failed = container().worker.process(_records(event), time.time)
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+    with container().heartbeat.busy() as done:
+        result = container().worker.process(_records(event), time.time)
+        done(result.jobs_done)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in result.failed_ids]}
 
 
 @app.on_sqs_message(queue=TICKS_QUEUE.name, batch_size=1, maximum_concurrency=2)

@@ -22,6 +22,18 @@ class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
 
 
+class Unauthenticated(PacerError):
+    """No credentials were given for an endpoint that needs them."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(PacerError):
+    """Credentials were given but do not grant this."""
+
+    code = "forbidden"
+
+
 class Conflict(PacerError):
     """The request is valid but the current state forbids it."""
 

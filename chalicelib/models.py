@@ -149,3 +149,50 @@ class RunStatus(BaseModel):
     started_at: str | None = None
     updated_at: str | None = None
     stopped_at: str | None = None
+
+
+class SetConcurrency(_Request):
+    concurrency: int = Field(ge=1, le=100, description="job-worker processes (AWS: MaximumConcurrency, at least 2)")
+
+
+class WorkerBeat(BaseModel):
+    """What a worker process last said about itself."""
+
+    worker_id: str
+    state: Literal["idle", "busy", "stopped"]
+    started_at: float
+    last_beat_at: float
+    jobs_done: int = 0
+
+
+class WorkerView(BaseModel):
+    id: str
+    state: Literal["idle", "busy", "stopped", "down"]
+    started_at: str
+    last_beat_at: str
+    seconds_since_beat: float
+    jobs_done: int
+
+
+class Fleet(BaseModel):
+    concurrency: int | None
+    down_after_s: float
+    workers: list[WorkerView]
+
+
+class DeadLetter(BaseModel):
+    message_id: str
+    body: str
+    receive_count: int
+    sent_at: str | None = None
+    reason: str | None = None  # the worker's last recorded failure, where known
+
+
+class DeadLetters(BaseModel):
+    count: int  # approximate number in the DLQ
+    messages: list[DeadLetter]
+
+
+class Redriven(BaseModel):
+    moved: int
+    remaining: int

@@ -56,3 +56,6 @@ class ResultLedger(Protocol):
 
 class MessageQueue(Protocol):
     def send(self, messages: Sequence[OutboundMessage]) -> None: ...
+
+    def delay_redelivery(self, delays: Sequence[tuple[str, int]]) -> None:
+        """Hold received messages (by receipt handle) back for the given seconds."""

@@ -15,11 +15,13 @@ import threading
 import time
 from functools import cached_property
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chalicelib.pacing import PaceSettings, Pacer
-from chalicelib.resources import JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE, TICKS_QUEUE
-from chalicelib.worker import JobWorker, RetryPolicy
+from chalicelib.fleet import Heartbeat
+from chalicelib.resources import JOBS_DLQ, JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE, TICKS_QUEUE
+from chalicelib.worker import JobWorker, RetryPolicy, with_injected_failures
 
 
 class Settings(BaseSettings):
@@ -29,7 +31,16 @@ class Settings(BaseSettings):
     state_table: str = STATE_TABLE.name
     results_table: str = RESULTS_TABLE.name
     jobs_queue: str = JOBS_QUEUE.name
+    jobs_dlq: str = JOBS_DLQ.name
     ticks_queue: str = TICKS_QUEUE.name
+
+    admin_token: str = ""  # empty: admin endpoints refuse everyone
+    heartbeat_s: float = 10.0
+    worker_down_after_s: float = 120.0
+
+    # Drills only: faults injected on purpose.
+    failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)  # share of job attempts that raise
+    drill_duplicate_sends: bool = False  # send every message twice
 
     lookahead_s: float = 1.0
     max_in_flight: int = 2000
@@ -90,15 +101,42 @@ class Container:
         from chalicelib.adapters.dynamo import DynamoResultLedger
         return DynamoResultLedger(self.dynamodb, self.settings.results_table, self.settings.state_table)
 
+    def _queue(self, name: str):
+        from chalicelib.adapters.sqs import DuplicatingQueue, SqsQueue
+        queue = SqsQueue(self.sqs, name)
+        return DuplicatingQueue(queue) if self.settings.drill_duplicate_sends else queue
+
     @cached_property
     def jobs_queue(self):
+        return self._queue(self.settings.jobs_queue)
+
+    @cached_property
+    def jobs_dlq(self):
         from chalicelib.adapters.sqs import SqsQueue
-        return SqsQueue(self.sqs, self.settings.jobs_queue)
+        return SqsQueue(self.sqs, self.settings.jobs_dlq)
 
     @cached_property
     def ticks_queue(self):
-        from chalicelib.adapters.sqs import SqsQueue
-        return SqsQueue(self.sqs, self.settings.ticks_queue)
+        return self._queue(self.settings.ticks_queue)
+
+    @cached_property
+    def fleet(self):
+        from chalicelib.adapters.dynamo import DynamoFleetStore
+        return DynamoFleetStore(self.dynamodb, self.settings.state_table)
+
+    @cached_property
+    def failure_log(self):
+        from chalicelib.adapters.dynamo import DynamoFailureLog
+        return DynamoFailureLog(self.dynamodb, self.settings.state_table)
+
+    @cached_property
+    def worker_id(self) -> str:
+        # On Lambda, one id per execution environment; locally, per worker process.
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    @cached_property
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(self.fleet, self.worker_id, self.settings.heartbeat_s)
 
     @cached_property
     def pacer(self) -> Pacer:
@@ -109,8 +147,9 @@ class Container:
     def worker(self) -> JobWorker:
         from chalicelib.factoring import prime_factors
         policy = RetryPolicy(self.settings.max_attempts, self.settings.retry_base_s, self.settings.retry_max_s)
-        return JobWorker(ledger=self.ledger, retries=self.jobs_queue, policy=policy, compute=prime_factors,
-                         worker_id=f"{socket.gethostname()}:{os.getpid()}")
+        compute = with_injected_failures(prime_factors, self.settings.failure_rate)
+        return JobWorker(ledger=self.ledger, retries=self.jobs_queue, policy=policy, compute=compute,
+                         worker_id=self.worker_id, failures=self.failure_log)
 
     @cached_property
     def status_cache(self) -> "StatusCache":

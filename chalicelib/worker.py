@@ -6,7 +6,10 @@ message changes nothing. A job that raises is retried on its own, in a new
 message delayed by exponential backoff with full jitter; after its last
 attempt it is recorded as `failed`. A message that cannot be parsed, or whose
 outcomes cannot be stored, is reported as a batch item failure so SQS
-redelivers it, and redrives it to the DLQ after maxReceiveCount.
+redelivers it, and redrives it to the DLQ after maxReceiveCount. Its reason is
+logged for the DLQ view, and its visibility is shortened to a backoff so a
+poison message reaches the DLQ in about half a minute rather than after five
+full visibility timeouts.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from typing import Callable, Iterable
 
 from pydantic import ValidationError
 
+from chalicelib.dlq import FailureLog
 from chalicelib.models import JobEnvelope, JobOutcome, JobSpec, OutboundMessage
 from chalicelib.ports import MessageQueue, ResultLedger
 
@@ -35,38 +39,78 @@ class RetryPolicy:
         return min(900, round(ceiling * rng()))
 
 
+class InjectedFailure(RuntimeError):
+    """A failure the drills asked for (PACER_FAILURE_RATE)."""
+
+
+def with_injected_failures(compute: Callable[[int], list[int]], rate: float,
+                           rng: Callable[[], float] = random.random) -> Callable[[int], list[int]]:
+    if rate <= 0:
+        return compute
+
+    def faulty(number: int) -> list[int]:
+        if rng() < rate:
+            raise InjectedFailure(f"injected failure (failure rate {rate})")
+        return compute(number)
+
+    return faulty
+
+
 @dataclass
 class Record:
     """The parts of an SQS record the worker reads."""
 
     message_id: str
     body: str
+    receipt_handle: str = ""
+    receive_count: int = 1
+
+
+@dataclass
+class BatchResult:
+    failed_ids: list[str]  # messages to redeliver
+    jobs_done: int  # jobs given an outcome by this batch
 
 
 @dataclass
 class JobWorker:
     ledger: ResultLedger
-    retries: MessageQueue
+    retries: MessageQueue  # the jobs queue: retried jobs go back here, and failed messages are held back
     policy: RetryPolicy
     compute: Callable[[int], list[int]]
     worker_id: str
+    failures: FailureLog | None = None
 
-    def process(self, records: Iterable[Record], now: Callable[[], float]) -> list[str]:
-        """Process a batch; return the message ids that must be redelivered."""
-        failed_ids = []
+    def process(self, records: Iterable[Record], now: Callable[[], float]) -> BatchResult:
+        """Process a batch; report the messages that must be redelivered."""
+        failed: list[tuple[Record, str]] = []
+        done = 0
         for record in records:
             try:
                 envelope = JobEnvelope.model_validate_json(record.body)
             except ValidationError as exc:
                 log.error("unparseable message %s left for the DLQ: %s", record.message_id, exc)
-                failed_ids.append(record.message_id)
+                failed.append((record, f"unparseable message: {exc.errors()[0]['msg']}"))
                 continue
             try:
-                self.process_envelope(envelope, now)
-            except Exception:
+                done += self.process_envelope(envelope, now)
+            except Exception as exc:
                 log.exception("message %s will be redelivered", record.message_id)
-                failed_ids.append(record.message_id)
-        return failed_ids
+                failed.append((record, f"{type(exc).__name__}: {exc}"))
+        if failed:
+            self._note_failures(failed, now())
+        return BatchResult(failed_ids=[record.message_id for record, _ in failed], jobs_done=done)
+
+    def _note_failures(self, failed: list[tuple[Record, str]], now: float) -> None:
+        # Both are best effort: without them the message still comes back, only later and unexplained.
+        try:
+            if self.failures is not None:
+                self.failures.record([(r.message_id, r.receive_count, reason) for r, reason in failed], now)
+            self.retries.delay_redelivery(
+                [(r.receipt_handle, self.policy.delay_before(r.receive_count + 1)) for r, _ in failed if r.receipt_handle]
+            )
+        except Exception:
+            log.exception("could not note %d failed message(s)", len(failed))
 
     def process_envelope(self, envelope: JobEnvelope, now: Callable[[], float]) -> int:
         outcomes: list[JobOutcome] = []

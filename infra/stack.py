@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable
 
+from chalicelib.resources import STATE_TABLE
 from infra.emulator import Emulator, free_port, start_emulator, wait_for_http
 from infra.process import child_process_kwargs
 
@@ -84,7 +85,8 @@ class Stack:
 
     def start_runtime(self) -> None:
         service = self._start("runtime", [sys.executable, "-m", "infra.runtime", "--project-dir", str(ROOT),
-                                          "--stage", "local", "--workers", str(self.workers)])
+                                          "--stage", "local", "--workers", str(self.workers),
+                                          "--control-table", STATE_TABLE.name])
         service.wait_for_line("runtime ready", timeout=60)
 
     def restart(self, name: str) -> None:

@@ -18,9 +18,11 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import DependencyUnavailable, RunAlreadyActive, StaleWrite
-from chalicelib.models import JobOutcome, Run, Slice, ThroughputBucket
+from chalicelib.models import JobOutcome, Run, Slice, ThroughputBucket, WorkerBeat
 
 BUCKET_TTL_S = 24 * 3600
+BEAT_TTL_S = 24 * 3600
+FAILURE_TTL_S = 14 * 24 * 3600  # as long as the DLQ keeps a message
 MAX_TRANSACT_ITEMS = 100
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -298,3 +300,64 @@ class DynamoResultLedger:
         }
         bucket = bucket_update(self._state, run_id, now, processed=done, failed=failed)
         return [*puts, {"Update": counters}, {"Update": bucket}]
+
+
+class DynamoFleetStore:
+    """Worker beats under pk=WORKERS; desired concurrency where the local runtime reads it."""
+
+    CONCURRENCY = "RUNTIME#concurrency"  # infra/runtime's ConcurrencyControl reads this partition
+
+    def __init__(self, client, table_name: str):
+        self._db = client
+        self._table = table_name
+
+    def save_beat(self, beat: WorkerBeat) -> None:
+        self._db.put_item(TableName=self._table, Item=to_item(
+            {"pk": "WORKERS", "sk": beat.worker_id, **beat.model_dump(),
+             "expires_at": int(beat.last_beat_at) + BEAT_TTL_S}))
+
+    def beats(self) -> list[WorkerBeat]:
+        found = self._db.query(TableName=self._table, KeyConditionExpression="pk = :pk",
+                               ExpressionAttributeValues=to_item({":pk": "WORKERS"}))
+        return [WorkerBeat.model_validate(from_item(item)) for item in found["Items"]]
+
+    def set_concurrency(self, source: str, concurrency: int, now: float) -> None:
+        self._db.put_item(TableName=self._table, Item=to_item(
+            {"pk": self.CONCURRENCY, "sk": source, "maximum_concurrency": concurrency, "updated_at": now}))
+
+    def concurrency(self, source: str) -> int | None:
+        found = self._db.get_item(TableName=self._table, Key=to_item({"pk": self.CONCURRENCY, "sk": source}))
+        return int(from_item(found["Item"])["maximum_concurrency"]) if "Item" in found else None
+
+
+class DynamoFailureLog:
+    """The last failure reason of each message that failed, for the DLQ view."""
+
+    def __init__(self, client, table_name: str):
+        self._db = client
+        self._table = table_name
+
+    def record(self, failures: list[tuple[str, int, str]], now: float) -> None:
+        latest = {message_id: (count, reason) for message_id, count, reason in failures}
+        requests = [
+            {"PutRequest": {"Item": to_item({"pk": f"MSG#{message_id}", "sk": "FAILURE", "reason": reason[:1000],
+                                             "receive_count": count, "at": now,
+                                             "expires_at": int(now) + FAILURE_TTL_S})}}
+            for message_id, (count, reason) in latest.items()
+        ]
+        for offset in range(0, len(requests), 25):
+            pending = {self._table: requests[offset : offset + 25]}
+            while pending:
+                pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or None
+
+    def reasons(self, message_ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for offset in range(0, len(message_ids), 100):
+            keys = [to_item({"pk": f"MSG#{m}", "sk": "FAILURE"}) for m in message_ids[offset : offset + 100]]
+            pending = {self._table: {"Keys": keys}}
+            while pending:
+                response = self._db.batch_get_item(RequestItems=pending)
+                for item in map(from_item, response["Responses"].get(self._table, [])):
+                    found[item["pk"][4:]] = item["reason"]
+                pending = response.get("UnprocessedKeys") or None
+        return found

@@ -9,7 +9,7 @@ import threading
 from typing import Sequence
 
 from chalicelib.errors import RunAlreadyActive, StaleWrite
-from chalicelib.models import JobOutcome, OutboundMessage, Run, Slice, ThroughputBucket
+from chalicelib.models import DeadLetter, JobOutcome, OutboundMessage, Run, Slice, ThroughputBucket, WorkerBeat
 
 
 class MemoryRunRepository:
@@ -118,10 +118,54 @@ class MemoryResultLedger:
 class MemoryQueue:
     def __init__(self):
         self.sent: list[OutboundMessage] = []
+        self.delayed: dict[str, int] = {}  # receipt handle -> seconds held back
 
     def send(self, messages: Sequence[OutboundMessage]) -> None:
         self.sent.extend(messages)
 
+    def delay_redelivery(self, delays: Sequence[tuple[str, int]]) -> None:
+        self.delayed.update(delays)
+
+    def peek(self, limit: int) -> list[DeadLetter]:
+        return [DeadLetter(message_id=f"m{i}", body=m.body, receive_count=1) for i, m in enumerate(self.sent[:limit])]
+
+    def move_to(self, target: "MemoryQueue", limit: int) -> int:
+        moving, self.sent = self.sent[:limit], self.sent[limit:]
+        target.send(moving)
+        return len(moving)
+
+    def depth(self) -> dict[str, int]:
+        return {"visible": len(self.sent), "in_flight": 0, "delayed": 0}
+
     def drain(self) -> list[OutboundMessage]:
         taken, self.sent = self.sent, []
         return taken
+
+
+class MemoryFleetStore:
+    def __init__(self):
+        self.saved: dict[str, WorkerBeat] = {}
+        self.desired: dict[str, int] = {}
+
+    def save_beat(self, beat: WorkerBeat) -> None:
+        self.saved[beat.worker_id] = beat
+
+    def beats(self) -> list[WorkerBeat]:
+        return list(self.saved.values())
+
+    def set_concurrency(self, source: str, concurrency: int, now: float) -> None:
+        self.desired[source] = concurrency
+
+    def concurrency(self, source: str) -> int | None:
+        return self.desired.get(source)
+
+
+class MemoryFailureLog:
+    def __init__(self):
+        self.saved: dict[str, str] = {}
+
+    def record(self, failures: list[tuple[str, int, str]], now: float) -> None:
+        self.saved.update((message_id, reason) for message_id, _, reason in failures)
+
+    def reasons(self, message_ids: list[str]) -> dict[str, str]:
+        return {m: self.saved[m] for m in message_ids if m in self.saved}

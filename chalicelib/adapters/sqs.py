@@ -4,10 +4,13 @@ from __future__ import annotations
 import threading
 from typing import Sequence
 
+from datetime import datetime, timezone
+
 from chalicelib.errors import DependencyUnavailable
-from chalicelib.models import OutboundMessage
+from chalicelib.models import DeadLetter, OutboundMessage
 
 SQS_BATCH = 10
+PEEK_HOLD_S = 30  # long enough to page through a peek without seeing a message twice
 
 
 class SqsQueue:
@@ -51,3 +54,72 @@ class SqsQueue:
             "in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
             "delayed": int(attributes["ApproximateNumberOfMessagesDelayed"]),
         }
+
+    def delay_redelivery(self, delays: Sequence[tuple[str, int]]) -> None:
+        """Hold received messages back for the given seconds: backoff through visibility."""
+        for offset in range(0, len(delays), SQS_BATCH):
+            chunk = delays[offset : offset + SQS_BATCH]
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                         for i, (handle, seconds) in enumerate(chunk)],
+            )
+
+    def _take(self, wanted: int, hold_s: int) -> list[dict]:
+        return self._sqs.receive_message(
+            QueueUrl=self.url, MaxNumberOfMessages=min(SQS_BATCH, wanted), VisibilityTimeout=hold_s,
+            WaitTimeSeconds=0, AttributeNames=["All"],
+        ).get("Messages", [])
+
+    def peek(self, limit: int) -> list[DeadLetter]:
+        taken: dict[str, dict] = {}
+        while len(taken) < limit:
+            batch = [m for m in self._take(limit - len(taken), PEEK_HOLD_S) if m["MessageId"] not in taken]
+            if not batch:
+                break
+            taken.update((m["MessageId"], m) for m in batch)
+        self.delay_redelivery([(m["ReceiptHandle"], 0) for m in taken.values()])  # visible again at once
+        return [
+            DeadLetter(
+                message_id=m["MessageId"],
+                body=m["Body"],
+                receive_count=int(m["Attributes"].get("ApproximateReceiveCount", "0")),
+                sent_at=_iso_millis(m["Attributes"].get("SentTimestamp")),
+            )
+            for m in taken.values()
+        ]
+
+    def move_to(self, target: "SqsQueue", limit: int) -> int:
+        moved = 0
+        while moved < limit:
+            batch = self._take(limit - moved, PEEK_HOLD_S)
+            if not batch:
+                break
+            # Sent before deleted: a crash in between duplicates a message, never loses one.
+            target.send([OutboundMessage(body=m["Body"]) for m in batch])
+            self._sqs.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+            )
+            moved += len(batch)
+        return moved
+
+
+def _iso_millis(epoch_ms: str | None) -> str | None:
+    if not epoch_ms:
+        return None
+    moment = datetime.fromtimestamp(int(epoch_ms) / 1000, timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class DuplicatingQueue:
+    """A drill: sends every message twice, as an at-least-once queue may deliver it."""
+
+    def __init__(self, queue):
+        self._queue = queue
+
+    def send(self, messages: Sequence[OutboundMessage]) -> None:
+        self._queue.send(list(messages) * 2)
+
+    def __getattr__(self, name):
+        return getattr(self._queue, name)

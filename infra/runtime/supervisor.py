@@ -35,6 +35,7 @@ from infra.runtime.schedules import parse_schedule
 log = logging.getLogger("infra.runtime.supervisor")
 child_output = logging.getLogger("infra.runtime.children")
 
+CONTROL_POLL_INTERVAL = 1.0  # how soon a concurrency change is followed
 FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 5.0
 # A child that dies sooner than this after starting counts as crashing quickly.
@@ -51,6 +52,7 @@ CODE_ROOT = str(Path(__file__).resolve().parents[2])
 class ChildSpec:
     role: str  # e.g. "worker pacer-jobs#1" or "scheduler"
     argv: list[str]
+    source: str | None = None  # the SQS event source a worker serves; None for the scheduler
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Child:
     restart_at: float | None = None
     quick_crashes: int = 0
     ever_ready: bool = False
+    retiring: bool = False  # asked to stop for a scale-down: not restarted
     output_pump: threading.Thread | None = field(default=None, repr=False)
 
     def is_running(self) -> bool:
@@ -76,13 +79,18 @@ def child_specs(project: Project, workers: int, function_timeout: float | None) 
     specs = []
     for source in project.sqs_sources():
         for index in range(1, worker_count(source.maximum_concurrency, workers) + 1):
-            specs.append(ChildSpec(
-                role=f"worker {queue_label(source)}#{index}",
-                argv=[sys.executable, "-m", "infra.runtime.worker", *common, "--source", source.name],
-            ))
+            specs.append(worker_spec(source, index, common))
     if project.schedule_sources():
         specs.append(ChildSpec(role="scheduler", argv=[sys.executable, "-m", "infra.runtime.scheduler", *common]))
     return specs
+
+
+def worker_spec(source, index: int, common: list[str]) -> ChildSpec:
+    return ChildSpec(
+        role=f"worker {queue_label(source)}#{index}",
+        argv=[sys.executable, "-m", "infra.runtime.worker", *common, "--source", source.name],
+        source=source.name,
+    )
 
 
 def worker_count(maximum_concurrency: int | None, workers: int) -> int:
@@ -104,22 +112,54 @@ def readiness_line(project: Project, workers: int) -> str:
 
 
 class Supervisor:
-    def __init__(self, specs: list[ChildSpec], ready_message: str, child_env: dict[str, str]):
+    def __init__(self, specs: list[ChildSpec], ready_message: str, child_env: dict[str, str],
+                 control: "ConcurrencyControl | None" = None):
         self.children = [Child(spec) for spec in specs]
         self.ready_message = ready_message
         self.child_env = child_env
+        self.control = control
         self.stopping = threading.Event()
         self.announced = False
         self.next_waiting_report = time.monotonic() + WAITING_REPORT_INTERVAL
+        self.next_control_poll = 0.0
 
     def run(self) -> None:
         for child in self.children:
             self._start(child)
         while not self.stopping.is_set():
             self._restart_exited_children()
+            self._follow_desired_concurrency()
             self._announce_once_all_ready()
             self.stopping.wait(LOOP_INTERVAL)
         self._stop_children()
+
+    def _follow_desired_concurrency(self) -> None:
+        if self.control is None or time.monotonic() < self.next_control_poll:
+            return
+        self.next_control_poll = time.monotonic() + CONTROL_POLL_INTERVAL
+        for source, desired in self.control.desired().items():
+            self.scale(source, desired)
+
+    def scale(self, source: str, desired: int) -> None:
+        """Start or retire workers of `source` until `desired` serve it.
+
+        A retired worker gets SIGTERM and finishes the batch it holds, so
+        scaling down loses no message.
+        """
+        serving = [c for c in self.children if c.spec.source == source and not c.retiring]
+        if not serving or desired < 1 or desired == len(serving):
+            return
+        log.info("scaling %s from %d to %d worker(s)", source, len(serving), desired)
+        for child in serving[desired:]:
+            child.retiring = True
+            if child.is_running():
+                child.process.send_signal(signal.SIGTERM)
+        template = serving[0].spec
+        label = template.role.rsplit("#", 1)[0]
+        for index in range(len(serving) + 1, desired + 1):
+            child = Child(ChildSpec(role=f"{label}#{index}", argv=template.argv, source=source))
+            self.children.append(child)
+            self._start(child)
 
     def request_stop(self, signum, frame) -> None:
         self.stopping.set()
@@ -152,7 +192,12 @@ class Supervisor:
 
     def _restart_exited_children(self) -> None:
         now = time.monotonic()
-        for child in self.children:
+        for child in list(self.children):
+            if child.retiring:
+                if not child.is_running():
+                    log.info("%s retired", child.spec.role)
+                    self.children.remove(child)
+                continue
             if child.restart_at is None and not child.is_running():
                 child.restart_at = now + self._restart_delay(child, now)
             elif child.restart_at is not None and now >= child.restart_at:
@@ -222,6 +267,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="worker processes per SQS event source, capped by its maximum_concurrency")
     parser.add_argument("--function-timeout", type=float, default=None,
                         help="seconds; defaults to each function's lambda_timeout in .chalice/config.json, else 60")
+    parser.add_argument("--control-table", default=os.environ.get("PACER_RUNTIME_CONTROL_TABLE"),
+                        help="a DynamoDB table (pk, sk) holding live concurrency per SQS source; see docs/RUNTIME.md")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -244,8 +291,9 @@ def main(argv: list[str] | None = None) -> None:
                     source.name, type(source).__name__)
     for source in project.schedule_sources():
         parse_schedule(source.schedule_expression)  # a bad expression stops us here, not in a restart loop
+    control = ConcurrencyControl(args.control_table) if args.control_table else None
     supervisor = Supervisor(child_specs(project, args.workers, args.function_timeout),
-                            readiness_line(project, args.workers), env)
+                            readiness_line(project, args.workers), env, control)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     supervisor.run()
@@ -258,3 +306,32 @@ def _configure_child_output() -> None:
     child_output.addHandler(handler)
     child_output.propagate = False
     child_output.setLevel(logging.INFO)
+
+
+class ConcurrencyControl:
+    """Desired worker counts per SQS source, read live from a DynamoDB table.
+
+    The local stand-in for an event source mapping's MaximumConcurrency: the
+    item `pk = "RUNTIME#concurrency"`, `sk = <event source name>` with a
+    number attribute `maximum_concurrency`. Absent items change nothing.
+    """
+
+    PARTITION = "RUNTIME#concurrency"
+
+    def __init__(self, table: str):
+        import boto3
+
+        self.table = table
+        self.dynamodb = boto3.client("dynamodb")
+
+    def desired(self) -> dict[str, int]:
+        try:
+            items = self.dynamodb.query(
+                TableName=self.table, KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": self.PARTITION}},
+            )["Items"]
+        except Exception as exc:  # the emulator restarting must not stop the supervisor
+            log.warning("could not read concurrency from %s: %s", self.table, exc)
+            return {}
+        return {item["sk"]["S"]: int(item["maximum_concurrency"]["N"]) for item in items
+                if "maximum_concurrency" in item}

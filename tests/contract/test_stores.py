@@ -8,12 +8,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.adapters.dynamo import DynamoResultLedger, DynamoRunRepository
-from chalicelib.adapters.memory import MemoryQueue, MemoryResultLedger, MemoryRunRepository
+from chalicelib.adapters.dynamo import DynamoFailureLog, DynamoFleetStore, DynamoResultLedger, DynamoRunRepository
+from chalicelib.adapters.memory import (MemoryFailureLog, MemoryFleetStore, MemoryQueue, MemoryResultLedger,
+                                       MemoryRunRepository)
 from chalicelib.adapters.sqs import SqsQueue
 from chalicelib.errors import RunAlreadyActive, StaleWrite
-from chalicelib.models import JobOutcome, OutboundMessage, Run
-from chalicelib.resources import JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE
+from chalicelib.models import JobOutcome, OutboundMessage, Run, WorkerBeat
+from chalicelib.resources import JOBS_DLQ, JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE
 from infra.provision import provision
 
 T0 = 1_800_000_000.0
@@ -158,3 +159,57 @@ def test_a_queue_sends_every_message_in_batches(queue):
     q, received = queue
     q.send([OutboundMessage(body=json.dumps({"n": i})) for i in range(23)])
     assert sorted(json.loads(b)["n"] for b in received()) == list(range(23))
+
+
+@pytest.fixture(params=["memory", "moto"])
+def fleet_and_failures(request, monkeypatch):
+    if request.param == "memory":
+        yield MemoryFleetStore(), MemoryFailureLog()
+        return
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        provision()
+        client = boto3.client("dynamodb")
+        yield DynamoFleetStore(client, STATE_TABLE.name), DynamoFailureLog(client, STATE_TABLE.name)
+
+
+def test_worker_beats_are_kept_per_worker_and_the_latest_wins(fleet_and_failures):
+    fleet, _ = fleet_and_failures
+    fleet.save_beat(WorkerBeat(worker_id="w1", state="busy", started_at=T0, last_beat_at=T0, jobs_done=3))
+    fleet.save_beat(WorkerBeat(worker_id="w1", state="idle", started_at=T0, last_beat_at=T0 + 10, jobs_done=9))
+    fleet.save_beat(WorkerBeat(worker_id="w2", state="idle", started_at=T0, last_beat_at=T0 + 10))
+    beats = {b.worker_id: b for b in fleet.beats()}
+    assert (beats["w1"].state, beats["w1"].jobs_done, beats["w1"].last_beat_at) == ("idle", 9, T0 + 10)
+    assert set(beats) == {"w1", "w2"}
+
+
+def test_the_desired_concurrency_reads_back_per_source(fleet_and_failures):
+    fleet, _ = fleet_and_failures
+    assert fleet.concurrency("process_jobs") is None
+    fleet.set_concurrency("process_jobs", 4, T0)
+    fleet.set_concurrency("process_jobs", 3, T0 + 1)
+    assert fleet.concurrency("process_jobs") == 3
+
+
+def test_failure_reasons_are_found_by_message_id(fleet_and_failures):
+    _, failures = fleet_and_failures
+    failures.record([(f"m{i}", 1, f"reason {i}") for i in range(30)], T0)
+    failures.record([("m3", 2, "a later reason")], T0 + 1)
+    found = failures.reasons(["m3", "m29", "unknown"])
+    assert found == {"m3": "a later reason", "m29": "reason 29"}
+
+
+def test_a_dead_letter_queue_can_be_peeked_without_losing_messages_and_moved(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        provision()
+        sqs = boto3.client("sqs")
+        dlq, jobs = SqsQueue(sqs, JOBS_DLQ.name), SqsQueue(sqs, JOBS_QUEUE.name)
+        dlq.send([OutboundMessage(body=f"poison {i}") for i in range(15)])
+        peeked = dlq.peek(12)
+        assert len(peeked) == len({m.message_id for m in peeked}) == 12
+        assert dlq.depth()["visible"] == 15  # a peek leaves every message where it was
+        assert dlq.move_to(jobs, 100) == 15
+        assert dlq.depth()["visible"] == 0 and jobs.depth()["visible"] == 15

@@ -111,3 +111,59 @@ def test_status_before_any_run_is_idle(client):
 def test_health_reports_its_checks(client):
     code, body = call(client, "get", "/api/health")
     assert code == 200 and body["status"] == "ok"
+
+
+def admin(client, method, path, token="secret", body=None):
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    response = getattr(client.http, method)(path, headers=headers, body=json.dumps(body) if body is not None else "")
+    return response.status_code, response.json_body
+
+
+def test_admin_endpoints_answer_401_without_a_token_and_403_with_a_wrong_one(client, c):
+    for method, path in (("put", "/api/workers"), ("get", "/api/dlq"), ("post", "/api/dlq/redrive")):
+        code, body = admin(client, method, path, token=None, body={"concurrency": 3})
+        assert code == 401 and "Authorization" in body["message"]
+        code, body = admin(client, method, path, token="guess", body={"concurrency": 3})
+        assert code == 403 and body["error"] == "forbidden"
+    assert c.fleet.desired == {}
+
+
+def test_admin_endpoints_refuse_everyone_when_no_token_is_configured(client, c):
+    c.settings.admin_token = ""
+    code, body = admin(client, "put", "/api/workers", token="", body={"concurrency": 3})
+    assert code in (401, 403)
+    code, body = admin(client, "put", "/api/workers", token="anything", body={"concurrency": 3})
+    assert code == 403 and "PACER_ADMIN_TOKEN" in body["message"]
+
+
+def test_an_admin_sets_the_worker_concurrency_and_anyone_can_see_it(client, c):
+    code, body = admin(client, "put", "/api/workers", body={"concurrency": 3})
+    assert code == 200 and body["concurrency"] == 3
+    assert c.fleet.desired == {"process_jobs": 3}
+    assert call(client, "get", "/api/workers")[1]["concurrency"] == 3
+
+
+def test_a_bad_concurrency_gets_400_and_changes_nothing(client, c):
+    for bad in (0, 101, "4", 2.5):
+        code, body = admin(client, "put", "/api/workers", body={"concurrency": bad})
+        assert code == 400 and body["fields"][0]["field"] == "concurrency"
+    assert c.fleet.desired == {}
+
+
+def test_the_dlq_lists_messages_with_their_reason_and_redrives_them(client, c):
+    from chalicelib.models import OutboundMessage
+    c.jobs_dlq.send([OutboundMessage(body="not json"), OutboundMessage(body="also not")])
+    c.failure_log.record([("m0", 5, "unparseable message: Invalid JSON")], now=0)
+    code, body = admin(client, "get", "/api/dlq?limit=5")
+    assert code == 200 and body["count"] == 2
+    assert body["messages"][0]["reason"] == "unparseable message: Invalid JSON"
+    code, body = admin(client, "post", "/api/dlq/redrive")
+    assert (code, body) == (200, {"moved": 2, "remaining": 0})
+    assert [m.body for m in c.jobs_queue.sent] == ["not json", "also not"]
+
+
+def test_a_bad_dlq_limit_gets_400(client):
+    assert admin(client, "get", "/api/dlq?limit=0")[0] == 400
+    assert admin(client, "get", "/api/dlq?limit=abc")[0] == 400

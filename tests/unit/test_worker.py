@@ -3,7 +3,8 @@ import pytest
 
 from chalicelib import runs
 from chalicelib.models import JobEnvelope, JobSpec, StartRun
-from chalicelib.worker import JobWorker, Record, RetryPolicy
+from chalicelib.adapters.memory import MemoryFailureLog
+from chalicelib.worker import InjectedFailure, JobWorker, Record, RetryPolicy, with_injected_failures
 from tests.fakes import MemoryContainer
 
 T0 = 1_800_000_000.0
@@ -28,7 +29,7 @@ def worker(c, compute=None, max_attempts=3) -> JobWorker:
 
 
 def test_a_message_records_one_result_per_job_with_its_factors(c):
-    assert worker(c).process([envelope(c.run.run_id, 12, 97)], lambda: T0) == []
+    assert worker(c).process([envelope(c.run.run_id, 12, 97)], lambda: T0).failed_ids == []
     assert c.ledger.outcomes[f"{c.run.run_id}:0"].factors == ["2", "2", "3"]
     assert c.runs.current().processed == 2
 
@@ -46,7 +47,7 @@ def test_a_job_that_raises_is_retried_alone_with_a_later_attempt(c):
             raise RuntimeError("boom")
         return [n]
 
-    assert worker(c, flaky).process([envelope(c.run.run_id, 12, 97)], lambda: T0) == []
+    assert worker(c, flaky).process([envelope(c.run.run_id, 12, 97)], lambda: T0).failed_ids == []
     retry = JobEnvelope.model_validate_json(c.jobs_queue.sent[-1].body)
     assert [(j.number, j.attempt) for j in retry.jobs] == [("97", 2)]
     assert c.runs.current().processed == 1
@@ -64,9 +65,32 @@ def test_a_job_that_fails_its_last_attempt_is_counted_failed_once(c):
 
 
 def test_an_unparseable_message_is_reported_failed_and_the_rest_of_the_batch_proceeds(c):
-    failed = worker(c).process([Record("poison", "not json"), envelope(c.run.run_id, 12)], lambda: T0)
-    assert failed == ["poison"]
+    result = worker(c).process([Record("poison", "not json"), envelope(c.run.run_id, 12)], lambda: T0)
+    assert (result.failed_ids, result.jobs_done) == (["poison"], 1)
     assert c.runs.current().processed == 1
+
+
+def test_a_failed_message_has_its_reason_logged_and_is_held_back_with_backoff(c):
+    failures = MemoryFailureLog()
+    w = worker(c)
+    w.failures = failures
+    w.policy = RetryPolicy(base_delay_s=1, max_delay_s=60)
+    w.process([Record("poison", "not json", receipt_handle="h1", receive_count=4)], lambda: T0)
+    assert "unparseable message" in failures.reasons(["poison"])["poison"]
+    assert 0 <= c.jobs_queue.delayed["h1"] <= 8  # full jitter under 1 s * 2^3
+
+
+def test_injected_failures_strike_at_the_configured_rate_only():
+    rolls = iter([0.1, 0.5, 0.19, 0.9])
+    faulty = with_injected_failures(lambda n: [n], 0.2, rng=lambda: next(rolls))
+    outcomes = []
+    for _ in range(4):
+        try:
+            outcomes.append(faulty(7))
+        except InjectedFailure:
+            outcomes.append("failed")
+    assert outcomes == ["failed", [7], "failed", [7]]
+    assert with_injected_failures(abs, 0.0) is abs
 
 
 def test_backoff_grows_exponentially_up_to_its_cap():

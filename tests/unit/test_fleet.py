@@ -1,0 +1,40 @@
+"""Heartbeats and the fleet view."""
+from chalicelib.adapters.memory import MemoryFleetStore
+from chalicelib.fleet import Heartbeat, fleet_view, set_concurrency
+
+
+class Clock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_worker_is_busy_while_it_holds_a_batch_and_counts_its_jobs():
+    store, clock = MemoryFleetStore(), Clock(1000.0)
+    beat = Heartbeat(store, "w1", interval_s=3600, clock=clock)
+    with beat.busy() as done:
+        beat.beat_now()
+        assert store.saved["w1"].state == "busy"
+        done(7)
+    beat.beat_now()
+    assert (store.saved["w1"].state, store.saved["w1"].jobs_done) == ("idle", 7)
+
+
+def test_a_worker_silent_longer_than_the_limit_shows_as_down():
+    store, clock = MemoryFleetStore(), Clock(1000.0)
+    Heartbeat(store, "w1", interval_s=3600, clock=clock).beat_now()
+    clock.now = 1100.0
+    Heartbeat(store, "w2", interval_s=3600, clock=clock).beat_now()
+    view = fleet_view(store, now=1125.0, down_after_s=120)
+    assert {w.id: w.state for w in view.workers} == {"w1": "down", "w2": "idle"}
+    assert view.workers[0].seconds_since_beat == 125.0
+
+
+def test_the_desired_concurrency_is_stored_for_the_runtime_to_follow():
+    store = MemoryFleetStore()
+    assert fleet_view(store, 0, 120).concurrency is None
+    set_concurrency(store, 4, now=0)
+    assert store.desired == {"process_jobs": 4}
+    assert fleet_view(store, 0, 120).concurrency == 4
