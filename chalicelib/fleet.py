@@ -17,7 +17,8 @@ from typing import Callable, Protocol
 from chalicelib.models import Fleet, WorkerBeat, WorkerView
 
 log = logging.getLogger(__name__)
-JOBS_SOURCE = "process_jobs"  # the event source whose concurrency the API controls
+JOBS_SOURCE = "process_jobs"
+STATE_WRITE_MIN_INTERVAL_S = 1.0  # the event source whose concurrency the API controls
 
 
 class FleetStore(Protocol):
@@ -63,6 +64,7 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._beat = WorkerBeat(worker_id=worker_id, state="idle", started_at=clock(), last_beat_at=clock())
         self._thread: threading.Thread | None = None
+        self._last_write = 0.0
 
     @contextlib.contextmanager
     def busy(self):
@@ -78,10 +80,16 @@ class Heartbeat:
     def _set(self, **changes) -> None:
         with self._lock:
             self._beat = self._beat.model_copy(update=changes)
+            # State changes are written at once, but at most once a second, so the
+            # fleet view follows the work without a write per batch.
+            due = self._clock() - self._last_write >= STATE_WRITE_MIN_INTERVAL_S
+        if due:
+            self.beat_now()
 
     def beat_now(self) -> None:
         with self._lock:
             self._beat = self._beat.model_copy(update={"last_beat_at": self._clock()})
+            self._last_write = self._clock()
             beat = self._beat
         try:
             self._store.save_beat(beat)
@@ -90,7 +98,6 @@ class Heartbeat:
 
     def _ensure_started(self) -> None:
         if self._thread is None:
-            self.beat_now()
             self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
             self._thread.start()
 

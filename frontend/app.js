@@ -5,10 +5,15 @@
  *   1. the `?api=` query parameter, e.g. index.html?api=http://127.0.0.1:8123
  *   2. `window.PACER_API`, set in config.js next to this file
  *   3. `${location.protocol}//${location.hostname}:8000`, where `chalice local` listens
- * The page calls `<base>/api/run`, `<base>/api/stop` and `<base>/api/status`.
+ * The page calls `<base>/api/run`, `<base>/api/stop`, `<base>/api/status` and
+ * `<base>/api/workers`.
  *
- * It polls GET /api/status about once a second. The next poll is scheduled only
- * after the previous one has finished, so a slow API never has requests piling up.
+ * It polls GET /api/status about once a second and GET /api/workers every two.
+ * Each next poll is scheduled only after the previous one has finished, so a slow
+ * API never has requests piling up. The workers poll is independent: an API
+ * without /api/workers (or one that fails it) leaves the rest of the page working.
+ * Setting the concurrency needs the admin token, which the page keeps in
+ * localStorage so that a reload does not ask for it again.
  * The server validates every input; the page shows its messages rather than
  * keeping a second copy of the rules.
  */
@@ -16,6 +21,8 @@
   "use strict";
 
   const POLL_INTERVAL_MS = 1000;
+  const WORKERS_POLL_INTERVAL_MS = 2000;
+  const TOKEN_STORAGE_KEY = "pacer.adminToken";
   const REQUEST_TIMEOUT_MS = 5000;
   const CHART_SECONDS = 60;
   const CHART_HEIGHT = 170;
@@ -29,6 +36,15 @@
     connected: null,     // null until the first poll answers or fails
     busy: false,         // an action (start/update/stop) is in flight
     statusGeneration: 0, // bumped by every action, so an older poll cannot overwrite its result
+  };
+
+  const workersView = {
+    data: null,            // the last workers object the API returned
+    available: null,       // null until the first workers poll answers or fails
+    unavailableReason: "",
+    busy: false,           // a concurrency change is in flight
+    generation: 0,         // bumped by every change, so an older poll cannot overwrite its result
+    concurrencyEdited: false, // once the user types, polls stop refilling #concurrency
   };
 
   function resolveApiBase() {
@@ -51,14 +67,14 @@
 
   class UnreachableError extends Error {}
 
-  async function callApi(method, path, body) {
+  async function callApi(method, path, body, headers = {}) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
     let response;
     try {
       response = await fetch(apiBase + path, {
         method,
-        headers: body === undefined ? {} : { "Content-Type": "application/json" },
+        headers: body === undefined ? headers : { ...headers, "Content-Type": "application/json" },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: controller.signal,
         cache: "no-store",
@@ -106,6 +122,25 @@
     }
   }
 
+  async function pollWorkers() {
+    const generation = workersView.generation;
+    try {
+      const workers = await callApi("GET", "/api/workers");
+      workersView.available = true;
+      if (generation === workersView.generation) {
+        workersView.data = workers;
+      }
+    } catch (err) {
+      // An API without the route answers 404 (chalice local: 403, without CORS
+      // headers, so fetch fails outright). Either way it is not the page's
+      // connection problem, so the note stays quiet and the status poll decides.
+      workersView.available = false;
+      workersView.unavailableReason = err instanceof ApiError ? `the API answered ${err.status}` : "no answer";
+    }
+    renderWorkers();
+    setTimeout(pollWorkers, WORKERS_POLL_INTERVAL_MS);
+  }
+
   // ---- actions ------------------------------------------------------------
 
   function readNumber(id) {
@@ -151,12 +186,61 @@
     return isActive() ? "update" : "start";
   }
 
+  async function setConcurrency() {
+    if (workersView.busy || $("set-concurrency").disabled) return;
+    workersView.busy = true;
+    workersView.generation += 1;
+    clearWorkersError();
+    renderWorkerControls();
+    try {
+      workersView.data = await callApi("PUT", "/api/workers",
+        { concurrency: readNumber("concurrency") }, adminAuthorization());
+      workersView.available = true;
+      workersView.concurrencyEdited = false;
+    } catch (err) {
+      showWorkersError(err);
+    } finally {
+      workersView.busy = false;
+      renderWorkers();
+    }
+  }
+
+  function adminAuthorization() {
+    const token = $("admin-token").value.trim();
+    // No header at all when empty, so the server answers 401 (missing) rather than 403 (wrong).
+    return token ? { Authorization: `Bearer ${token}` } : {};
+  }
+
+  // localStorage can be unavailable (private modes, blocked storage); the token
+  // then lasts as long as the page, which is all the input can promise anyway.
+  function loadAdminToken() {
+    try {
+      return window.localStorage.getItem(TOKEN_STORAGE_KEY) || "";
+    } catch (err) {
+      return "";
+    }
+  }
+
+  function saveAdminToken(token) {
+    try {
+      if (token) window.localStorage.setItem(TOKEN_STORAGE_KEY, token);
+      else window.localStorage.removeItem(TOKEN_STORAGE_KEY);
+    } catch (err) {
+      // nothing to do: see loadAdminToken
+    }
+  }
+
   // ---- errors -------------------------------------------------------------
 
   function clearErrors() {
-    $("error").hidden = true;
-    $("error").textContent = "";
+    clearErrorBox($("error"));
     FIELDS.forEach(clearFieldError);
+  }
+
+  function clearErrorBox(box) {
+    box.hidden = true;
+    box.textContent = "";
+    box.dataset.status = "";
   }
 
   function clearFieldError(field) {
@@ -165,16 +249,18 @@
     $(`${field}-error`).textContent = "";
   }
 
-  function showError(err) {
-    const box = $("error");
-    box.textContent = "";
+  function fillErrorBox(box, err) {
     const title = document.createElement("strong");
     title.textContent = errorTitle(err);
     const message = document.createElement("span");
     message.textContent = err.message;
-    box.append(title, message);
+    box.replaceChildren(title, message);
+    box.dataset.status = err instanceof ApiError ? String(err.status) : "";
     box.hidden = false;
+  }
 
+  function showError(err) {
+    fillErrorBox($("error"), err);
     for (const { field, message: fieldMessage } of err.fields || []) {
       // Field paths may arrive dotted ("body.x"); the last part names the input.
       const name = String(field).split(".").pop();
@@ -187,9 +273,26 @@
 
   function errorTitle(err) {
     if (err instanceof UnreachableError) return "API unreachable";
+    if (err.status === 401) return "Admin token needed (401)";
+    if (err.status === 403) return "Admin token rejected (403)";
     if (err.code === "validation_error") return "Please check the values";
     if (err.code === "conflict") return "Not possible right now";
     return `Request failed (${err.status})`;
+  }
+
+  function clearWorkersError() {
+    clearErrorBox($("workers-error"));
+    $("concurrency").removeAttribute("aria-invalid");
+    $("admin-token").removeAttribute("aria-invalid");
+  }
+
+  function showWorkersError(err) {
+    fillErrorBox($("workers-error"), err);
+    if (err.status === 401 || err.status === 403) {
+      $("admin-token").setAttribute("aria-invalid", "true");
+    } else if (err.status === 400) {
+      $("concurrency").setAttribute("aria-invalid", "true");
+    }
   }
 
   // ---- rendering ----------------------------------------------------------
@@ -305,6 +408,107 @@
     $("achieved-window").textContent = achieved ? `last ${achieved.window_s} s` : "";
     $("achieved-processed").textContent = achieved ? `${formatRate(achieved.processed_per_min)} /min` : "—";
     $("achieved-enqueued").textContent = achieved ? `${formatRate(achieved.enqueued_per_min)} /min` : "—";
+  }
+
+  // ---- workers ------------------------------------------------------------
+
+  function renderWorkers() {
+    const data = workersView.data;
+    const panel = $("workers");
+    panel.dataset.available = String(workersView.available);
+    // Data from an earlier answer stays on screen, faded, while the API fails.
+    panel.classList.toggle("stale", workersView.available === false && data !== null);
+
+    const workers = (data && data.workers) || [];
+    const down = workers.filter((worker) => worker.state === "down").length;
+    setWorkerCount("workers-up", data && workers.length - down);
+    setWorkerCount("workers-down", data && down);
+    setWorkerCount("concurrency-desired", data && data.concurrency);
+
+    // Until the user types, the input follows the desired count (another admin may change it).
+    const input = $("concurrency");
+    if (data && !workersView.concurrencyEdited && document.activeElement !== input) {
+      input.value = String(data.concurrency);
+    }
+
+    renderWorkersNote(data);
+    renderWorkerRows(data, workers);
+    renderWorkerControls();
+  }
+
+  function setWorkerCount(id, value) {
+    const known = value !== null && value !== undefined;
+    $(id).dataset.value = known ? String(value) : "";
+    $(id).textContent = known ? formatCount(value) : "—";
+  }
+
+  function renderWorkersNote(data) {
+    const note = $("workers-note");
+    if (workersView.available === false) {
+      note.textContent = `Workers unavailable (${workersView.unavailableReason}) — retrying.`;
+    } else if (data) {
+      note.textContent = `Job-worker processes and their heartbeats. One silent for ` +
+        `${formatCount(data.down_after_s)} s is marked down; the runtime follows the desired count within seconds.`;
+    } else {
+      note.textContent = "Job-worker processes and their heartbeats.";
+    }
+  }
+
+  function renderWorkerRows(data, workers) {
+    const body = $("workers-list");
+    if (!data || workers.length === 0) {
+      let text = "No worker has reported yet.";
+      if (!data) text = workersView.available === false ? "Workers unavailable" : "Loading workers…";
+      const cell = document.createElement("td");
+      cell.colSpan = 5;
+      cell.textContent = text;
+      const row = document.createElement("tr");
+      row.className = "workers-empty";
+      row.append(cell);
+      body.replaceChildren(row);
+      return;
+    }
+    // Down workers last; otherwise by id, so rows do not jump between idle and busy.
+    const sorted = [...workers].sort((a, b) =>
+      (a.state === "down") - (b.state === "down") || String(a.id).localeCompare(String(b.id)));
+    body.replaceChildren(...sorted.map(workerRow));
+  }
+
+  function workerRow(worker) {
+    const row = document.createElement("tr");
+    row.dataset.workerId = worker.id;
+    row.dataset.state = worker.state;
+
+    const id = document.createElement("code");
+    id.textContent = worker.id;
+    const badge = document.createElement("span");
+    badge.className = "badge worker-state";
+    badge.dataset.state = worker.state;
+    badge.textContent = worker.state;
+
+    const cells = [
+      cell(id),
+      cell(badge),
+      cell(formatCount(worker.jobs_done), "numeric"),
+      cell(formatTime(worker.started_at)),
+      cell(formatSecondsAgo(worker.seconds_since_beat), "numeric"),
+    ];
+    cells[3].title = worker.started_at || "";
+    cells[4].title = worker.last_beat_at || "";
+    row.append(...cells);
+    return row;
+  }
+
+  function cell(content, className) {
+    const td = document.createElement("td");
+    if (className) td.className = className;
+    if (content instanceof Node) td.append(content);
+    else td.textContent = content;
+    return td;
+  }
+
+  function renderWorkerControls() {
+    $("set-concurrency").disabled = workersView.busy || workersView.available !== true;
   }
 
   // ---- the throughput chart (hand-written SVG) ----------------------------
@@ -436,6 +640,12 @@
     return sameDay ? time : `${when.toLocaleDateString()} ${time}`;
   }
 
+  function formatSecondsAgo(seconds) {
+    if (seconds === null || seconds === undefined || Number.isNaN(Number(seconds))) return "—";
+    const value = Math.max(0, Number(seconds));
+    return value < 60 ? `${value.toFixed(1)} s ago` : `${formatDuration(value * 1000)} ago`;
+  }
+
   function formatElapsed(status) {
     if (!status || !status.started_at) return "—";
     const start = Date.parse(status.started_at);
@@ -462,8 +672,29 @@
       });
     }
     window.addEventListener("resize", () => renderChart(view.status ? view.status.series || [] : []));
+
+    $("admin-token").value = loadAdminToken();
+    // "change" as well as "input": some ways of clearing a field (autofill, WebDriver) fire only "change".
+    for (const type of ["input", "change"]) {
+      $("admin-token").addEventListener(type, () => {
+        saveAdminToken($("admin-token").value.trim());
+        $("admin-token").removeAttribute("aria-invalid");
+      });
+      $("concurrency").addEventListener(type, () => {
+        workersView.concurrencyEdited = true;
+        $("concurrency").removeAttribute("aria-invalid");
+      });
+    }
+    // A form, so Enter in either field submits it (and password managers know what the token field is).
+    $("concurrency-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      setConcurrency();
+    });
+
     render();
+    renderWorkers();
     poll();
+    pollWorkers();
   }
 
   init();

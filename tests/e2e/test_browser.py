@@ -134,3 +134,68 @@ def test_update_rate_and_stop_change_the_running_run_from_the_page(browser, live
     assert api_status(api)["state"] == "stopped"
     assert not element(browser, "stop").is_enabled()
     assert not element(browser, "update").is_enabled()
+
+
+ADMIN_TOKEN = "local-admin-token"  # the local stage's PACER_ADMIN_TOKEN
+
+
+def shown_worker_states(browser: WebDriver) -> list[str]:
+    rows = browser.find_elements(By.CSS_SELECTOR, "#workers tr[data-worker-id]")
+    return [row.get_attribute("data-state") for row in rows]
+
+
+@pytest.fixture
+def restore_concurrency(api):
+    """Put the stack's worker concurrency back after the test, for the tests that share the stack."""
+    before = api.get(f"{api.base_url}/api/workers", timeout=10)
+    yield
+    if before.ok:
+        api.put(f"{api.base_url}/api/workers", json={"concurrency": before.json()["concurrency"]},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+
+
+def test_the_page_lists_the_workers_and_changes_their_concurrency(browser, live_stack, api, restore_concurrency):
+    open_page(browser, live_stack)
+    fill(browser, x=3000, y=1, total=100)
+    click_when_enabled(browser, "start")
+
+    WebDriverWait(browser, RUN_DEADLINE_S, poll_frequency=0.2).until(
+        lambda b: any(state in ("idle", "busy") for state in shown_worker_states(b)),
+        "no worker row showed as idle or busy",
+    )
+    up = shown_count(browser, "workers-up")
+    assert up is not None and up >= 1
+    assert up == sum(state in ("idle", "busy") for state in shown_worker_states(browser))
+    assert shown_count(browser, "workers-down") == shown_worker_states(browser).count("down")
+
+    fill(browser, **{"admin-token": ADMIN_TOKEN, "concurrency": 3})
+    click_when_enabled(browser, "set-concurrency")
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: shown_count(b, "concurrency-desired") == 3, "#concurrency-desired never showed 3"
+    )
+    assert not element(browser, "workers-error").is_displayed()
+    assert api.get(f"{api.base_url}/api/workers", timeout=10).json()["concurrency"] == 3
+
+    browser.refresh()  # the token is remembered across a reload
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: shown_count(b, "concurrency-desired") == 3, "the reloaded page never showed concurrency 3"
+    )
+    assert element(browser, "admin-token").get_attribute("value") == ADMIN_TOKEN
+
+    fill(browser, **{"admin-token": "not-the-admin-token", "concurrency": 4})
+    click_when_enabled(browser, "set-concurrency")
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: element(b, "workers-error").is_displayed(), "#workers-error never showed"
+    )
+    rejected = api.put(f"{api.base_url}/api/workers", json={"concurrency": 4},
+                       headers={"Authorization": "Bearer not-the-admin-token"}, timeout=10)
+    assert rejected.status_code == 403
+    assert element(browser, "workers-error").get_attribute("data-status") == "403"
+    assert "403" in element(browser, "workers-error").text
+    assert rejected.json()["message"] in element(browser, "workers-error").text
+    assert shown_count(browser, "concurrency-desired") == 3
+    assert api.get(f"{api.base_url}/api/workers", timeout=10).json()["concurrency"] == 3
+
+    if api_status(api)["state"] == "running":
+        api.post(f"{api.base_url}/api/stop", timeout=10)
+    assert api_status(api)["state"] != "running"

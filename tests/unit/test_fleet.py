@@ -15,11 +15,16 @@ def test_a_worker_is_busy_while_it_holds_a_batch_and_counts_its_jobs():
     store, clock = MemoryFleetStore(), Clock(1000.0)
     beat = Heartbeat(store, "w1", interval_s=3600, clock=clock)
     with beat.busy() as done:
-        beat.beat_now()
-        assert store.saved["w1"].state == "busy"
+        assert store.saved["w1"].state == "busy"  # written when the batch starts
         done(7)
+    assert store.saved["w1"].state == "busy"  # a second write within the second waits for the timer
+    clock.now += 1.5
+    with beat.busy() as done:
+        done(3)
+    assert (store.saved["w1"].state, store.saved["w1"].jobs_done) == ("busy", 7)
+    clock.now += 1.5
     beat.beat_now()
-    assert (store.saved["w1"].state, store.saved["w1"].jobs_done) == ("idle", 7)
+    assert (store.saved["w1"].state, store.saved["w1"].jobs_done) == ("idle", 10)
 
 
 def test_a_worker_silent_longer_than_the_limit_shows_as_down():
