@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-fast browser bench bench-quick clean
+.PHONY: up test test-fast browser bench bench-quick drills drills-quick clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +35,36 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m bench.run_all --quick
 
+## drills: failure drills at full scale (kill 20,000 jobs, restarts, 20% failures, duplicates).
+drills: $(STAMP)
+	PACER_DRILL_SCALE=full $(PY) -m pytest tests/drills -m drill -s
+
+## drills-quick: the same drills, shorter, as CI runs them.
+drills-quick: $(STAMP)
+	PACER_DRILL_SCALE=short $(PY) -m pytest tests/drills -m drill -s
+
 clean:
 	rm -rf $(VENV) .pytest_cache .run
+
+# ---- The LocalStack lane and the path to AWS (issue #7) ----
+.PHONY: test-localstack localstack-start localstack-stop package
+
+# What the LocalStack lane runs: every suite that talks to a live endpoint,
+# the short drills included (PACER_DRILL_SCALE defaults to short).
+LOCALSTACK_TESTS ?= integration or runtime or deploy or drill
+
+## test-localstack: those suites against LocalStack in host mode (no Docker), through AWS_ENDPOINT_URL; LocalStack stops afterwards.
+test-localstack: $(STAMP)
+	bash infra/localstack/with-localstack.sh $(PY) -m pytest -m "$(LOCALSTACK_TESTS)"
+
+## localstack-start / localstack-stop: LocalStack in host mode on :4566, for `AWS_ENDPOINT_URL=http://127.0.0.1:4566 make up`.
+localstack-start:
+	bash infra/localstack/hostmode.sh start
+
+localstack-stop:
+	bash infra/localstack/hostmode.sh stop
+
+## package: chalice package with the merge template generated from chalicelib/resources.py -> out/$(STAGE)/sam.json
+STAGE ?= dev
+package: $(STAMP)
+	$(PY) -m infra.deploy.package --stage $(STAGE) --out out

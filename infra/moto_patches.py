@@ -1,4 +1,8 @@
-"""A fix for moto's TransactWriteItems cost, applied only in the embedded emulator process.
+"""Fixes for moto, applied only in the embedded emulator process.
+
+1. TransactWriteItems cost (below). 2. CloudFormation's TimeToLiveSpecification
+on AWS::DynamoDB::Table, which moto ignores; AWS and LocalStack enable TTL
+(`_apply_cloudformation_ttl`, needed by tests/deploy).
 
 moto 5 backs up every table a transaction names with `copy.deepcopy`, once per
 transaction item, so a 50-item transaction on a 4,000-item table takes ~7 s
@@ -38,7 +42,27 @@ def _touched_keys(backend: DynamoDBBackend, transact_items) -> list[tuple[str, d
     return keys
 
 
+def _apply_cloudformation_ttl() -> None:
+    """moto 5.2 creates a table from CloudFormation without its TimeToLiveSpecification."""
+    if getattr(Table.create_from_cloudformation_json, "_pacer_patched", False):
+        return
+    original = Table.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        table = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        ttl = cloudformation_json.get("Properties", {}).get("TimeToLiveSpecification")
+        if ttl:
+            backend = dynamodb_models.dynamodb_backends[account_id][region_name]
+            backend.update_time_to_live(table.name, {"Enabled": ttl.get("Enabled", False) in (True, "true"),
+                                                     "AttributeName": ttl["AttributeName"]})
+        return table
+
+    create_from_cloudformation_json._pacer_patched = True
+    Table.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
 def apply() -> None:
+    _apply_cloudformation_ttl()
     if getattr(DynamoDBBackend.transact_write_items, "_pacer_patched", False):
         return
     original = DynamoDBBackend.transact_write_items

@@ -47,9 +47,10 @@ def stop_active_run(session) -> None:
 
 @pytest.fixture
 def aws(live_stack):
-    """boto3 clients pointed at the stack's emulator."""
-    session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="testing",
-                                    aws_secret_access_key="testing")
+    """boto3 clients pointed where the stack's processes point: its moto, or AWS_ENDPOINT_URL."""
+    env = live_stack.env
+    session = boto3.session.Session(region_name=env["AWS_DEFAULT_REGION"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
     return {name: session.client(name, endpoint_url=live_stack.endpoint_url) for name in ("dynamodb", "sqs")}
 
 

@@ -1,5 +1,8 @@
 """Fixtures that run the local runtime as a real process against the emulator.
 
+The emulator is whatever AWS_ENDPOINT_URL names (`make test-localstack` sets it);
+without it the suite starts a moto server of its own.
+
 Each runtime gets queues of its own (the fixture app reads a queue prefix from
 its environment) and a file its handlers append records to; tests tell their
 messages apart by a tag in the body.
@@ -27,21 +30,20 @@ from tests.runtime.runtime_harness import (
 )
 
 
+EMULATOR_DEFAULTS = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                     "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
 @pytest.fixture(scope="session")
-def emulator():
+def aws_env() -> dict[str, str]:
+    """Where the runtimes' AWS is: AWS_ENDPOINT_URL if it is set (LocalStack, say), else a moto server of our own."""
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        yield {"AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
+               **{name: os.environ.get(name, default) for name, default in EMULATOR_DEFAULTS.items()}}
+        return
     emulator = start_emulator()
-    yield emulator
+    yield {"AWS_ENDPOINT_URL": emulator.endpoint_url, **EMULATOR_DEFAULTS}
     emulator.stop()
-
-
-@pytest.fixture(scope="session")
-def aws_env(emulator) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": emulator.endpoint_url,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
 
 
 @pytest.fixture(scope="session")

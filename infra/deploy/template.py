@@ -1,0 +1,393 @@
+"""The deploy template, generated from the one resource declaration and the app's event sources.
+
+`chalice package --merge-template` deep-merges a template into the SAM
+template it generates (dictionaries merge key by key; any other value,
+lists included, replaces chalice's). This module writes that template:
+
+- every table and queue in `chalicelib/resources.py`, as CloudFormation
+  resources: DynamoDB on demand with its TTL and GSIs; SQS with its DLQ,
+  RedrivePolicy and a visibility timeout of at least six times the timeout of
+  the function the queue triggers (Lambda refuses a mapping whose queue's
+  visibility is shorter than the function's timeout, and advises six times);
+- on each SQS event source mapping: `FunctionResponseTypes:
+  [ReportBatchItemFailures]` (chalice has no option for it, aws/chalice#2029),
+  and `ScalingConfig.MaximumConcurrency`;
+- each function's environment variables that name a table or queue, as
+  references to it, so CloudFormation creates the queue before the function
+  and its event source mapping;
+- each function's name, as `chalice deploy` would give it (pacer-dev-…);
+- each function role's policy, least privilege: the data actions Pacer uses,
+  on Pacer's own tables, indexes and queues in the stack's account and
+  region, and the functions' own log groups;
+- `AdminToken`, a NoEcho parameter that reaches the API as PACER_ADMIN_TOKEN.
+
+The names chalice gives its resources (`ProcessJobs`, `ProcessJobsRole`,
+`ProcessJobsSqsEventSource`, …) come from chalice's own application graph, so
+the merge lands on the resources chalice generates.
+
+    python -m infra.deploy.template --stage dev --out out/merge-template-dev.json
+    python -m infra.deploy.template --stage dev --resources-only --out out/resources-dev.json
+
+`python -m infra.deploy.package` (`make package`) writes it, with the stage's
+policy file, and runs `chalice package`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from chalicelib import resources as declared
+from chalicelib.resources import Queue, Table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# AWS: "set the source queue's visibility timeout to at least six times the
+# timeout that you configure on your function" (plus the batching window).
+VISIBILITY_FACTOR = 6
+# A mapping whose handler declares no maximum_concurrency still gets a cap, so
+# that a backlog cannot take the whole account's concurrency (AWS allows 2-1000).
+DEFAULT_MAXIMUM_CONCURRENCY = 20
+# The logical id chalice's SAM generator gives the function behind the REST API.
+API_HANDLER = "APIHandler"
+
+DYNAMODB_ACTIONS = [
+    # Every DynamoDB call chalicelib makes; TransactWriteItems and the batch
+    # calls are authorised per item action.
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+]
+SQS_ACTIONS = [
+    # Sends (SendMessageBatch is SendMessage), the DLQ's peek and redrive, and
+    # what Lambda's poller needs from a source queue.
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:ReceiveMessage",
+    "sqs:SendMessage",
+]
+LOGS_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+
+
+def cfn_name(name: str) -> str:
+    """A declared name as a CloudFormation logical id: pacer-jobs-dlq -> PacerJobsDlq."""
+    from chalice.utils import to_cfn_resource_name
+
+    return to_cfn_resource_name(name)
+
+
+# ---- data resources ---------------------------------------------------------------------------
+
+
+def table_resource(table: Table) -> dict:
+    key_schema = [{"AttributeName": table.hash_key, "KeyType": "HASH"}]
+    if table.range_key:
+        key_schema.append({"AttributeName": table.range_key, "KeyType": "RANGE"})
+    properties: dict = {
+        "TableName": table.name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": key_schema,
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": kind} for name, kind in table.attributes.items()
+        ],
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+    }
+    if table.indexes:
+        properties["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": [{"AttributeName": index.hash_key, "KeyType": "HASH"}]
+                + ([{"AttributeName": index.range_key, "KeyType": "RANGE"}] if index.range_key else []),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index in table.indexes
+        ]
+    if table.ttl_attribute:
+        properties["TimeToLiveSpecification"] = {"AttributeName": table.ttl_attribute, "Enabled": True}
+    # Job results and run state outlive a stack that is deleted or replaced by mistake.
+    return {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+            "Properties": properties}
+
+
+def queue_resource(queue: Queue, visibility_timeout: int) -> dict:
+    properties: dict = {
+        "QueueName": queue.name,
+        "VisibilityTimeout": visibility_timeout,
+        "MessageRetentionPeriod": queue.retention_seconds,
+        "SqsManagedSseEnabled": True,
+    }
+    for name, value in queue.attributes.items():  # e.g. FifoQueue, ContentBasedDeduplication
+        properties[name] = _cfn_value(value)
+    if queue.dead_letter:
+        properties["RedrivePolicy"] = {
+            "deadLetterTargetArn": {"Fn::GetAtt": [cfn_name(queue.dead_letter.name), "Arn"]},
+            "maxReceiveCount": queue.max_receive_count,
+        }
+    return {"Type": "AWS::SQS::Queue", "Properties": properties}
+
+
+def _cfn_value(value: str):
+    """SQS attributes are strings in the API; CloudFormation wants booleans and numbers typed."""
+    if value in ("true", "false"):
+        return value == "true"
+    return int(value) if value.isdigit() else value
+
+
+def data_resources(visibility: dict[str, int] | None = None, tables: tuple[Table, ...] = declared.TABLES,
+                   queues: tuple[Queue, ...] = declared.QUEUES) -> dict:
+    """Tables and queues as CloudFormation resources, keyed by logical id.
+
+    `visibility` gives the visibility timeouts that differ from the
+    declaration (see `deployed_visibility_timeouts`).
+    """
+    visibility = visibility or {}
+    out = {cfn_name(table.name): table_resource(table) for table in tables}
+    for queue in queues:
+        out[cfn_name(queue.name)] = queue_resource(queue, visibility.get(queue.name, queue.visibility_timeout))
+    return out
+
+
+def resources_template(graph: "AppGraph") -> dict:
+    """A stand-alone template of the data resources only (no functions): what the emulator test deploys.
+
+    Its resources are the merge template's own, so what is tested is what ships.
+    """
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"{graph.app_name} ({graph.stage}): tables and queues from chalicelib/resources.py",
+        "Resources": data_resources(deployed_visibility_timeouts(graph)),
+    }
+
+
+# ---- the app, as chalice models it --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SqsMapping:
+    function: str  # chalice's function name, e.g. process_jobs
+    queue: str
+    timeout: int  # the function's Lambda timeout, seconds
+    batching_window: int
+    maximum_concurrency: int | None
+
+    @property
+    def event_cfn_name(self) -> str:
+        return cfn_name(f"{self.function}-sqs-event-source")
+
+
+@dataclass(frozen=True)
+class AppGraph:
+    app_name: str
+    stage: str
+    functions: dict[str, str]  # every Lambda function chalice will generate -> its logical id
+    function_names: dict[str, str]  # function -> its Lambda name, as `chalice deploy` names it (pacer-dev-…)
+    environments: dict[str, dict[str, str]]  # function -> its environment variables
+    roles: dict[str, str]  # function -> logical id of its managed role
+    policy_files: tuple[str, ...]  # the .chalice policy files chalice will read (autogen_policy: false)
+    sqs: tuple[SqsMapping, ...]
+    schedules: dict[str, str]  # function -> schedule expression
+
+
+def app_graph(stage: str, project_dir: Path = ROOT) -> AppGraph:
+    """What `chalice package --stage STAGE` will generate, from chalice's own application graph."""
+    from chalice.deploy import models
+    from chalice.deploy.appgraph import ApplicationGraphBuilder, DependencyBuilder
+
+    from infra.runtime.project import load_project
+
+    # Loading the app puts the stage's environment variables into os.environ,
+    # as chalice does; a generator leaves its caller's environment as it was.
+    saved = dict(os.environ)
+    try:
+        project = load_project(str(project_dir), stage)
+        application = ApplicationGraphBuilder().build(project.config, stage)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    functions, function_names, environments, roles, sqs, schedules, policy_files = {}, {}, {}, {}, [], {}, set()
+    for resource in DependencyBuilder().build_dependencies(application):
+        if isinstance(resource, models.LambdaFunction):
+            functions[resource.resource_name] = cfn_name(resource.resource_name)
+            function_names[resource.resource_name] = resource.function_name
+            environments[resource.resource_name] = dict(resource.environment_variables or {})
+            if isinstance(resource.role, models.ManagedIAMRole):
+                roles[resource.resource_name] = cfn_name(resource.role.resource_name)
+                if isinstance(resource.role.policy, models.FileBasedIAMPolicy):
+                    policy_files.add(resource.role.policy.filename)
+        elif isinstance(resource, models.SQSEventSource):
+            if isinstance(resource.queue, models.QueueARN):
+                raise ValueError(f"{resource.resource_name}: queues are declared by name in chalicelib/resources.py")
+            sqs.append(SqsMapping(
+                function=resource.lambda_function.resource_name,
+                queue=resource.queue,
+                timeout=resource.lambda_function.timeout,
+                batching_window=resource.maximum_batching_window_in_seconds or 0,
+                maximum_concurrency=resource.maximum_concurrency,
+            ))
+        elif isinstance(resource, models.ScheduledEvent):
+            schedules[resource.lambda_function.resource_name] = resource.schedule_expression
+        elif isinstance(resource, models.RestAPI):
+            # chalice's SAM generator renames the REST API's function to APIHandler.
+            functions[resource.lambda_function.resource_name] = API_HANDLER
+    return AppGraph(project.config.app_name, stage, functions, function_names, environments, roles,
+                    tuple(sorted(policy_files)), tuple(sqs), schedules)
+
+
+def deployed_visibility_timeouts(graph: AppGraph) -> dict[str, int]:
+    """Each queue's visibility timeout on AWS: the declared one, raised where Lambda needs more."""
+    declared_queues = {queue.name: queue for queue in declared.QUEUES}
+    out = {}
+    for mapping in graph.sqs:
+        if mapping.queue not in declared_queues:
+            raise ValueError(f"{mapping.function} reads {mapping.queue!r}, which chalicelib/resources.py does not declare")
+        needed = VISIBILITY_FACTOR * mapping.timeout + mapping.batching_window
+        out[mapping.queue] = max(out.get(mapping.queue, 0), declared_queues[mapping.queue].visibility_timeout, needed)
+    return out
+
+
+def visibility_warnings(graph: AppGraph) -> list[str]:
+    declared_queues = {queue.name: queue for queue in declared.QUEUES}
+    return [
+        f"{name}: visibility timeout {declared_queues[name].visibility_timeout} s declared, {seconds} s deployed "
+        f"(Lambda needs at least {VISIBILITY_FACTOR}x the timeout of the function it triggers)"
+        for name, seconds in deployed_visibility_timeouts(graph).items()
+        if seconds != declared_queues[name].visibility_timeout
+    ]
+
+
+# ---- IAM ---------------------------------------------------------------------------------------
+
+
+def _arn(service: str, resource: str, pinned: bool):
+    """An ARN in the stack's own partition, region and account, or (pinned=False) any of them."""
+    if pinned:
+        return {"Fn::Sub": f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"}
+    return f"arn:aws:{service}:*:*:{resource}"
+
+
+def iam_policy(app_name: str, stage: str, pinned: bool = True) -> dict:
+    """One policy for Pacer's functions: named actions on named resources, nothing else.
+
+    pinned=True (for the template) scopes every ARN to the stack's account and
+    region; pinned=False gives the literal form a `.chalice/policy-<stage>.json`
+    must have, since chalice copies that file verbatim.
+    """
+    table_arns = []
+    for table in declared.TABLES:
+        table_arns.append(_arn("dynamodb", f"table/{table.name}", pinned))
+        if table.indexes:
+            table_arns.append(_arn("dynamodb", f"table/{table.name}/index/*", pinned))
+    queue_arns = [_arn("sqs", queue.name, pinned) for queue in declared.QUEUES]
+    # Functions are named <app>-<stage> (the API) and <app>-<stage>-<handler>, in
+    # the template as by `chalice deploy`, so their log groups are known.
+    prefix = f"log-group:/aws/lambda/{app_name}-{stage}"
+    logs = [_arn("logs", resource, pinned)
+            for resource in (prefix, f"{prefix}:log-stream:*", f"{prefix}-*", f"{prefix}-*:log-stream:*")]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "PacerTables", "Effect": "Allow", "Action": DYNAMODB_ACTIONS, "Resource": table_arns},
+            {"Sid": "PacerQueues", "Effect": "Allow", "Action": SQS_ACTIONS, "Resource": queue_arns},
+            {"Sid": "FunctionLogs", "Effect": "Allow", "Action": LOGS_ACTIONS, "Resource": logs},
+        ],
+    }
+
+
+# ---- the merge template -------------------------------------------------------------------------
+
+
+def resource_references(environment: dict[str, str]) -> dict:
+    """Environment variables that name a declared table or queue, as references to its resource.
+
+    The value stays the same name, but CloudFormation now creates the table or
+    queue before the function, and so before the function's event source
+    mapping, which fails if its queue does not exist yet.
+    """
+    tables = {table.name: {"Ref": cfn_name(table.name)} for table in declared.TABLES}
+    queues = {queue.name: {"Fn::GetAtt": [cfn_name(queue.name), "QueueName"]} for queue in declared.QUEUES}
+    known = {**tables, **queues}
+    return {name: known[value] for name, value in environment.items() if value in known}
+
+
+def merge_template(graph: AppGraph) -> dict:
+    template_resources = data_resources(deployed_visibility_timeouts(graph))
+    policy = iam_policy(graph.app_name, graph.stage, pinned=True)
+    for role in graph.roles.values():
+        # A list replaces chalice's whole list: this is the role's only policy.
+        template_resources[role] = {
+            "Properties": {"Policies": [{"PolicyName": f"{role}Policy", "PolicyDocument": policy}]}
+        }
+    functions: dict[str, dict] = {}
+    for function, logical_id in graph.functions.items():
+        variables = resource_references(graph.environments.get(function, {}))
+        if logical_id == API_HANDLER:
+            variables["PACER_ADMIN_TOKEN"] = {"Ref": "AdminToken"}
+        # chalice's SAM template leaves functions unnamed (CloudFormation would
+        # make up <stack>-<id>-<random>); named, their log groups can be granted.
+        functions[logical_id] = {"FunctionName": graph.function_names[function]}
+        if variables:
+            functions[logical_id]["Environment"] = {"Variables": variables}
+    for mapping in graph.sqs:
+        events = functions.setdefault(graph.functions[mapping.function], {}).setdefault("Events", {})
+        events[mapping.event_cfn_name] = {
+            "Properties": {
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                "ScalingConfig": {"MaximumConcurrency": mapping.maximum_concurrency or DEFAULT_MAXIMUM_CONCURRENCY},
+            }
+        }
+    for logical_id, properties in functions.items():
+        template_resources[logical_id] = {"Properties": properties}
+    return {
+        "Parameters": {
+            "AdminToken": {
+                "Type": "String",
+                "NoEcho": True,
+                "MinLength": 16,
+                "Description": "Bearer token for Pacer's admin endpoints (PACER_ADMIN_TOKEN)",
+            }
+        },
+        "Resources": template_resources,
+        "Outputs": {
+            **{f"{cfn_name(t.name)}Name": {"Value": {"Ref": cfn_name(t.name)}} for t in declared.TABLES},
+            **{f"{cfn_name(q.name)}Url": {"Value": {"Ref": cfn_name(q.name)}} for q in declared.QUEUES},
+        },
+    }
+
+
+def policy_file_text(graph: AppGraph) -> str:
+    """What each of the stage's .chalice policy files must hold."""
+    return json.dumps(iam_policy(graph.app_name, graph.stage, pinned=False), indent=2) + "\n"
+
+
+def write_json(path: Path, document: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Generate Pacer's deploy template from chalicelib/resources.py.")
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the template (JSON)")
+    parser.add_argument("--resources-only", action="store_true",
+                        help="a stand-alone template of the tables and queues, without the functions")
+    args = parser.parse_args(argv)
+    graph = app_graph(args.stage)
+    for warning in visibility_warnings(graph):
+        print(f"template: {warning}", file=sys.stderr)
+    write_json(args.out, resources_template(graph) if args.resources_only else merge_template(graph))
+    print(f"template: wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
