@@ -14,6 +14,7 @@ touches and restores those on failure.
 from __future__ import annotations
 
 import copy
+import threading
 import types
 
 import moto.dynamodb.models as dynamodb_models
@@ -61,8 +62,33 @@ def _apply_cloudformation_ttl() -> None:
     Table.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
 
 
-def apply() -> None:
-    _apply_cloudformation_ttl()
+_BACKEND_LOCK = threading.RLock()
+_SERIALISED = ("transact_write_items", "put_item", "update_item", "delete_item", "get_item", "query", "scan",
+               "batch_get_item")
+
+
+def _serialise_backend() -> None:
+    """Make each DynamoDB request atomic towards the others, as DynamoDB's own are.
+
+    moto's server is threaded and its backend takes no lock: a transaction that
+    fails restores its snapshot, wiping out whatever a concurrent request wrote
+    to the same items meanwhile (a counter increment, say). Found by the
+    injected-failure drill: processed + failed came out one short of the results.
+    """
+    for name in _SERIALISED:
+        original = getattr(DynamoDBBackend, name, None)
+        if original is None or getattr(original, "_pacer_serialised", False):
+            continue
+
+        def serialised(self, *args, __original=original, **kwargs):
+            with _BACKEND_LOCK:
+                return __original(self, *args, **kwargs)
+
+        serialised._pacer_serialised = True
+        setattr(DynamoDBBackend, name, serialised)
+
+
+def _patch_transactions() -> None:
     if getattr(DynamoDBBackend.transact_write_items, "_pacer_patched", False):
         return
     original = DynamoDBBackend.transact_write_items
@@ -87,3 +113,9 @@ def apply() -> None:
 
     transact_write_items._pacer_patched = True
     DynamoDBBackend.transact_write_items = transact_write_items
+
+
+def apply() -> None:
+    _apply_cloudformation_ttl()
+    _patch_transactions()
+    _serialise_backend()  # last, so the lock covers a transaction's snapshot and rollback too

@@ -82,7 +82,13 @@ def settle_and_check(stack, run_id: str, total: int, began: float, name: str, ki
     """Wait until every job has an outcome and SQS is empty; then check and print the invariants."""
     final = wait_until(lambda: (s := status(stack))["state"] == "completed" and s, timeout=timeout, interval=0.5,
                        what=f"run {run_id} to complete")
-    wait_until(lambda: queue_counts(stack, JOBS_QUEUE.name) == 0, timeout=60, what="no job message left")
+    try:
+        wait_until(lambda: queue_counts(stack, JOBS_QUEUE.name) == 0, timeout=60, what="no job message left")
+    except AssertionError:
+        url = stack.aws["sqs"].get_queue_url(QueueName=JOBS_QUEUE.name)["QueueUrl"]
+        print("jobs queue:", stack.aws["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"])
+        print("status:", status(stack))
+        raise
     wall = time.monotonic() - began
     items = outcomes(stack, run_id)
     ids = {i["job_id"]["S"] for i in items}
