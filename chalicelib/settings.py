@@ -171,25 +171,33 @@ class Container:
 
 
 class StatusCache:
-    """One status read per interval, shared by every poller; writes through the API invalidate it."""
+    """One status read per interval, shared by every poller; writes through the API invalidate it.
+
+    A read that was under way when a write invalidated the cache is answered
+    but not kept: it may predate the write.
+    """
 
     def __init__(self, ttl_s: float):
         self._ttl = ttl_s
         self._lock = threading.Lock()
         self._value = None
         self._at = 0.0
+        self._generation = 0
 
     def get(self, load):
-        now = time.monotonic()
-        if self._value is not None and now - self._at < self._ttl:
+        if self._value is not None and time.monotonic() - self._at < self._ttl:
             return self._value
         with self._lock:  # one loader at a time; the others wait and reuse its answer
-            if self._value is None or time.monotonic() - self._at >= self._ttl:
-                self._value = load()
-                self._at = time.monotonic()
-            return self._value
+            if self._value is not None and time.monotonic() - self._at < self._ttl:
+                return self._value
+            generation = self._generation
+            value = load()
+            if generation == self._generation:
+                self._value, self._at = value, time.monotonic()
+            return value
 
     def invalidate(self) -> None:
+        self._generation += 1
         self._value = None
 
 
