@@ -124,8 +124,10 @@ class RunningRuntime:
     def records(self, kind: str | None = None) -> list[dict]:
         if not self.records_path.exists():
             return []
-        lines = self.records_path.read_text().splitlines()
-        records = [json.loads(line) for line in lines if line.strip()]
+        text = self.records_path.read_text()
+        # A handler may be appending right now: only newline-terminated lines are whole.
+        complete = text[: text.rfind("\n") + 1]
+        records = [json.loads(line) for line in complete.splitlines() if line.strip()]
         return [record for record in records if kind is None or record["kind"] == kind]
 
     def invocations_with(self, tag: str) -> list[dict]:
