@@ -10,10 +10,10 @@ import time
 from chalice import Chalice, Rate, Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib import dlq, fleet, runs
-from chalicelib.errors import (Conflict, DependencyUnavailable, Forbidden, InvalidInput, PacerError, PayloadTooLarge,
-                               StaleWrite, Unauthenticated)
-from chalicelib.models import ChangeRate, SetConcurrency, StartRun, Tick
+from chalicelib import compute, dlq, fleet, runs
+from chalicelib.errors import (Conflict, DependencyUnavailable, Forbidden, InvalidInput, NotFound, PacerError,
+                               PayloadTooLarge, StaleWrite, Unauthenticated)
+from chalicelib.models import ChangeRate, ComputeBatchSubmit, ComputeSubmit, SetConcurrency, StartRun, Tick
 from chalicelib.resources import JOBS_QUEUE, TICKS_QUEUE
 from chalicelib.settings import container
 from chalicelib.worker import Record
@@ -22,8 +22,8 @@ app = Chalice(app_name="pacer")
 app.log.setLevel(logging.INFO)
 JSON_BODIES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
 
-_STATUS_CODES = [(PayloadTooLarge, 413), (InvalidInput, 400), (Unauthenticated, 401), (Forbidden, 403),
-                 (Conflict, 409), (StaleWrite, 409), (DependencyUnavailable, 503)]
+_STATUS_CODES = [(PayloadTooLarge, 413), (InvalidInput, 400), (NotFound, 404), (Unauthenticated, 401),
+                 (Forbidden, 403), (Conflict, 409), (StaleWrite, 409), (DependencyUnavailable, 503)]
 
 
 def _error_response(error: PacerError) -> Response:
@@ -162,6 +162,48 @@ def redrive_dead_letters():
     return dlq.redrive(container().jobs_dlq, container().jobs_queue, _limit(100, 10_000)).model_dump()
 
 
+def _submit_compute(numbers: list[str], field: str) -> list:
+    settings = container().settings
+    caller = app.current_request.headers.get("x-caller-id")
+    accepted = compute.submit(container().compute, caller, numbers, settings.compute_max_digits, time.time(), field)
+    _dispatch_compute()
+    return accepted
+
+
+def _dispatch_compute() -> None:
+    # Best effort: the submit is stored either way, and workers and the watchdog dispatch again.
+    try:
+        container().dispatcher.dispatch(time.time())
+    except Exception:
+        app.log.exception("compute dispatch failed; the next trigger retries")
+
+
+@api("/api/compute", ["POST"], content_types=JSON_BODIES)
+def submit_compute():
+    command = parse_body(ComputeSubmit)
+    return Response(body=_submit_compute([command.number], "number")[0].model_dump(), status_code=202)
+
+
+@api("/api/compute/batch", ["POST"], content_types=JSON_BODIES)
+def submit_compute_batch():
+    command = parse_body(ComputeBatchSubmit)
+    accepted = _submit_compute(command.numbers, "numbers")
+    return Response(body={"jobs": [a.model_dump() for a in accepted]}, status_code=202)
+
+
+@api("/api/compute/{request_id}", ["GET"])
+def get_compute(request_id):
+    found = compute.get(container().compute, request_id)
+    if found is None:
+        raise NotFound(f"no compute request {request_id}")
+    return found.model_dump()
+
+
+@api("/api/callers", ["GET"])
+def list_callers():
+    return compute.callers(container().compute).model_dump()
+
+
 def _records(event) -> list[Record]:
     records = []
     for record in event:
@@ -176,6 +218,8 @@ def process_jobs(event):
     with container().heartbeat.busy() as done:
         result = container().worker.process(_records(event), time.time)
         done(result.jobs_done)
+    if "compute" in result.origins:
+        _dispatch_compute()  # slots freed: admit the next fair share
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in result.failed_ids]}
 
 
@@ -189,3 +233,4 @@ def pace_tick(event):
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def pacing_watchdog(event):
     app.log.info("watchdog: %s", container().pacer.watchdog(time.time()))
+    _dispatch_compute()

@@ -22,6 +22,10 @@ class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
 
 
+class NotFound(PacerError):
+    code = "not_found"
+
+
 class Unauthenticated(PacerError):
     """No credentials were given for an endpoint that needs them."""
 

@@ -93,13 +93,19 @@ class JobSpec(BaseModel):
     id: str
     number: str  # decimal digits: numbers may exceed 64 bits
     attempt: int = 1
+    submitted_at: float | None = None  # compute requests: when the caller asked, for wait times
+
+
+# Which way a job came in. Outcomes are recorded the same way; only the counters they move differ.
+Origin = Literal["run", "compute"]
 
 
 class JobEnvelope(BaseModel):
-    """One SQS message: several jobs of one run that are due at the same second."""
+    """One SQS message: several jobs of one origin (a run, or a compute caller) admitted together."""
 
     v: Literal[1] = 1
-    run_id: str
+    origin: Origin = "run"
+    run_id: str  # the origin's id: the run, or for compute the caller
     jobs: list[JobSpec] = Field(min_length=1)
 
 
@@ -112,7 +118,9 @@ class Tick(BaseModel):
 
 class JobOutcome(BaseModel):
     job_id: str
-    run_id: str
+    run_id: str  # the origin's id (see JobEnvelope)
+    origin: Origin = "run"
+    submitted_at: float | None = None
     number: str
     outcome: Literal["done", "failed"]
     factors: list[str] = Field(default_factory=list)
@@ -196,3 +204,81 @@ class DeadLetters(BaseModel):
 class Redriven(BaseModel):
     moved: int
     remaining: int
+
+
+# ---- fair compute (issue #5) ----
+
+class ComputeSubmit(_Request):
+    number: str = Field(description="decimal digits, no sign")
+
+
+class ComputeBatchSubmit(_Request):
+    numbers: list[str] = Field(min_length=1, max_length=100)
+
+
+ComputeStatus = Literal["pending", "running", "done", "failed"]
+
+
+class ComputeRequest(BaseModel):
+    """One caller's request for one number. Only the request that claimed the number (`owner`) is computed."""
+
+    id: str
+    caller: str
+    number: str
+    owner: bool
+    submitted_at: float
+
+
+class NumberRecord(BaseModel):
+    """The one stored factorisation of a number, shared by every request for it."""
+
+    number: str
+    status: ComputeStatus
+    job_id: str  # the owner request's id: the job that computes it
+    factors: list[str] = Field(default_factory=list)
+    error: str | None = None
+    computations: int = 0  # outcomes recorded for this number: 1 once done, whoever asked
+    admitted_at: float | None = None
+    finished_at: float | None = None
+
+
+class Accepted(BaseModel):
+    id: str
+    status: ComputeStatus
+
+
+class ComputeView(BaseModel):
+    id: str
+    caller: str
+    number: str
+    status: ComputeStatus
+    factors: list[str] = Field(default_factory=list)
+    cached: bool
+    error: str | None = None
+    submitted_at: float
+    admitted_at: float | None = None
+    finished_at: float | None = None
+    wait_s: float | None = None  # submitted to finished
+
+
+class BacklogItem(BaseModel):
+    id: str
+    number: str
+    submitted_at: float
+
+
+class CallerCounts(BaseModel):
+    caller: str
+    backlog: int = 0
+    in_flight: int = 0
+    done: int = 0
+    failed: int = 0
+
+
+class CallerStats(CallerCounts):
+    p50_wait_s: float | None = None
+    p95_wait_s: float | None = None
+
+
+class Callers(BaseModel):
+    callers: list[CallerStats]

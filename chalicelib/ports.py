@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence
 
-from chalicelib.models import JobOutcome, OutboundMessage, Run, Slice, ThroughputBucket
+from chalicelib.models import (BacklogItem, CallerCounts, ComputeRequest, JobOutcome, NumberRecord, OutboundMessage, Run,
+                               Slice, ThroughputBucket)
 
 
 class RunRepository(Protocol):
@@ -59,3 +60,39 @@ class MessageQueue(Protocol):
 
     def delay_redelivery(self, delays: Sequence[tuple[str, int]]) -> None:
         """Hold received messages (by receipt handle) back for the given seconds."""
+
+
+class ComputeStore(Protocol):
+    """Fair compute's state: requests, one record per number, per-caller backlogs and the dispatch outbox."""
+
+    def submit(self, request: ComputeRequest, now: float) -> ComputeRequest:
+        """Store the request. The first request for a number claims it (conditionally) and joins its caller's
+        backlog; any later one is stored with `owner=False` and is answered from the number's record."""
+
+    def request(self, request_id: str) -> ComputeRequest | None: ...
+
+    def number(self, number: str) -> NumberRecord | None: ...
+
+    def callers(self) -> list[CallerCounts]: ...
+
+    def waits(self, caller: str, limit: int) -> list[float]:
+        """The latest `limit` waits (submitted to finished) of the caller's computed requests."""
+
+    def backlog(self, caller: str, limit: int) -> list[BacklogItem]:
+        """The caller's oldest backlog items."""
+
+    def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
+        """Become the one dispatcher until now + ttl_s. Returns the round-robin cursor, or None if held."""
+
+    def release_lease(self, holder: str, cursor: int) -> None: ...
+
+    def admit(self, caller: str, items: Sequence[BacklogItem], body: str, now: float) -> str:
+        """Move items from the backlog to in flight, with their message in the outbox (one transaction).
+
+        Raises StaleWrite if any item left the backlog already. Returns the outbox key.
+        """
+
+    def outbox(self, created_before: float) -> list[tuple[str, str]]:
+        """(key, body) of admitted messages not yet known to be sent."""
+
+    def forget_outbox(self, keys: Sequence[str]) -> None: ...

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     retry_base_s: float = 1.0
     retry_max_s: float = 60.0
 
+    # Fair compute (issue #5): its own in-flight window, small messages so callers interleave finely.
+    compute_max_digits: int = Field(default=200, ge=1)
+    compute_max_in_flight: int = 100
+    compute_jobs_per_message: int = 10
+    compute_budget_s: float = 10.0  # per job; a number not factored in time fails with "budget exceeded"
+
     status_cache_s: float = 0.5  # many pollers share one read per this interval
     max_body_bytes: int = 16 * 1024
 
@@ -145,11 +151,23 @@ class Container:
 
     @cached_property
     def worker(self) -> JobWorker:
-        from chalicelib.factoring import prime_factors
+        from chalicelib.factoring import prime_factors_within
         policy = RetryPolicy(self.settings.max_attempts, self.settings.retry_base_s, self.settings.retry_max_s)
-        compute = with_injected_failures(prime_factors, self.settings.failure_rate)
+        budget = self.settings.compute_budget_s
+        compute = with_injected_failures(lambda number: prime_factors_within(number, budget), self.settings.failure_rate)
         return JobWorker(ledger=self.ledger, retries=self.jobs_queue, policy=policy, compute=compute,
                          worker_id=self.worker_id, failures=self.failure_log)
+
+    @cached_property
+    def compute(self):
+        from chalicelib.adapters.dynamo import DynamoComputeStore
+        return DynamoComputeStore(self.dynamodb, self.settings.state_table)
+
+    @cached_property
+    def dispatcher(self):
+        from chalicelib.compute import Dispatcher
+        return Dispatcher(store=self.compute, jobs=self.jobs_queue, max_in_flight=self.settings.compute_max_in_flight,
+                          jobs_per_message=self.settings.compute_jobs_per_message)
 
     @cached_property
     def status_cache(self) -> "StatusCache":

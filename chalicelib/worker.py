@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from pydantic import ValidationError
@@ -70,6 +70,7 @@ class Record:
 class BatchResult:
     failed_ids: list[str]  # messages to redeliver
     jobs_done: int  # jobs given an outcome by this batch
+    origins: set[str] = field(default_factory=set)  # ways in whose jobs this batch settled (compute: dispatch more)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class JobWorker:
     def process(self, records: Iterable[Record], now: Callable[[], float]) -> BatchResult:
         """Process a batch; report the messages that must be redelivered."""
         failed: list[tuple[Record, str]] = []
+        origins: set[str] = set()
         done = 0
         for record in records:
             try:
@@ -94,12 +96,13 @@ class JobWorker:
                 continue
             try:
                 done += self.process_envelope(envelope, now)
+                origins.add(envelope.origin)
             except Exception as exc:
                 log.exception("message %s will be redelivered", record.message_id)
                 failed.append((record, f"{type(exc).__name__}: {exc}"))
         if failed:
             self._note_failures(failed, now())
-        return BatchResult(failed_ids=[record.message_id for record, _ in failed], jobs_done=done)
+        return BatchResult(failed_ids=[record.message_id for record, _ in failed], jobs_done=done, origins=origins)
 
     def _note_failures(self, failed: list[tuple[Record, str]], now: float) -> None:
         # Both are best effort: without them the message still comes back, only later and unexplained.
@@ -119,18 +122,20 @@ class JobWorker:
             try:
                 factors = self.compute(int(job.number))
             except Exception as exc:  # any failure of the job itself is retried, then recorded
-                if job.attempt < self.policy.max_attempts:
+                # A permanent failure (say, a factorisation over its budget) would only fail again.
+                if job.attempt < self.policy.max_attempts and not getattr(exc, "permanent", False):
                     next_job = job.model_copy(update={"attempt": job.attempt + 1})
                     retry.append((self.policy.delay_before(next_job.attempt), next_job))
                 else:
-                    outcomes.append(self._outcome(envelope, job, now(), error=f"{type(exc).__name__}: {exc}"))
+                    reason = str(exc) if getattr(exc, "permanent", False) else f"{type(exc).__name__}: {exc}"
+                    outcomes.append(self._outcome(envelope, job, now(), error=reason))
                 continue
             outcomes.append(self._outcome(envelope, job, now(), factors=[str(f) for f in factors]))
         if retry:
             self.retries.send(
                 [
                     OutboundMessage(
-                        body=JobEnvelope(run_id=envelope.run_id, jobs=[job]).model_dump_json(), delay_seconds=delay
+                        body=JobEnvelope(origin=envelope.origin, run_id=envelope.run_id, jobs=[job]).model_dump_json(), delay_seconds=delay
                     )
                     for delay, job in retry
                 ]
@@ -141,6 +146,8 @@ class JobWorker:
         return JobOutcome(
             job_id=job.id,
             run_id=envelope.run_id,
+            origin=envelope.origin,
+            submitted_at=job.submitted_at,
             number=job.number,
             outcome="failed" if error else "done",
             factors=factors or [],

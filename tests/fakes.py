@@ -1,5 +1,5 @@
 """A container wired to the in-memory twins, for unit tests."""
-from chalicelib.adapters.memory import (MemoryFailureLog, MemoryFleetStore, MemoryQueue, MemoryResultLedger,
+from chalicelib.adapters.memory import (MemoryComputeStore, MemoryFailureLog, MemoryFleetStore, MemoryQueue, MemoryResultLedger,
                                        MemoryRunRepository)
 from chalicelib.settings import Container, Settings
 
@@ -8,7 +8,8 @@ class MemoryContainer(Container):
     def __init__(self, **settings):
         super().__init__(Settings(status_cache_s=0, admin_token="secret", **settings))
         self.runs = MemoryRunRepository()
-        self.ledger = MemoryResultLedger(self.runs)
+        self.compute = MemoryComputeStore()
+        self.ledger = MemoryResultLedger(self.runs, self.compute)
         self.jobs_queue = MemoryQueue()
         self.ticks_queue = MemoryQueue()
         self.jobs_dlq = MemoryQueue()

@@ -18,7 +18,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import DependencyUnavailable, RunAlreadyActive, StaleWrite
-from chalicelib.models import JobOutcome, Run, Slice, ThroughputBucket, WorkerBeat
+from chalicelib.models import (BacklogItem, CallerCounts, ComputeRequest, JobOutcome, NumberRecord, Run, Slice,
+                               ThroughputBucket, WorkerBeat)
 
 BUCKET_TTL_S = 24 * 3600
 BEAT_TTL_S = 24 * 3600
@@ -247,15 +248,16 @@ class DynamoResultLedger:
         self._state = state_table
 
     def record(self, outcomes: Sequence[JobOutcome], now: float) -> int:
-        by_run: dict[str, list[JobOutcome]] = {}
+        by_run: dict[tuple[str, str], list[JobOutcome]] = {}
         for outcome in outcomes:
-            by_run.setdefault(outcome.run_id, []).append(outcome)
-        chunk = MAX_TRANSACT_ITEMS - 2  # room for the run's counters and its throughput bucket
-        return sum(
-            self._record_chunk(run_id, group[offset : offset + chunk], now)
-            for run_id, group in by_run.items()
-            for offset in range(0, len(group), chunk)
-        )
+            by_run.setdefault((outcome.origin, outcome.run_id), []).append(outcome)
+        recorded = 0
+        for (origin, run_id), group in by_run.items():
+            # A run's chunk leaves room for its counters and throughput bucket; a compute outcome takes 3 items.
+            chunk = MAX_TRANSACT_ITEMS - 2 if origin == "run" else (MAX_TRANSACT_ITEMS - 1) // 3
+            recorded += sum(self._record_chunk(run_id, group[offset : offset + chunk], now)
+                            for offset in range(0, len(group), chunk))
+        return recorded
 
     def _record_chunk(self, run_id: str, outcomes: list[JobOutcome], now: float) -> int:
         pending = list(outcomes)
@@ -298,6 +300,8 @@ class DynamoResultLedger:
             "ExpressionAttributeNames": {"#processed": "processed", "#failed": "failed", "#settled": "settled"},
             "ExpressionAttributeValues": to_item({":now": now, ":done": done, ":failed": failed, ":settled": len(outcomes)}),
         }
+        if outcomes[0].origin == "compute":
+            return [*puts, *compute_settlement(self._state, run_id, outcomes)]
         bucket = bucket_update(self._state, run_id, now, processed=done, failed=failed)
         return [*puts, {"Update": counters}, {"Update": bucket}]
 
@@ -361,3 +365,188 @@ class DynamoFailureLog:
                     found[item["pk"][4:]] = item["reason"]
                 pending = response.get("UnprocessedKeys") or None
         return found
+
+
+WAIT_TTL_S = 7 * 24 * 3600
+
+
+def _number_key(number: str) -> dict:
+    return to_item({"pk": f"CNUM#{number}", "sk": "NUM"})
+
+
+def _caller_key(caller: str) -> dict:
+    return to_item({"pk": "CALLERS", "sk": caller})
+
+
+def _backlog_sk(item_id: str, submitted_at: float) -> str:
+    return f"{submitted_at:017.6f}#{item_id}"
+
+
+class DynamoComputeStore:
+    """Fair compute's items in the state table (see the module docstring and docs/ARCHITECTURE.md)."""
+
+    LEASE = {"pk": "CDISPATCH", "sk": "LEASE"}
+
+    def __init__(self, client, table_name: str):
+        self._db = client
+        self._table = table_name
+
+    def submit(self, request: ComputeRequest, now: float) -> ComputeRequest:
+        owned = request.model_copy(update={"owner": True})
+        claim = {
+            "TableName": self._table,
+            "Item": to_item({**_key_dict(_number_key(request.number)),
+                             **NumberRecord(number=request.number, status="pending", job_id=request.id).model_dump(
+                                 exclude_none=True)}),
+            # The dedup claim: only the first request for a number puts this item, and only it is computed.
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        items = [
+            {"Put": claim},
+            {"Put": {"TableName": self._table, "Item": self._request_item(owned)}},
+            {"Put": {"TableName": self._table, "Item": to_item({
+                "pk": f"CQ#{request.caller}", "sk": _backlog_sk(request.id, request.submitted_at),
+                **BacklogItem(id=request.id, number=request.number, submitted_at=request.submitted_at).model_dump()})}},
+            {"Update": {"TableName": self._table, "Key": _caller_key(request.caller),
+                        "UpdateExpression": "ADD backlog :one", "ExpressionAttributeValues": to_item({":one": 1})}},
+        ]
+        try:
+            call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=items))
+            return owned
+        except StaleWrite:
+            follower = request.model_copy(update={"owner": False})
+            self._db.put_item(TableName=self._table, Item=self._request_item(follower))
+            return follower
+
+    def _request_item(self, request: ComputeRequest) -> dict:
+        return to_item({"pk": f"CREQ#{request.id}", "sk": "REQ", **request.model_dump()})
+
+    def request(self, request_id: str) -> ComputeRequest | None:
+        found = self._db.get_item(TableName=self._table, Key=to_item({"pk": f"CREQ#{request_id}", "sk": "REQ"}))
+        return ComputeRequest.model_validate(from_item(found["Item"])) if "Item" in found else None
+
+    def number(self, number: str) -> NumberRecord | None:
+        found = self._db.get_item(TableName=self._table, Key=_number_key(number), ConsistentRead=True)
+        return NumberRecord.model_validate(from_item(found["Item"])) if "Item" in found else None
+
+    def _query(self, **kwargs) -> list[dict]:
+        items, page = [], {}
+        while True:
+            response = self._db.query(TableName=self._table, **kwargs, **page)
+            items += map(from_item, response["Items"])
+            if "LastEvaluatedKey" not in response or ("Limit" in kwargs and len(items) >= kwargs["Limit"]):
+                return items
+            page = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+
+    def callers(self) -> list[CallerCounts]:
+        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": "CALLERS"}),
+                            ConsistentRead=True)
+        return [CallerCounts(caller=item["sk"], **{k: int(item.get(k, 0)) for k in ("backlog", "in_flight", "done", "failed")})
+                for item in found]
+
+    def waits(self, caller: str, limit: int) -> list[float]:
+        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": f"CWAIT#{caller}"}),
+                            ScanIndexForward=False, Limit=limit)
+        return [float(item["wait"]) for item in found[:limit]]
+
+    def backlog(self, caller: str, limit: int) -> list[BacklogItem]:
+        if limit <= 0:
+            return []
+        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": f"CQ#{caller}"}),
+                            ConsistentRead=True, Limit=limit)
+        return [BacklogItem.model_validate(item) for item in found[:limit]]
+
+    def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
+        try:
+            found = self._db.update_item(
+                TableName=self._table, Key=to_item(self.LEASE),
+                UpdateExpression="SET holder = :holder, expires = :expires",
+                # One dispatcher at a time: two would admit the same backlog heads twice.
+                ConditionExpression="attribute_not_exists(expires) OR expires < :now",
+                ExpressionAttributeValues=to_item({":holder": holder, ":expires": now + ttl_s, ":now": now}),
+                ReturnValues="ALL_NEW")
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise DependencyUnavailable(str(exc)) from exc
+        return int(from_item(found["Attributes"]).get("cursor", 0))
+
+    def release_lease(self, holder: str, cursor: int) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table, Key=to_item(self.LEASE), UpdateExpression="SET expires = :zero, #cursor = :cursor",
+                ConditionExpression="holder = :holder", ExpressionAttributeNames={"#cursor": "cursor"},
+                ExpressionAttributeValues=to_item({":zero": 0, ":cursor": cursor, ":holder": holder}))
+        except ClientError as exc:
+            if not _is_condition_failure(exc):  # lost the lease by expiry: the next holder goes on
+                raise DependencyUnavailable(str(exc)) from exc
+
+    def admit(self, caller: str, items: Sequence[BacklogItem], body: str, now: float) -> str:
+        key = f"OUT#{items[0].id}"
+        transaction = [
+            {"Delete": {"TableName": self._table,
+                        "Key": to_item({"pk": f"CQ#{caller}", "sk": _backlog_sk(item.id, item.submitted_at)}),
+                        # An item admitted already must not be sent again by this transaction.
+                        "ConditionExpression": "attribute_exists(pk)"}}
+            for item in items
+        ] + [
+            {"Update": {"TableName": self._table, "Key": _number_key(item.number),
+                        "UpdateExpression": "SET #status = :running, admitted_at = :now",
+                        "ConditionExpression": "#status = :pending",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": to_item({":running": "running", ":pending": "pending", ":now": now})}}
+            for item in items
+        ] + [
+            {"Update": {"TableName": self._table, "Key": _caller_key(caller),
+                        "UpdateExpression": "ADD backlog :minus, in_flight :plus",
+                        "ExpressionAttributeValues": to_item({":minus": -len(items), ":plus": len(items)})}},
+            {"Put": {"TableName": self._table, "Item": to_item({"pk": "CDISPATCH", "sk": key, "body": body, "created_at": now})}},
+        ]
+        call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=transaction))
+        return key
+
+    def outbox(self, created_before: float) -> list[tuple[str, str]]:
+        found = self._query(KeyConditionExpression="pk = :pk AND begins_with(sk, :out)",
+                            ExpressionAttributeValues=to_item({":pk": "CDISPATCH", ":out": "OUT#"}), ConsistentRead=True)
+        return [(item["sk"], item["body"]) for item in found if float(item["created_at"]) < created_before]
+
+    def forget_outbox(self, keys: Sequence[str]) -> None:
+        requests = [{"DeleteRequest": {"Key": to_item({"pk": "CDISPATCH", "sk": key})}} for key in keys]
+        for offset in range(0, len(requests), 25):
+            pending = {self._table: requests[offset : offset + 25]}
+            while pending:
+                pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or None
+
+
+def _key_dict(key: dict) -> dict:
+    return from_item(key)
+
+
+def compute_settlement(state_table: str, caller: str, outcomes: Sequence[JobOutcome]) -> list[dict]:
+    """The writes new compute outcomes make beside their result items: each number's record and a wait sample,
+    and the caller's counters once (a transaction may touch an item once). They ride in the ledger's
+    transaction, so they happen exactly when the results are new."""
+    writes: list[dict] = []
+    for outcome in outcomes:
+        names = {"#status": "status", **({"#error": "error"} if outcome.error else {})}
+        writes.append({"Update": {
+            "TableName": state_table, "Key": _number_key(outcome.number),
+            "UpdateExpression": "SET #status = :status, factors = :factors, finished_at = :at"
+                                + (", #error = :error" if outcome.error else "") + " ADD computations :one",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_item({":status": outcome.outcome, ":factors": outcome.factors,
+                                                  ":at": outcome.finished_at, ":one": 1,
+                                                  **({":error": outcome.error} if outcome.error else {})}),
+        }})
+        if outcome.submitted_at is not None:
+            writes.append({"Put": {"TableName": state_table, "Item": to_item({
+                "pk": f"CWAIT#{caller}", "sk": f"{outcome.finished_at:017.6f}#{outcome.job_id}",
+                "wait": outcome.finished_at - outcome.submitted_at,
+                "expires_at": int(outcome.finished_at) + WAIT_TTL_S})}})
+    done = sum(1 for o in outcomes if o.outcome == "done")
+    writes.append({"Update": {
+        "TableName": state_table, "Key": _caller_key(caller),
+        "UpdateExpression": "ADD in_flight :minus, done :done, failed :failed",
+        "ExpressionAttributeValues": to_item({":minus": -len(outcomes), ":done": done, ":failed": len(outcomes) - done}),
+    }})
+    return writes

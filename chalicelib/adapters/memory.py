@@ -9,7 +9,8 @@ import threading
 from typing import Sequence
 
 from chalicelib.errors import RunAlreadyActive, StaleWrite
-from chalicelib.models import DeadLetter, JobOutcome, OutboundMessage, Run, Slice, ThroughputBucket, WorkerBeat
+from chalicelib.models import (BacklogItem, CallerCounts, ComputeRequest, DeadLetter, JobOutcome, NumberRecord,
+                               OutboundMessage, Run, Slice, ThroughputBucket, WorkerBeat)
 
 
 class MemoryRunRepository:
@@ -95,8 +96,9 @@ class MemoryRunRepository:
 
 
 class MemoryResultLedger:
-    def __init__(self, runs: MemoryRunRepository):
+    def __init__(self, runs: MemoryRunRepository, compute: "MemoryComputeStore | None" = None):
         self.runs = runs
+        self.compute = compute
         self.outcomes: dict[str, JobOutcome] = {}
 
     def record(self, outcomes: Sequence[JobOutcome], now: float) -> int:
@@ -104,6 +106,10 @@ class MemoryResultLedger:
             new = [o for o in outcomes if o.job_id not in self.outcomes]
             for outcome in new:
                 self.outcomes[outcome.job_id] = outcome
+                if outcome.origin == "compute":
+                    if self.compute is not None:
+                        self.compute.settle(outcome)
+                    continue
                 done, failed = (1, 0) if outcome.outcome == "done" else (0, 1)
                 run = self.runs.runs.get(outcome.run_id)
                 if run is not None:
@@ -169,3 +175,108 @@ class MemoryFailureLog:
 
     def reasons(self, message_ids: list[str]) -> dict[str, str]:
         return {m: self.saved[m] for m in message_ids if m in self.saved}
+
+
+class MemoryComputeStore:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.requests: dict[str, ComputeRequest] = {}
+        self.numbers: dict[str, NumberRecord] = {}
+        self.backlogs: dict[str, dict[str, BacklogItem]] = {}  # caller -> request id -> item
+        self.counts: dict[str, CallerCounts] = {}
+        self.wait_log: dict[str, list[float]] = {}
+        self.lease: tuple[str, float] | None = None  # holder, expires
+        self.cursor = 0
+        self.pending_sends: dict[str, tuple[float, str]] = {}
+
+    def _count(self, caller: str) -> CallerCounts:
+        return self.counts.setdefault(caller, CallerCounts(caller=caller))
+
+    def submit(self, request: ComputeRequest, now: float) -> ComputeRequest:
+        with self.lock:
+            owner = request.number not in self.numbers  # the claim: first request for a number computes it
+            stored = request.model_copy(update={"owner": owner})
+            self.requests[stored.id] = stored
+            if owner:
+                self.numbers[stored.number] = NumberRecord(number=stored.number, status="pending", job_id=stored.id)
+                self.backlogs.setdefault(stored.caller, {})[stored.id] = BacklogItem(
+                    id=stored.id, number=stored.number, submitted_at=stored.submitted_at)
+                self._count(stored.caller).backlog += 1
+            return stored.model_copy()
+
+    def request(self, request_id: str) -> ComputeRequest | None:
+        with self.lock:
+            found = self.requests.get(request_id)
+            return found.model_copy() if found else None
+
+    def number(self, number: str) -> NumberRecord | None:
+        with self.lock:
+            found = self.numbers.get(number)
+            return found.model_copy() if found else None
+
+    def callers(self) -> list[CallerCounts]:
+        with self.lock:
+            return [c.model_copy() for c in self.counts.values()]
+
+    def waits(self, caller: str, limit: int) -> list[float]:
+        with self.lock:
+            return list(self.wait_log.get(caller, [])[-limit:])
+
+    def backlog(self, caller: str, limit: int) -> list[BacklogItem]:
+        with self.lock:
+            items = sorted(self.backlogs.get(caller, {}).values(), key=lambda i: (i.submitted_at, i.id))
+            return items[:limit]
+
+    def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
+        with self.lock:
+            if self.lease is not None and self.lease[1] >= now:
+                return None
+            self.lease = (holder, now + ttl_s)
+            return self.cursor
+
+    def release_lease(self, holder: str, cursor: int) -> None:
+        with self.lock:
+            if self.lease is not None and self.lease[0] == holder:
+                self.lease, self.cursor = None, cursor
+
+    def admit(self, caller: str, items: Sequence[BacklogItem], body: str, now: float) -> str:
+        with self.lock:
+            backlog = self.backlogs.get(caller, {})
+            if any(item.id not in backlog for item in items):
+                raise StaleWrite("a backlog item was admitted already")
+            for item in items:
+                del backlog[item.id]
+                record = self.numbers[item.number]
+                self.numbers[item.number] = record.model_copy(update={"status": "running", "admitted_at": now})
+            counts = self._count(caller)
+            counts.backlog -= len(items)
+            counts.in_flight += len(items)
+            key = items[0].id
+            self.pending_sends[key] = (now, body)
+            return key
+
+    def outbox(self, created_before: float) -> list[tuple[str, str]]:
+        with self.lock:
+            return [(key, body) for key, (at, body) in self.pending_sends.items() if at < created_before]
+
+    def forget_outbox(self, keys: Sequence[str]) -> None:
+        with self.lock:
+            for key in keys:
+                self.pending_sends.pop(key, None)
+
+    def settle(self, outcome: JobOutcome) -> None:
+        """What the ledger does for a new compute outcome: the number's record and the caller's counters."""
+        with self.lock:
+            record = self.numbers.get(outcome.number)
+            if record is not None:
+                self.numbers[outcome.number] = record.model_copy(update={
+                    "status": outcome.outcome, "factors": outcome.factors, "error": outcome.error,
+                    "finished_at": outcome.finished_at, "computations": record.computations + 1})
+            counts = self._count(outcome.run_id)
+            counts.in_flight -= 1
+            if outcome.outcome == "done":
+                counts.done += 1
+            else:
+                counts.failed += 1
+            if outcome.submitted_at is not None:
+                self.wait_log.setdefault(outcome.run_id, []).append(outcome.finished_at - outcome.submitted_at)

@@ -1,0 +1,132 @@
+"""The compute store and the ledger's compute settlement: one suite on the in-memory twin and on DynamoDB (moto)."""
+import threading
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.adapters.dynamo import DynamoComputeStore, DynamoResultLedger
+from chalicelib.adapters.memory import MemoryComputeStore, MemoryResultLedger, MemoryRunRepository
+from chalicelib.errors import StaleWrite
+from chalicelib.models import BacklogItem, ComputeRequest, JobOutcome
+from chalicelib.resources import RESULTS_TABLE, STATE_TABLE
+from infra.provision import provision
+
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture(params=["memory", "moto"])
+def stores(request, monkeypatch):
+    if request.param == "memory":
+        store = MemoryComputeStore()
+        yield store, MemoryResultLedger(MemoryRunRepository(), store)
+        return
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        provision()
+        client = boto3.client("dynamodb")
+        yield DynamoComputeStore(client, STATE_TABLE.name), DynamoResultLedger(client, RESULTS_TABLE.name, STATE_TABLE.name)
+
+
+def req(i, number, caller="alice", at=T0):
+    return ComputeRequest(id=f"c-{i}", caller=caller, number=number, owner=True, submitted_at=at + i)
+
+
+def outcome(item: BacklogItem, caller="alice", finished=T0 + 100, **changes):
+    fields = dict(job_id=item.id, run_id=caller, origin="compute", number=item.number, outcome="done",
+                  factors=["7", "11"], attempt=1, worker="w", finished_at=finished, submitted_at=item.submitted_at)
+    return JobOutcome(**{**fields, **changes})
+
+
+def test_the_first_request_for_a_number_claims_it_and_later_ones_are_followers(stores):
+    store, _ = stores
+    assert store.submit(req(1, "77"), T0).owner is True
+    assert store.submit(req(2, "77", caller="bob"), T0).owner is False
+    assert store.request("c-2").owner is False and store.request("c-2").caller == "bob"
+    assert store.number("77").job_id == "c-1" and store.number("77").status == "pending"
+    assert {(c.caller, c.backlog) for c in store.callers()} == {("alice", 1)}
+
+
+def test_concurrent_requests_for_one_number_claim_it_exactly_once(stores):
+    store, _ = stores
+    if isinstance(store, DynamoComputeStore):
+        pytest.skip("moto's in-process mock is not thread-safe; tests/integration/test_compute.py sends 50 "
+                    "concurrent requests to moto's server instead")
+    owners = []
+    threads = [threading.Thread(target=lambda i=i: owners.append(store.submit(req(i, "1234567"), T0).owner))
+               for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(owners) == [False] * 19 + [True]
+    assert len(store.backlog("alice", 100)) == 1
+
+
+def test_the_backlog_is_oldest_first_and_admission_moves_it_in_flight_once(stores):
+    store, _ = stores
+    for i, number in enumerate(["10", "11", "12"]):
+        store.submit(req(i, number), T0)
+    head = store.backlog("alice", 2)
+    assert [i.number for i in head] == ["10", "11"]
+    key = store.admit("alice", head, "body", T0 + 5)
+    with pytest.raises(StaleWrite):
+        store.admit("alice", head, "body", T0 + 6)
+    assert [i.number for i in store.backlog("alice", 10)] == ["12"]
+    assert store.number("10").status == "running" and store.number("10").admitted_at == T0 + 5
+    assert {(c.caller, c.backlog, c.in_flight) for c in store.callers()} == {("alice", 1, 2)}
+    assert store.outbox(T0 + 10) == [(key, "body")] and store.outbox(T0) == []
+    store.forget_outbox([key])
+    assert store.outbox(T0 + 10) == []
+
+
+def test_one_dispatcher_holds_the_lease_until_it_releases_or_it_expires(stores):
+    store, _ = stores
+    assert store.take_lease("a", T0, 30) == 0
+    assert store.take_lease("b", T0 + 1, 30) is None
+    store.release_lease("a", 3)
+    assert store.take_lease("b", T0 + 2, 30) == 3
+    assert store.take_lease("c", T0 + 40, 30) == 3  # b's lease ran out
+    store.release_lease("b", 9)  # too late: c holds it
+    assert store.take_lease("d", T0 + 41, 30) is None
+
+
+def test_an_outcome_settles_the_number_and_the_caller_exactly_once(stores):
+    store, ledger = stores
+    store.submit(req(1, "77"), T0)
+    (item,) = store.backlog("alice", 1)
+    store.admit("alice", [item], "body", T0 + 1)
+    assert ledger.record([outcome(item)], T0 + 100) == 1
+    assert ledger.record([outcome(item)], T0 + 101) == 0  # a redelivery changes nothing
+    record = store.number("77")
+    assert (record.status, record.factors, record.computations, record.finished_at) == ("done", ["7", "11"], 1, T0 + 100)
+    (alice,) = store.callers()
+    assert (alice.backlog, alice.in_flight, alice.done, alice.failed) == (0, 0, 1, 0)
+    assert store.waits("alice", 10) == [pytest.approx(99.0)]
+
+
+def test_a_failed_outcome_keeps_its_reason(stores):
+    store, ledger = stores
+    store.submit(req(1, "91"), T0)
+    (item,) = store.backlog("alice", 1)
+    store.admit("alice", [item], "body", T0 + 1)
+    ledger.record([outcome(item, outcome="failed", factors=[], error="budget exceeded: not factored within 1 s")], T0 + 2)
+    record = store.number("91")
+    assert (record.status, record.error) == ("failed", "budget exceeded: not factored within 1 s")
+    assert store.callers()[0].failed == 1
+
+
+def test_several_outcomes_of_one_caller_settle_in_one_record_call(stores):
+    store, ledger = stores
+    for i, number in enumerate(["10", "11", "12"]):
+        store.submit(req(i, number), T0)
+    items = store.backlog("alice", 3)
+    store.admit("alice", items, "body", T0 + 1)
+    failed = outcome(items[2], outcome="failed", factors=[], error="budget exceeded")
+    assert ledger.record([outcome(items[0]), outcome(items[1]), failed], T0 + 2) == 3
+    (alice,) = store.callers()
+    assert (alice.in_flight, alice.done, alice.failed) == (0, 2, 1)
+    assert len(store.waits("alice", 10)) == 3

@@ -1,0 +1,86 @@
+"""Fair compute end to end: the API, the runtime's worker processes and the emulator, all real."""
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from chalicelib.resources import RESULTS_TABLE, STATE_TABLE
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def fresh_numbers(count: int) -> list[str]:
+    """Numbers no earlier test or run asked for (so none is answered from the store), up to 64 bits."""
+    rng = random.Random(time.time_ns())
+    return [str(n) for n in rng.sample(range(10**15, 10**18), count)]
+
+
+def submit_batch(api, caller: str, numbers: list[str]) -> list[str]:
+    ids = []
+    for offset in range(0, len(numbers), 100):
+        response = api.post(f"{api.base_url}/api/compute/batch", json={"numbers": numbers[offset : offset + 100]},
+                            headers={"X-Caller-ID": caller}, timeout=30)
+        assert response.status_code == 202, response.text
+        ids += [job["id"] for job in response.json()["jobs"]]
+    return ids
+
+
+def caller_stats(api, caller: str) -> dict:
+    answer = api.get(f"{api.base_url}/api/callers", timeout=10).json()
+    return next((c for c in answer["callers"] if c["caller"] == caller), {"done": 0, "backlog": 0, "in_flight": 0})
+
+
+def view(api, request_id: str) -> dict:
+    response = api.get(f"{api.base_url}/api/compute/{request_id}", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_small_caller_finishes_its_20_before_a_big_caller_with_2000_queued_finishes_200_more(api, aws):
+    big, small = f"big-{time.time_ns()}", f"small-{time.time_ns()}"
+    submit_batch(api, big, fresh_numbers(2000))
+    big_done_at_start = caller_stats(api, big)["done"]
+    small_ids = submit_batch(api, small, fresh_numbers(20))
+
+    def small_all_done():
+        return all(view(api, i)["status"] == "done" for i in small_ids)
+
+    wait_until(small_all_done, timeout=120, interval=0.5, what="the small caller's 20 numbers")
+    big_done_meanwhile = caller_stats(api, big)["done"] - big_done_at_start
+    assert big_done_meanwhile < 200, f"the big caller finished {big_done_meanwhile} while the small one waited"
+
+    final = wait_until(lambda: (s := caller_stats(api, big))["done"] == 2000 and s, timeout=600, interval=2,
+                       what="the big caller's 2,000 numbers")
+    assert (final["backlog"], final["in_flight"], final["failed"]) == (0, 0, 0)
+    assert caller_stats(api, small)["p95_wait_s"] is not None
+
+
+def test_50_concurrent_requests_for_one_new_number_factor_it_exactly_once(api, aws):
+    (number,) = fresh_numbers(1)
+
+    def ask(i):
+        # A connection each (a Session's pool holds 10), so all 50 are in flight at once.
+        response = requests.post(f"{api.base_url}/api/compute", json={"number": number},
+                            headers={"X-Caller-ID": f"dedup-{i % 5}"}, timeout=30)
+        assert response.status_code == 202, response.text
+        return response.json()["id"]
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        ids = list(pool.map(ask, range(50)))
+    def all_answered():
+        views = [view(api, i) for i in ids]
+        return views if all(v["status"] == "done" for v in views) else None
+
+    views = wait_until(all_answered, timeout=60, interval=0.5, what="all 50 requests to be answered")
+    assert sum(not v["cached"] for v in views) == 1
+    assert len({tuple(v["factors"]) for v in views}) == 1
+    record = aws["dynamodb"].get_item(TableName=STATE_TABLE.name,
+                                      Key={"pk": {"S": f"CNUM#{number}"}, "sk": {"S": "NUM"}}, ConsistentRead=True)["Item"]
+    assert record["computations"]["N"] == "1"
+    results = aws["dynamodb"].scan(TableName=RESULTS_TABLE.name, FilterExpression="#n = :n",
+                                   ExpressionAttributeNames={"#n": "number"},
+                                   ExpressionAttributeValues={":n": {"S": number}})["Items"]
+    assert len(results) == 1, "one factorisation, one result item"

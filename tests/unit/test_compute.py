@@ -1,0 +1,196 @@
+"""Fair compute through the HTTP adapter and the services, over the in-memory twins."""
+import json
+import time
+
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib import compute
+from chalicelib.factoring import BudgetExceeded, prime_factors_within
+from chalicelib.models import JobEnvelope
+from chalicelib.settings import reset_container
+from chalicelib.worker import JobWorker, Record, RetryPolicy
+from tests.fakes import MemoryContainer
+
+
+@pytest.fixture
+def c():
+    c = MemoryContainer(compute_max_in_flight=20, compute_jobs_per_message=5)
+    reset_container(c)
+    yield c
+    reset_container()
+
+
+@pytest.fixture
+def client(c):
+    with Client(app) as client:
+        yield client
+
+
+def post(client, path, body, caller="alice", raw=None):
+    headers = {"Content-Type": "application/json"}
+    if caller is not None:
+        headers["X-Caller-ID"] = caller
+    response = client.http.post(path, headers=headers, body=raw if raw is not None else json.dumps(body))
+    return response.status_code, response.json_body
+
+
+def get(client, path):
+    response = client.http.get(path)
+    return response.status_code, response.json_body
+
+
+def run_worker(c, compute_fn=None, limit=100):
+    """Deliver what the dispatcher sent to a worker, as the runtime would, and dispatch again after each batch."""
+    worker = JobWorker(ledger=c.ledger, retries=c.jobs_queue, policy=RetryPolicy(), worker_id="w1",
+                       compute=compute_fn or (lambda n: prime_factors_within(n, 5)))
+    delivered = 0
+    while c.jobs_queue.sent and delivered < limit:
+        message = c.jobs_queue.sent.pop(0)
+        worker.process([Record(f"m{delivered}", message.body)], time.time)
+        c.dispatcher.dispatch(time.time())
+        delivered += 1
+    return delivered
+
+
+def test_post_compute_answers_202_with_an_id_and_get_returns_the_factors_once_a_worker_ran(client, c):
+    code, body = post(client, "/api/compute", {"number": "360"})
+    assert code == 202 and body["status"] in ("pending", "running") and body["id"]
+    run_worker(c)
+    code, view = get(client, f"/api/compute/{body['id']}")
+    assert code == 200
+    assert (view["status"], view["factors"], view["cached"], view["caller"]) == ("done", ["2", "2", "2", "3", "3", "5"], False, "alice")
+    assert view["wait_s"] is not None and view["finished_at"] >= view["submitted_at"]
+
+
+def test_a_big_number_is_factored_exactly_as_strings(client, c):
+    number = str((2**61 - 1) * (2**31 - 1) ** 2)
+    _, body = post(client, "/api/compute", {"number": number})
+    run_worker(c)
+    assert get(client, f"/api/compute/{body['id']}")[1]["factors"] == ["2147483647", "2147483647", str(2**61 - 1)]
+
+
+@pytest.mark.parametrize(
+    "body, caller, problem",
+    [
+        ({"number": "12"}, None, "X-Caller-ID"),
+        ({"number": "12a"}, "alice", "digits"),
+        ({"number": "-12"}, "alice", "sign"),
+        ({"number": "+12"}, "alice", "sign"),
+        ({"number": ""}, "alice", "empty"),
+        ({"number": "9" * 201}, "alice", "limit is 200"),
+        ({"number": "1"}, "alice", "at least 2"),
+        ({"number": "0"}, "alice", "at least 2"),
+        ({"number": 12}, "alice", "valid string"),
+        ({}, "alice", "number"),
+        ({"number": "12", "extra": 1}, "alice", "extra"),
+    ],
+)
+def test_a_bad_compute_request_gets_400_naming_the_problem_and_stores_nothing(client, c, body, caller, problem):
+    code, answer = post(client, "/api/compute", body, caller=caller)
+    assert code == 400, answer
+    assert answer["error"] == "validation_error" and problem in answer["message"]
+    assert c.compute.requests == {} and c.compute.numbers == {} and c.jobs_queue.sent == []
+
+
+def test_a_batch_with_one_bad_number_is_rejected_whole_naming_its_index(client, c):
+    code, answer = post(client, "/api/compute/batch", {"numbers": ["12", "15", "x"]})
+    assert code == 400 and "numbers.2" in answer["message"]
+    assert c.compute.requests == {}
+
+
+def test_a_batch_over_100_numbers_is_rejected(client, c):
+    code, answer = post(client, "/api/compute/batch", {"numbers": ["12"] * 101})
+    assert code == 400 and "numbers" in answer["message"]
+    assert c.compute.requests == {}
+
+
+def test_the_batch_endpoint_accepts_up_to_100_numbers_and_answers_an_id_each(client, c):
+    code, body = post(client, "/api/compute/batch", {"numbers": [str(n) for n in range(2, 102)]})
+    assert code == 202 and len(body["jobs"]) == 100 and len({j["id"] for j in body["jobs"]}) == 100
+
+
+def test_an_unknown_compute_id_is_404(client):
+    assert get(client, "/api/compute/c-nope")[0] == 404
+
+
+def test_a_number_already_done_is_answered_from_the_stored_result_for_any_caller_without_computing_again(client, c):
+    calls = []
+
+    def counting(n):
+        calls.append(n)
+        return prime_factors_within(n, 5)
+
+    _, first = post(client, "/api/compute", {"number": "1001"}, caller="alice")
+    run_worker(c, counting)
+    code, second = post(client, "/api/compute", {"number": "1001"}, caller="bob")
+    assert code == 202 and second["status"] == "done"
+    run_worker(c, counting)
+    view = get(client, f"/api/compute/{second['id']}")[1]
+    assert (view["cached"], view["factors"], view["caller"]) == (True, ["7", "11", "13"], "bob")
+    assert calls == [1001] and c.compute.numbers["1001"].computations == 1
+
+
+def test_requests_for_a_pending_number_are_queued_once_and_all_see_its_result(client, c):
+    ids = [post(client, "/api/compute", {"number": "77"}, caller=f"caller{i}")[1]["id"] for i in range(5)]
+    assert sum(len(JobEnvelope.model_validate_json(m.body).jobs) for m in c.jobs_queue.sent) == 1
+    run_worker(c)
+    views = [get(client, f"/api/compute/{i}")[1] for i in ids]
+    assert [v["status"] for v in views] == ["done"] * 5
+    assert [v["cached"] for v in views] == [False, True, True, True, True]
+
+
+def test_leading_zeros_name_the_same_number():
+    assert compute.check_number("000123", "number", 200) == "123"
+
+
+def test_the_dispatcher_keeps_the_in_flight_window_bounded(client, c):
+    post(client, "/api/compute/batch", {"numbers": [str(n) for n in range(1000, 1100)]})
+    admitted = sum(len(JobEnvelope.model_validate_json(m.body).jobs) for m in c.jobs_queue.sent)
+    assert admitted == 20
+    assert {(x.caller, x.backlog, x.in_flight) for x in c.compute.callers()} == {("alice", 80, 20)}
+
+
+def test_a_small_caller_is_admitted_round_robin_ahead_of_a_big_backlog(client, c):
+    for offset in range(0, 500, 100):
+        post(client, "/api/compute/batch", {"numbers": [str(n) for n in range(10_000 + offset, 10_100 + offset)]}, caller="big")
+    _, small = post(client, "/api/compute/batch", {"numbers": [str(n) for n in range(50_000, 50_010)]}, caller="small")
+    while any(get(client, f"/api/compute/{j['id']}")[1]["status"] != "done" for j in small["jobs"]):
+        assert run_worker(c, limit=1) == 1
+    big = next(x for x in c.compute.callers() if x.caller == "big")
+    # FIFO would finish all 500 of big's first. Round robin: the 20 already in flight, then about one for one.
+    assert big.done <= 20 + 10 + 5
+
+
+def test_fair_shares_split_evenly_and_rotate_the_remainder():
+    assert compute.fair_shares({"a": 100, "b": 100, "c": 1}, 10, 0) == {"a": 5, "b": 4, "c": 1}
+    assert compute.fair_shares({"a": 100, "b": 100}, 3, 1) == {"b": 2, "a": 1}
+    assert compute.fair_shares({"a": 0}, 3, 0) == {}
+
+
+def test_callers_shows_backlog_in_flight_done_and_wait_percentiles(client, c):
+    post(client, "/api/compute/batch", {"numbers": [str(n) for n in range(100, 130)]}, caller="alice")
+    run_worker(c)
+    code, body = get(client, "/api/callers")
+    assert code == 200
+    (alice,) = body["callers"]
+    assert (alice["caller"], alice["backlog"], alice["in_flight"], alice["done"]) == ("alice", 0, 0, 30)
+    assert 0 <= alice["p50_wait_s"] <= alice["p95_wait_s"] < 5
+
+
+def test_a_number_over_its_budget_fails_once_with_budget_exceeded_and_no_retry(client, c):
+    def hopeless(n):
+        raise BudgetExceeded(0.5)
+
+    _, body = post(client, "/api/compute", {"number": "91"})
+    run_worker(c, hopeless)
+    view = get(client, f"/api/compute/{body['id']}")[1]
+    assert view["status"] == "failed" and view["error"].startswith("budget exceeded")
+    assert c.jobs_queue.sent == []
+
+
+def test_factoring_a_hard_number_stops_at_its_budget():
+    from sympy import nextprime
+    with pytest.raises(BudgetExceeded):
+        prime_factors_within(nextprime(10**40) * nextprime(10**45), 0.5)
