@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import secrets
+import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from chalicelib.errors import InvalidInput, StaleWrite
 from chalicelib.models import (Accepted, BacklogItem, CallerStats, Callers, ComputeRequest, ComputeView, JobEnvelope,
@@ -63,12 +64,10 @@ def submit(store: ComputeStore, caller: str, numbers: Sequence[str], max_digits:
     caller = check_caller(caller)
     fields = [field] if len(numbers) == 1 and field == "number" else [f"{field}.{i}" for i in range(len(numbers))]
     canonical = [check_number(raw, name, max_digits) for raw, name in zip(numbers, fields)]
-    accepted = []
-    for number in canonical:
-        stored = store.submit(ComputeRequest(id=new_request_id(), caller=caller, number=number, owner=True,
-                                             submitted_at=now), now)
-        accepted.append(Accepted(id=stored.id, status=view(store, stored).status))
-    return accepted
+    stored = store.submit_many([ComputeRequest(id=new_request_id(), caller=caller, number=number, owner=True,
+                                               submitted_at=now) for number in canonical], now)
+    # An owner's number was pending when it was claimed; a follower is answered from the number's record.
+    return [Accepted(id=r.id, status="pending" if r.owner else view(store, r).status) for r in stored]
 
 
 def view(store: ComputeStore, request: ComputeRequest) -> ComputeView:
@@ -108,25 +107,30 @@ def callers(store: ComputeStore) -> Callers:
     return Callers(callers=stats)
 
 
-def fair_shares(backlogs: dict[str, int], free: int, cursor: int) -> dict[str, int]:
-    """Split `free` slots across callers in round-robin order starting at `cursor`.
+def fair_shares(backlogs: dict[str, int], free: int, cursor: int,
+                in_flight: dict[str, int] | None = None) -> dict[str, int]:
+    """Split `free` slots of the in-flight window across the callers with a backlog.
 
-    Each round gives every caller that still has a backlog one slot, so a
-    caller never gets more than one slot more than another that wants it.
+    Each slot goes to the wanting caller with the fewest jobs in flight,
+    counting the slots already given (ties rotate from `cursor`). With equal
+    in-flight counts that is plain round robin; a caller that has just arrived
+    is first in line until it holds as many slots as the others: max-min fair
+    shares of the window, so a newcomer waits for slots to free, not for a
+    spiking caller's backlog.
     """
     order = sorted(caller for caller, backlog in backlogs.items() if backlog > 0)
     if not order:
         return {}
     start = cursor % len(order)
     order = order[start:] + order[:start]
+    held = {caller: max(0, (in_flight or {}).get(caller, 0)) for caller in order}
     shares = dict.fromkeys(order, 0)
-    while free > 0:
+    for _ in range(max(0, free)):
         wanting = [c for c in order if shares[c] < backlogs[c]]
         if not wanting:
             break
-        for caller in wanting[:free]:
-            shares[caller] += 1
-        free -= min(free, len(wanting))
+        chosen = min(wanting, key=lambda c: held[c] + shares[c])  # min keeps the first of equals: the rotation
+        shares[chosen] += 1
     return {caller: share for caller, share in shares.items() if share}
 
 
@@ -138,39 +142,55 @@ class Dispatcher:
     jobs_per_message: int
     lease_s: float = 30.0
     resend_after_s: float = 60.0
+    clock: Callable[[], float] = time.time
 
     def dispatch(self, now: float) -> int:
-        """Admit what fits in the in-flight window, fairly. Returns the jobs admitted (0 if another dispatcher ran)."""
+        """Admit what fits in the in-flight window, fairly. Returns the jobs admitted (0 if another dispatcher ran).
+
+        A trigger that finds the lease held is not lost: it asks the holder to
+        go round once more, so slots freed during a pass are filled.
+        """
         holder = secrets.token_hex(8)
         cursor = self.store.take_lease(holder, now, self.lease_s)
         if cursor is None:
             return 0
         admitted = 0
-        try:
-            self._resend_stale_outbox(now)
-            counts = self.store.callers()
-            free = self.max_in_flight - sum(max(0, c.in_flight) for c in counts)
-            shares = fair_shares({c.caller: c.backlog for c in counts}, free, cursor)
-            sent: list[str] = []
-            messages: list[OutboundMessage] = []
-            for caller, share in shares.items():
-                items = self.store.backlog(caller, share)
-                for offset in range(0, len(items), self.jobs_per_message):
-                    chunk = items[offset : offset + self.jobs_per_message]
-                    body = JobEnvelope(origin="compute", run_id=caller, jobs=[
-                        JobSpec(id=item.id, number=item.number, submitted_at=item.submitted_at) for item in chunk
-                    ]).model_dump_json()
-                    try:
-                        sent.append(self.store.admit(caller, chunk, body, now))
-                    except StaleWrite:
-                        continue  # admitted by a dispatcher whose lease ran out under it; it sends them
-                    messages.append(OutboundMessage(body=body))
-                    admitted += len(chunk)
-            if messages:
-                self.jobs.send(messages)
-                self.store.forget_outbox(sent)
-        finally:
-            self.store.release_lease(holder, cursor + 1)
+        while True:
+            try:
+                admitted += self._admit_once(now, cursor)
+            except BaseException:
+                self.store.release_lease(holder, cursor + 1, now, self.lease_s, final=True)
+                raise
+            cursor += 1
+            now = self.clock()
+            if self.store.release_lease(holder, cursor, now, self.lease_s):
+                return admitted
+
+    def _admit_once(self, now: float, cursor: int) -> int:
+        self._resend_stale_outbox(now)
+        counts = self.store.callers()
+        free = self.max_in_flight - sum(max(0, c.in_flight) for c in counts)
+        shares = fair_shares({c.caller: c.backlog for c in counts}, free, cursor,
+                             {c.caller: c.in_flight for c in counts})
+        admitted = 0
+        sent: list[str] = []
+        messages: list[OutboundMessage] = []
+        for caller, share in shares.items():
+            items = self.store.backlog(caller, share)
+            for offset in range(0, len(items), self.jobs_per_message):
+                chunk = items[offset : offset + self.jobs_per_message]
+                body = JobEnvelope(origin="compute", run_id=caller, jobs=[
+                    JobSpec(id=item.id, number=item.number, submitted_at=item.submitted_at) for item in chunk
+                ]).model_dump_json()
+                try:
+                    sent.append(self.store.admit(caller, chunk, body, now))
+                except StaleWrite:
+                    continue  # admitted by a dispatcher whose lease ran out under it; it sends them
+                messages.append(OutboundMessage(body=body))
+                admitted += len(chunk)
+        if messages:
+            self.jobs.send(messages)
+            self.store.forget_outbox(sent)
         return admitted
 
     def _resend_stale_outbox(self, now: float) -> None:

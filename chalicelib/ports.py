@@ -69,6 +69,9 @@ class ComputeStore(Protocol):
         """Store the request. The first request for a number claims it (conditionally) and joins its caller's
         backlog; any later one is stored with `owner=False` and is answered from the number's record."""
 
+    def submit_many(self, requests: Sequence[ComputeRequest], now: float) -> list[ComputeRequest]:
+        """`submit` for each, in order, in as few writes as the store allows."""
+
     def request(self, request_id: str) -> ComputeRequest | None: ...
 
     def number(self, number: str) -> NumberRecord | None: ...
@@ -82,9 +85,12 @@ class ComputeStore(Protocol):
         """The caller's oldest backlog items."""
 
     def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
-        """Become the one dispatcher until now + ttl_s. Returns the round-robin cursor, or None if held."""
+        """Become the one dispatcher until now + ttl_s. Returns the round-robin cursor, or None if it is held;
+        then the holder is asked to go round again (see release_lease)."""
 
-    def release_lease(self, holder: str, cursor: int) -> None: ...
+    def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool:
+        """Store the cursor and let the lease go; True. If another dispatcher asked meanwhile (and not `final`),
+        keep it until now + ttl_s, clear the request, and return False: the holder runs another pass."""
 
     def admit(self, caller: str, items: Sequence[BacklogItem], body: str, now: float) -> str:
         """Move items from the backlog to in flight, with their message in the outbox (one transaction).

@@ -391,32 +391,76 @@ class DynamoComputeStore:
         self._db = client
         self._table = table_name
 
+    CLAIMS_PER_TRANSACTION = 32  # 3 items each and one counter per caller: within DynamoDB's 100
+
     def submit(self, request: ComputeRequest, now: float) -> ComputeRequest:
-        owned = request.model_copy(update={"owner": True})
-        claim = {
-            "TableName": self._table,
-            "Item": to_item({**_key_dict(_number_key(request.number)),
-                             **NumberRecord(number=request.number, status="pending", job_id=request.id).model_dump(
-                                 exclude_none=True)}),
-            # The dedup claim: only the first request for a number puts this item, and only it is computed.
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-        items = [
-            {"Put": claim},
-            {"Put": {"TableName": self._table, "Item": self._request_item(owned)}},
-            {"Put": {"TableName": self._table, "Item": to_item({
-                "pk": f"CQ#{request.caller}", "sk": _backlog_sk(request.id, request.submitted_at),
-                **BacklogItem(id=request.id, number=request.number, submitted_at=request.submitted_at).model_dump()})}},
-            {"Update": {"TableName": self._table, "Key": _caller_key(request.caller),
-                        "UpdateExpression": "ADD backlog :one", "ExpressionAttributeValues": to_item({":one": 1})}},
-        ]
-        try:
-            call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=items))
-            return owned
-        except StaleWrite:
-            follower = request.model_copy(update={"owner": False})
-            self._db.put_item(TableName=self._table, Item=self._request_item(follower))
-            return follower
+        return self.submit_many([request], now)[0]
+
+    def submit_many(self, requests: Sequence[ComputeRequest], now: float) -> list[ComputeRequest]:
+        stored: dict[str, ComputeRequest] = {}
+        claiming: list[ComputeRequest] = []
+        for request in requests:  # a number repeated within the call is claimed by its first request only
+            if any(r.number == request.number for r in claiming):
+                stored[request.id] = request.model_copy(update={"owner": False})
+            else:
+                claiming.append(request.model_copy(update={"owner": True}))
+        for offset in range(0, len(claiming), self.CLAIMS_PER_TRANSACTION):
+            for request in self._claim(claiming[offset : offset + self.CLAIMS_PER_TRANSACTION]):
+                stored[request.id] = request
+        followers = [self._request_item(r) for r in stored.values() if not r.owner]
+        for offset in range(0, len(followers), 25):
+            pending = {self._table: [{"PutRequest": {"Item": item}} for item in followers[offset : offset + 25]]}
+            while pending:
+                pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or None
+        return [stored[r.id] for r in requests]
+
+    def _claim(self, owners: list[ComputeRequest]) -> list[ComputeRequest]:
+        """Claim each request's number in one transaction. A number someone else claimed first makes that
+        request a follower: the transaction is cancelled, names it, and is retried without it."""
+        followers: list[ComputeRequest] = []
+        attempt = 0
+        while owners:
+            try:
+                self._db.transact_write_items(TransactItems=self._claim_items(owners))
+                return owners + followers
+            except ClientError as exc:
+                codes = _cancellation_codes(exc)
+                lost = {i // 3 for i, code in enumerate(codes) if code == "ConditionalCheckFailed" and i % 3 == 0
+                        and i < 3 * len(owners)}
+                if lost:
+                    followers += [owners[i].model_copy(update={"owner": False}) for i in sorted(lost)]
+                    owners = [r for i, r in enumerate(owners) if i not in lost]
+                    continue
+                if not _is_retryable(exc) or attempt == 7:
+                    raise DependencyUnavailable(str(exc)) from exc
+                _backoff(attempt)
+                attempt += 1
+        return followers
+
+    def _claim_items(self, owners: list[ComputeRequest]) -> list[dict]:
+        items = []
+        for request in owners:  # three items per request, the claim first (see _claim)
+            items += [
+                {"Put": {
+                    "TableName": self._table,
+                    "Item": to_item({**_key_dict(_number_key(request.number)),
+                                     **NumberRecord(number=request.number, status="pending",
+                                                    job_id=request.id).model_dump(exclude_none=True)}),
+                    # The dedup claim: only the first request for a number puts this item, and only it is computed.
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }},
+                {"Put": {"TableName": self._table, "Item": self._request_item(request)}},
+                {"Put": {"TableName": self._table, "Item": to_item({
+                    "pk": f"CQ#{request.caller}", "sk": _backlog_sk(request.id, request.submitted_at),
+                    **BacklogItem(id=request.id, number=request.number,
+                                  submitted_at=request.submitted_at).model_dump()})}},
+            ]
+        for caller in sorted({r.caller for r in owners}):
+            added = sum(1 for r in owners if r.caller == caller)
+            items.append({"Update": {"TableName": self._table, "Key": _caller_key(caller),
+                                     "UpdateExpression": "ADD backlog :added",
+                                     "ExpressionAttributeValues": to_item({":added": added})}})
+        return items
 
     def _request_item(self, request: ComputeRequest) -> dict:
         return to_item({"pk": f"CREQ#{request.id}", "sk": "REQ", **request.model_dump()})
@@ -460,26 +504,45 @@ class DynamoComputeStore:
         try:
             found = self._db.update_item(
                 TableName=self._table, Key=to_item(self.LEASE),
-                UpdateExpression="SET holder = :holder, expires = :expires",
+                UpdateExpression="SET holder = :holder, expires = :expires, again = :no",
                 # One dispatcher at a time: two would admit the same backlog heads twice.
                 ConditionExpression="attribute_not_exists(expires) OR expires < :now",
-                ExpressionAttributeValues=to_item({":holder": holder, ":expires": now + ttl_s, ":now": now}),
+                ExpressionAttributeValues=to_item({":holder": holder, ":expires": now + ttl_s, ":now": now,
+                                                   ":no": False}),
                 ReturnValues="ALL_NEW")
         except ClientError as exc:
-            if _is_condition_failure(exc):
-                return None
-            raise DependencyUnavailable(str(exc)) from exc
+            if not _is_condition_failure(exc):
+                raise DependencyUnavailable(str(exc)) from exc
+            # Held: ask the holder to go round again, so this trigger is not lost.
+            self._db.update_item(TableName=self._table, Key=to_item(self.LEASE), UpdateExpression="SET again = :yes",
+                                 ExpressionAttributeValues=to_item({":yes": True}))
+            return None
         return int(from_item(found["Attributes"]).get("cursor", 0))
 
-    def release_lease(self, holder: str, cursor: int) -> None:
+    def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool:
+        values = {":zero": 0, ":cursor": cursor, ":holder": holder}
         try:
             self._db.update_item(
                 TableName=self._table, Key=to_item(self.LEASE), UpdateExpression="SET expires = :zero, #cursor = :cursor",
-                ConditionExpression="holder = :holder", ExpressionAttributeNames={"#cursor": "cursor"},
-                ExpressionAttributeValues=to_item({":zero": 0, ":cursor": cursor, ":holder": holder}))
+                ConditionExpression="holder = :holder" + ("" if final else " AND again = :no"),
+                ExpressionAttributeNames={"#cursor": "cursor"},
+                ExpressionAttributeValues=to_item({**values, **({} if final else {":no": False})}))
+            return True
         except ClientError as exc:
-            if not _is_condition_failure(exc):  # lost the lease by expiry: the next holder goes on
+            if not _is_condition_failure(exc):
                 raise DependencyUnavailable(str(exc)) from exc
+        try:  # asked again while we held it (or we lost it): keep it for one more pass
+            self._db.update_item(
+                TableName=self._table, Key=to_item(self.LEASE),
+                UpdateExpression="SET expires = :expires, #cursor = :cursor, again = :no",
+                ConditionExpression="holder = :holder", ExpressionAttributeNames={"#cursor": "cursor"},
+                ExpressionAttributeValues=to_item({":expires": now + ttl_s, ":cursor": cursor, ":holder": holder,
+                                                   ":no": False}))
+            return False
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise DependencyUnavailable(str(exc)) from exc
+            return True  # lost by expiry: the next holder goes on
 
     def admit(self, caller: str, items: Sequence[BacklogItem], body: str, now: float) -> str:
         key = f"OUT#{items[0].id}"

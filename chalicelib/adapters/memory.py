@@ -186,6 +186,7 @@ class MemoryComputeStore:
         self.counts: dict[str, CallerCounts] = {}
         self.wait_log: dict[str, list[float]] = {}
         self.lease: tuple[str, float] | None = None  # holder, expires
+        self.asked_again = False
         self.cursor = 0
         self.pending_sends: dict[str, tuple[float, str]] = {}
 
@@ -203,6 +204,10 @@ class MemoryComputeStore:
                     id=stored.id, number=stored.number, submitted_at=stored.submitted_at)
                 self._count(stored.caller).backlog += 1
             return stored.model_copy()
+
+    def submit_many(self, requests: Sequence[ComputeRequest], now: float) -> list[ComputeRequest]:
+        with self.lock:
+            return [self.submit(request, now) for request in requests]
 
     def request(self, request_id: str) -> ComputeRequest | None:
         with self.lock:
@@ -230,14 +235,21 @@ class MemoryComputeStore:
     def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
         with self.lock:
             if self.lease is not None and self.lease[1] >= now:
+                self.asked_again = True
                 return None
-            self.lease = (holder, now + ttl_s)
+            self.lease, self.asked_again = (holder, now + ttl_s), False
             return self.cursor
 
-    def release_lease(self, holder: str, cursor: int) -> None:
+    def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool:
         with self.lock:
-            if self.lease is not None and self.lease[0] == holder:
-                self.lease, self.cursor = None, cursor
+            if self.lease is None or self.lease[0] != holder:
+                return True  # lost by expiry: the next holder goes on
+            self.cursor = cursor
+            if self.asked_again and not final:
+                self.lease, self.asked_again = (holder, now + ttl_s), False
+                return False
+            self.lease = None
+            return True
 
     def admit(self, caller: str, items: Sequence[BacklogItem], body: str, now: float) -> str:
         with self.lock:

@@ -49,6 +49,19 @@ def test_the_first_request_for_a_number_claims_it_and_later_ones_are_followers(s
     assert {(c.caller, c.backlog) for c in store.callers()} == {("alice", 1)}
 
 
+def test_a_batch_claims_new_numbers_and_follows_claimed_or_repeated_ones(stores):
+    store, _ = stores
+    store.submit(req(0, "15"), T0)
+    numbers = [str(n) for n in range(100, 170)] + ["15", "100"]  # more than one transaction's worth
+    stored = store.submit_many([req(i + 1, n, caller="bob") for i, n in enumerate(numbers)], T0)
+    assert [r.id for r in stored] == [f"c-{i + 1}" for i in range(len(numbers))]
+    assert [r.owner for r in stored] == [True] * 70 + [False, False]
+    assert store.number("15").job_id == "c-0" and store.number("100").job_id == "c-1"
+    assert store.request("c-71").owner is False and store.request("c-72").owner is False
+    assert {(c.caller, c.backlog) for c in store.callers()} == {("alice", 1), ("bob", 70)}
+    assert len(store.backlog("bob", 100)) == 70
+
+
 def test_the_backlog_is_oldest_first_and_admission_moves_it_in_flight_once(stores):
     store, _ = stores
     for i, number in enumerate(["10", "11", "12"]):
@@ -69,12 +82,25 @@ def test_the_backlog_is_oldest_first_and_admission_moves_it_in_flight_once(store
 def test_one_dispatcher_holds_the_lease_until_it_releases_or_it_expires(stores):
     store, _ = stores
     assert store.take_lease("a", T0, 30) == 0
-    assert store.take_lease("b", T0 + 1, 30) is None
-    store.release_lease("a", 3)
+    assert store.release_lease("a", 3, T0, 30) is True
     assert store.take_lease("b", T0 + 2, 30) == 3
     assert store.take_lease("c", T0 + 40, 30) == 3  # b's lease ran out
-    store.release_lease("b", 9)  # too late: c holds it
+    assert store.release_lease("b", 9, T0 + 40, 30) is True  # too late: c holds it, and b has nothing to do
     assert store.take_lease("d", T0 + 41, 30) is None
+
+
+def test_a_trigger_that_finds_the_lease_held_makes_the_holder_go_round_again(stores):
+    store, _ = stores
+    assert store.take_lease("a", T0, 30) == 0
+    assert store.take_lease("b", T0 + 1, 30) is None  # b's trigger is handed to a
+    assert store.release_lease("a", 1, T0 + 2, 30) is False  # a keeps the lease for another pass
+    assert store.take_lease("c", T0 + 3, 30) is None
+    assert store.release_lease("a", 2, T0 + 4, 30) is False
+    assert store.release_lease("a", 3, T0 + 5, 30) is True  # nobody asked since: released
+    assert store.take_lease("d", T0 + 6, 30) == 3
+    assert store.take_lease("e", T0 + 7, 30) is None
+    assert store.release_lease("d", 4, T0 + 8, 30, final=True) is True  # final lets go even when asked
+    assert store.take_lease("f", T0 + 9, 30) == 4
 
 
 def test_an_outcome_settles_the_number_and_the_caller_exactly_once(stores):

@@ -39,3 +39,34 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(dynamodb):
 def test_a_transaction_that_passes_applies_every_item(dynamodb):
     dynamodb.transact_write_items(TransactItems=[put("a"), put("b")])
     assert all("Item" in dynamodb.get_item(TableName="t", Key={"id": {"S": k}}) for k in ("a", "b"))
+
+
+def test_a_query_reads_its_partition_in_order_with_limits_pages_and_filters(dynamodb):
+    # The emulator answers base-table queries from one partition (moto_patches._patch_partition_queries).
+    dynamodb.create_table(TableName="ranged", BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                                {"AttributeName": "sk", "AttributeType": "S"}])
+    for pk in ("a", "b", "c"):
+        for i in range(30):
+            dynamodb.put_item(TableName="ranged", Item={"pk": {"S": pk}, "sk": {"S": f"{i:03d}"}, "n": {"N": str(i)}})
+
+    def query(values=None, **kwargs):
+        items, page = [], {}
+        while True:
+            found = dynamodb.query(TableName="ranged", KeyConditionExpression="pk = :pk",
+                                   ExpressionAttributeValues={":pk": {"S": "b"}, **(values or {})},
+                                   **kwargs, **page)
+            items += [(i["pk"]["S"], i["sk"]["S"]) for i in found["Items"]]
+            if "LastEvaluatedKey" not in found:
+                return items
+            page = {"ExclusiveStartKey": found["LastEvaluatedKey"]}
+
+    expected = [("b", f"{i:03d}") for i in range(30)]
+    assert query() == expected
+    assert query(Limit=7) == expected
+    assert query(ScanIndexForward=False, Limit=4) == expected[::-1]
+    assert query(FilterExpression="n >= :ten", values={":ten": {"N": "10"}}) == expected[10:]
+    assert dynamodb.query(TableName="ranged", KeyConditionExpression="pk = :pk",
+                          ExpressionAttributeValues={":pk": {"S": "zzz"}})["Items"] == []
+    assert dynamodb.scan(TableName="ranged")["Count"] == 90  # an unknown partition was not created by the query

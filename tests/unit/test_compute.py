@@ -169,6 +169,14 @@ def test_fair_shares_split_evenly_and_rotate_the_remainder():
     assert compute.fair_shares({"a": 0}, 3, 0) == {}
 
 
+def test_fair_shares_give_freed_slots_to_callers_with_fewer_in_flight_first():
+    # A holds the whole window; B and C arrive: the next slots are theirs until they hold as many as A.
+    assert compute.fair_shares({"a": 9000, "b": 1000, "c": 10}, 4, 0, {"a": 20}) == {"b": 2, "c": 2}
+    assert compute.fair_shares({"a": 9000, "b": 1000, "c": 3}, 30, 0, {"a": 10}) == {"a": 9, "b": 18, "c": 3}  # 19, 18, 3 in flight
+    # Once even, it is round robin again.
+    assert compute.fair_shares({"a": 100, "b": 100}, 4, 0, {"a": 5, "b": 5}) == {"a": 2, "b": 2}
+
+
 def test_callers_shows_backlog_in_flight_done_and_wait_percentiles(client, c):
     post(client, "/api/compute/batch", {"numbers": [str(n) for n in range(100, 130)]}, caller="alice")
     run_worker(c)
@@ -194,3 +202,26 @@ def test_factoring_a_hard_number_stops_at_its_budget():
     from sympy import nextprime
     with pytest.raises(BudgetExceeded):
         prime_factors_within(nextprime(10**40) * nextprime(10**45), 0.5)
+
+
+def test_a_dispatch_triggered_while_another_holds_the_lease_is_not_lost():
+    from chalicelib.adapters.memory import MemoryComputeStore, MemoryQueue
+    from chalicelib.models import ComputeRequest
+
+    store = MemoryComputeStore()
+    store.submit_many([ComputeRequest(id=f"c-{i}", caller="a", number=str(100 + i), owner=True, submitted_at=1.0)
+                       for i in range(6)], 1.0)
+
+    class FinishingQueue(MemoryQueue):
+        # While the first pass sends, its two jobs finish and their worker triggers a dispatch, which finds
+        # the lease held. Without the hand-over the freed slots would wait for the next trigger.
+        def send(self, messages):
+            super().send(messages)
+            if len(self.sent) == 1:
+                store.counts["a"].in_flight -= 2
+                assert dispatcher.dispatch(2.0) == 0
+
+    dispatcher = compute.Dispatcher(store=store, jobs=FinishingQueue(), max_in_flight=2, jobs_per_message=2)
+    assert dispatcher.dispatch(1.0) == 4
+    assert [len(JobEnvelope.model_validate_json(m.body).jobs) for m in dispatcher.jobs.sent] == [2, 2]
+    assert store.take_lease("next", 3.0, 30) is not None  # and the lease was let go
