@@ -186,7 +186,7 @@ class Dispatcher:
                     sent.append(self.store.admit(caller, chunk, body, now))
                 except StaleWrite:
                     continue  # admitted by a dispatcher whose lease ran out under it; it sends them
-                messages.append(OutboundMessage(body=body))
+                messages.append(OutboundMessage(body=body, group_id=caller))
                 admitted += len(chunk)
         if messages:
             self.jobs.send(messages)
@@ -198,5 +198,6 @@ class Dispatcher:
         # records each job once, so sending one twice is harmless.
         stale = self.store.outbox(now - self.resend_after_s)
         if stale:
-            self.jobs.send([OutboundMessage(body=body) for _, body in stale])
+            self.jobs.send([OutboundMessage(body=body, group_id=JobEnvelope.model_validate_json(body).run_id)
+                            for _, body in stale])
             self.store.forget_outbox([key for key, _ in stale])

@@ -133,6 +133,8 @@ class JobOutcome(BaseModel):
 class OutboundMessage(BaseModel):
     body: str
     delay_seconds: int = Field(default=0, ge=0, le=900)
+    # SQS fair queues (AWS): messages of one group (a compute caller) are not let crowd out other groups.
+    group_id: str | None = None
 
 
 class AchievedRate(BaseModel):

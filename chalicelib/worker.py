@@ -135,7 +135,8 @@ class JobWorker:
             self.retries.send(
                 [
                     OutboundMessage(
-                        body=JobEnvelope(origin=envelope.origin, run_id=envelope.run_id, jobs=[job]).model_dump_json(), delay_seconds=delay
+                        body=JobEnvelope(origin=envelope.origin, run_id=envelope.run_id, jobs=[job]).model_dump_json(),
+                        delay_seconds=delay, group_id=envelope.run_id if envelope.origin == "compute" else None,
                     )
                     for delay, job in retry
                 ]

@@ -33,7 +33,9 @@ class SqsQueue:
 
     def _send_batch(self, batch: list[OutboundMessage]) -> None:
         entries = {
-            str(i): {"Id": str(i), "MessageBody": m.body, "DelaySeconds": m.delay_seconds} for i, m in enumerate(batch)
+            str(i): {"Id": str(i), "MessageBody": m.body, "DelaySeconds": m.delay_seconds,
+                     **({"MessageGroupId": m.group_id} if m.group_id else {})}
+            for i, m in enumerate(batch)
         }
         for _ in range(3):
             response = self._sqs.send_message_batch(QueueUrl=self.url, Entries=list(entries.values()))

@@ -224,4 +224,5 @@ def test_a_dispatch_triggered_while_another_holds_the_lease_is_not_lost():
     dispatcher = compute.Dispatcher(store=store, jobs=FinishingQueue(), max_in_flight=2, jobs_per_message=2)
     assert dispatcher.dispatch(1.0) == 4
     assert [len(JobEnvelope.model_validate_json(m.body).jobs) for m in dispatcher.jobs.sent] == [2, 2]
+    assert {m.group_id for m in dispatcher.jobs.sent} == {"a"}  # MessageGroupId: the caller, for SQS fair queues
     assert store.take_lease("next", 3.0, 30) is not None  # and the lease was let go

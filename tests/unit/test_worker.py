@@ -97,3 +97,22 @@ def test_backoff_grows_exponentially_up_to_its_cap():
     policy = RetryPolicy(base_delay_s=1, max_delay_s=8)
     assert [policy.delay_before(attempt, rng=lambda: 1.0) for attempt in (2, 3, 4, 5, 6)] == [1, 2, 4, 8, 8]
     assert policy.delay_before(4, rng=lambda: 0.0) == 0  # full jitter reaches down to zero
+
+
+def test_the_sqs_adapter_sends_a_group_id_as_message_group_id_and_omits_it_otherwise():
+    import boto3
+    from botocore.stub import Stubber
+
+    from chalicelib.adapters.sqs import SqsQueue
+    from chalicelib.models import OutboundMessage
+
+    sqs = boto3.client("sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    queue = SqsQueue(sqs, "q")
+    queue._url = "https://sqs.example/q"  # known already: the stub answers only the send
+    with Stubber(sqs) as stub:
+        stub.add_response("send_message_batch", {"Successful": [], "Failed": []}, {
+            "QueueUrl": "https://sqs.example/q",
+            "Entries": [{"Id": "0", "MessageBody": "a", "DelaySeconds": 0, "MessageGroupId": "alice"},
+                        {"Id": "1", "MessageBody": "b", "DelaySeconds": 0}]})
+        queue.send([OutboundMessage(body="a", group_id="alice"), OutboundMessage(body="b")])
+        stub.assert_no_pending_responses()
