@@ -2,32 +2,25 @@
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from chalicelib.adapters.dynamo import DynamoComputeStore, DynamoResultLedger
 from chalicelib.adapters.memory import MemoryComputeStore, MemoryResultLedger, MemoryRunRepository
 from chalicelib.errors import StaleWrite
 from chalicelib.models import BacklogItem, ComputeRequest, JobOutcome
 from chalicelib.resources import RESULTS_TABLE, STATE_TABLE
-from infra.provision import provision
 
 T0 = 1_800_000_000.0
 
 
 @pytest.fixture(params=["memory", "moto"])
-def stores(request, monkeypatch):
+def stores(request):
     if request.param == "memory":
         store = MemoryComputeStore()
         yield store, MemoryResultLedger(MemoryRunRepository(), store)
         return
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        provision()
-        client = boto3.client("dynamodb")
-        yield DynamoComputeStore(client, STATE_TABLE.name), DynamoResultLedger(client, RESULTS_TABLE.name, STATE_TABLE.name)
+    request.getfixturevalue("moto_aws")
+    client = boto3.client("dynamodb")
+    yield DynamoComputeStore(client, STATE_TABLE.name), DynamoResultLedger(client, RESULTS_TABLE.name, STATE_TABLE.name)
 
 
 def req(i, number, caller="alice", at=T0):

@@ -6,7 +6,6 @@ import json
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from chalicelib.adapters.dynamo import DynamoFailureLog, DynamoFleetStore, DynamoResultLedger, DynamoRunRepository
 from chalicelib.adapters.memory import (MemoryFailureLog, MemoryFleetStore, MemoryQueue, MemoryResultLedger,
@@ -15,26 +14,20 @@ from chalicelib.adapters.sqs import SqsQueue
 from chalicelib.errors import RunAlreadyActive, StaleWrite
 from chalicelib.models import JobOutcome, OutboundMessage, Run, WorkerBeat
 from chalicelib.resources import JOBS_DLQ, JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE
-from infra.provision import provision
 
 T0 = 1_800_000_000.0
 
 
 @pytest.fixture(params=["memory", "moto"])
-def stores(request, monkeypatch):
+def stores(request):
     if request.param == "memory":
         runs = MemoryRunRepository()
         yield runs, MemoryResultLedger(runs)
         return
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        provision()
-        client = boto3.client("dynamodb")
-        yield (DynamoRunRepository(client, STATE_TABLE.name),
-               DynamoResultLedger(client, RESULTS_TABLE.name, STATE_TABLE.name))
+    request.getfixturevalue("moto_aws")
+    client = boto3.client("dynamodb")
+    yield (DynamoRunRepository(client, STATE_TABLE.name),
+           DynamoResultLedger(client, RESULTS_TABLE.name, STATE_TABLE.name))
 
 
 def a_run(run_id="r1", **changes) -> Run:
@@ -134,25 +127,22 @@ def test_more_outcomes_than_one_transaction_holds_are_all_recorded(stores):
 
 
 @pytest.fixture(params=["memory", "moto"])
-def queue(request, monkeypatch):
+def queue(request):
     if request.param == "memory":
         q = MemoryQueue()
         yield q, lambda: [m.body for m in q.sent]
         return
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        provision()
-        sqs = boto3.client("sqs")
-        q = SqsQueue(sqs, JOBS_QUEUE.name)
+    request.getfixturevalue("moto_aws")
+    sqs = boto3.client("sqs")
+    q = SqsQueue(sqs, JOBS_QUEUE.name)
 
-        def received():
-            bodies = []
-            while batch := sqs.receive_message(QueueUrl=q.url, MaxNumberOfMessages=10).get("Messages", []):
-                bodies += [m["Body"] for m in batch]
-            return bodies
+    def received():
+        bodies = []
+        while batch := sqs.receive_message(QueueUrl=q.url, MaxNumberOfMessages=10).get("Messages", []):
+            bodies += [m["Body"] for m in batch]
+        return bodies
 
-        yield q, received
+    yield q, received
 
 
 def test_a_queue_sends_every_message_in_batches(queue):
@@ -162,16 +152,13 @@ def test_a_queue_sends_every_message_in_batches(queue):
 
 
 @pytest.fixture(params=["memory", "moto"])
-def fleet_and_failures(request, monkeypatch):
+def fleet_and_failures(request):
     if request.param == "memory":
         yield MemoryFleetStore(), MemoryFailureLog()
         return
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        provision()
-        client = boto3.client("dynamodb")
-        yield DynamoFleetStore(client, STATE_TABLE.name), DynamoFailureLog(client, STATE_TABLE.name)
+    request.getfixturevalue("moto_aws")
+    client = boto3.client("dynamodb")
+    yield DynamoFleetStore(client, STATE_TABLE.name), DynamoFailureLog(client, STATE_TABLE.name)
 
 
 def test_worker_beats_are_kept_per_worker_and_the_latest_wins(fleet_and_failures):
@@ -200,16 +187,12 @@ def test_failure_reasons_are_found_by_message_id(fleet_and_failures):
     assert found == {"m3": "a later reason", "m29": "reason 29"}
 
 
-def test_a_dead_letter_queue_can_be_peeked_without_losing_messages_and_moved(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        provision()
-        sqs = boto3.client("sqs")
-        dlq, jobs = SqsQueue(sqs, JOBS_DLQ.name), SqsQueue(sqs, JOBS_QUEUE.name)
-        dlq.send([OutboundMessage(body=f"poison {i}") for i in range(15)])
-        peeked = dlq.peek(12)
-        assert len(peeked) == len({m.message_id for m in peeked}) == 12
-        assert dlq.depth()["visible"] == 15  # a peek leaves every message where it was
-        assert dlq.move_to(jobs, 100) == 15
-        assert dlq.depth()["visible"] == 0 and jobs.depth()["visible"] == 15
+def test_a_dead_letter_queue_can_be_peeked_without_losing_messages_and_moved(moto_aws):
+    sqs = boto3.client("sqs")
+    dlq, jobs = SqsQueue(sqs, JOBS_DLQ.name), SqsQueue(sqs, JOBS_QUEUE.name)
+    dlq.send([OutboundMessage(body=f"poison {i}") for i in range(15)])
+    peeked = dlq.peek(12)
+    assert len(peeked) == len({m.message_id for m in peeked}) == 12
+    assert dlq.depth()["visible"] == 15  # a peek leaves every message where it was
+    assert dlq.move_to(jobs, 100) == 15
+    assert dlq.depth()["visible"] == 0 and jobs.depth()["visible"] == 15

@@ -2,25 +2,13 @@
 import json
 
 import pytest
-from chalice.test import Client
 
-from app import app
-from chalicelib.settings import reset_container
 from tests.fakes import MemoryContainer
 
 
 @pytest.fixture
 def c():
-    c = MemoryContainer()
-    reset_container(c)
-    yield c
-    reset_container()
-
-
-@pytest.fixture
-def client(c):
-    with Client(app) as client:
-        yield client
+    return MemoryContainer()
 
 
 def call(client, method, path, body=None, raw=None):

@@ -3,29 +3,17 @@ import json
 import time
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib import compute
 from chalicelib.factoring import BudgetExceeded, prime_factors_within
 from chalicelib.models import JobEnvelope
-from chalicelib.settings import reset_container
 from chalicelib.worker import JobWorker, Record, RetryPolicy
 from tests.fakes import MemoryContainer
 
 
 @pytest.fixture
 def c():
-    c = MemoryContainer(compute_max_in_flight=20, compute_jobs_per_message=5)
-    reset_container(c)
-    yield c
-    reset_container()
-
-
-@pytest.fixture
-def client(c):
-    with Client(app) as client:
-        yield client
+    return MemoryContainer(compute_max_in_flight=20, compute_jobs_per_message=5)
 
 
 def post(client, path, body, caller="alice", raw=None):
