@@ -67,6 +67,13 @@ def test_a_query_reads_its_partition_in_order_with_limits_pages_and_filters(dyna
     assert query(Limit=7) == expected
     assert query(ScanIndexForward=False, Limit=4) == expected[::-1]
     assert query(FilterExpression="n >= :ten", values={":ten": {"N": "10"}}) == expected[10:]
+    assert query(FilterExpression="n >= :ten", values={":ten": {"N": "10"}}, Limit=5) == expected[10:]
+    found = dynamodb.query(TableName="ranged", KeyConditionExpression="pk = :pk AND sk > :sk", Limit=3,
+                           ExpressionAttributeValues={":pk": {"S": "b"}, ":sk": {"S": "020"}})
+    assert [i["sk"]["S"] for i in found["Items"]] == ["021", "022", "023"] and "LastEvaluatedKey" in found
+    last = dynamodb.query(TableName="ranged", KeyConditionExpression="pk = :pk", Limit=30,
+                          ExpressionAttributeValues={":pk": {"S": "b"}})
+    assert len(last["Items"]) == 30
     assert dynamodb.query(TableName="ranged", KeyConditionExpression="pk = :pk",
                           ExpressionAttributeValues={":pk": {"S": "zzz"}})["Items"] == []
     assert dynamodb.scan(TableName="ranged")["Count"] == 90  # an unknown partition was not created by the query
