@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from chalicelib import compute, dlq, fleet, runs
 from chalicelib.errors import (Conflict, DependencyUnavailable, Forbidden, InvalidInput, NotFound, PacerError,
                                PayloadTooLarge, StaleWrite, Unauthenticated)
-from chalicelib.models import ChangeRate, ComputeBatchSubmit, ComputeSubmit, SetConcurrency, StartRun, Tick
+from chalicelib.models import ChangeRate, ComputeBatchSubmit, ComputeSubmit, JobEnvelope, SetConcurrency, StartRun, Tick
 from chalicelib.resources import JOBS_QUEUE, TICKS_QUEUE
 from chalicelib.settings import container
 from chalicelib.worker import Record
@@ -213,13 +213,16 @@ def _records(event) -> list[Record]:
     return records
 
 
+def _refill_after(envelope: JobEnvelope) -> None:
+    if envelope.origin == "compute":
+        _dispatch_compute()  # its slots are free: admit the next fair share while this batch goes on
+
+
 @app.on_sqs_message(queue=JOBS_QUEUE.name, batch_size=10)
 def process_jobs(event):
     with container().heartbeat.busy() as done:
-        result = container().worker.process(_records(event), time.time)
+        result = container().worker.process(_records(event), time.time, settled=_refill_after)
         done(result.jobs_done)
-    if "compute" in result.origins:
-        _dispatch_compute()  # slots freed: admit the next fair share
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in result.failed_ids]}
 
 

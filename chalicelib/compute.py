@@ -134,6 +134,14 @@ def fair_shares(backlogs: dict[str, int], free: int, cursor: int,
     return {caller: share for caller, share in shares.items() if share}
 
 
+def round_robin_chunks(chunks: dict[str, list[list[BacklogItem]]], order: list[str]):
+    """(chunk, caller) pairs taking one chunk of each caller in turn, in `order`."""
+    for turn in range(max((len(c) for c in chunks.values()), default=0)):
+        for caller in order:
+            if turn < len(chunks[caller]):
+                yield chunks[caller][turn], caller
+
+
 @dataclass
 class Dispatcher:
     store: ComputeStore
@@ -169,25 +177,29 @@ class Dispatcher:
     def _admit_once(self, now: float, cursor: int) -> int:
         self._resend_stale_outbox(now)
         counts = self.store.callers()
-        free = self.max_in_flight - sum(max(0, c.in_flight) for c in counts)
-        shares = fair_shares({c.caller: c.backlog for c in counts}, free, cursor,
-                             {c.caller: c.in_flight for c in counts})
+        held = {c.caller: c.in_flight for c in counts}
+        free = self.max_in_flight - sum(max(0, n) for n in held.values())
+        shares = fair_shares({c.caller: c.backlog for c in counts}, free, cursor, held)
+        chunks: dict[str, list[list[BacklogItem]]] = {}
+        for caller, share in shares.items():
+            items = self.store.backlog(caller, share)
+            chunks[caller] = [items[i : i + self.jobs_per_message] for i in range(0, len(items), self.jobs_per_message)]
+        # Interleaved, the caller holding the fewest slots first: a worker takes a batch's messages in
+        # turn, so a newcomer's message is not queued behind a whole share of a spiking caller's.
+        queue_order = sorted(chunks, key=lambda caller: max(0, held.get(caller, 0)))
         admitted = 0
         sent: list[str] = []
         messages: list[OutboundMessage] = []
-        for caller, share in shares.items():
-            items = self.store.backlog(caller, share)
-            for offset in range(0, len(items), self.jobs_per_message):
-                chunk = items[offset : offset + self.jobs_per_message]
-                body = JobEnvelope(origin="compute", run_id=caller, jobs=[
-                    JobSpec(id=item.id, number=item.number, submitted_at=item.submitted_at) for item in chunk
-                ]).model_dump_json()
-                try:
-                    sent.append(self.store.admit(caller, chunk, body, now))
-                except StaleWrite:
-                    continue  # admitted by a dispatcher whose lease ran out under it; it sends them
-                messages.append(OutboundMessage(body=body, group_id=caller))
-                admitted += len(chunk)
+        for chunk, caller in round_robin_chunks(chunks, queue_order):
+            body = JobEnvelope(origin="compute", run_id=caller, jobs=[
+                JobSpec(id=item.id, number=item.number, submitted_at=item.submitted_at) for item in chunk
+            ]).model_dump_json()
+            try:
+                sent.append(self.store.admit(caller, chunk, body, now))
+            except StaleWrite:
+                continue  # admitted by a dispatcher whose lease ran out under it; it sends them
+            messages.append(OutboundMessage(body=body, group_id=caller))
+            admitted += len(chunk)
         if messages:
             self.jobs.send(messages)
             self.store.forget_outbox(sent)

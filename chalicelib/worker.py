@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from pydantic import ValidationError
@@ -56,6 +56,17 @@ def with_injected_failures(compute: Callable[[int], list[int]], rate: float,
     return faulty
 
 
+def round_robin(items: list, key: Callable) -> list:
+    """`items` reordered to take one of each key in turn, keeping the order within a key."""
+    turn: dict = {}
+    ranked = []
+    for position, item in enumerate(items):
+        k = key(item)
+        turn[k] = turn.get(k, -1) + 1
+        ranked.append((turn[k], position, item))
+    return [item for _, _, item in sorted(ranked, key=lambda r: r[:2])]
+
+
 @dataclass
 class Record:
     """The parts of an SQS record the worker reads."""
@@ -70,7 +81,6 @@ class Record:
 class BatchResult:
     failed_ids: list[str]  # messages to redeliver
     jobs_done: int  # jobs given an outcome by this batch
-    origins: set[str] = field(default_factory=set)  # ways in whose jobs this batch settled (compute: dispatch more)
 
 
 @dataclass
@@ -82,27 +92,36 @@ class JobWorker:
     worker_id: str
     failures: FailureLog | None = None
 
-    def process(self, records: Iterable[Record], now: Callable[[], float]) -> BatchResult:
-        """Process a batch; report the messages that must be redelivered."""
+    def process(self, records: Iterable[Record], now: Callable[[], float],
+                settled: Callable[[JobEnvelope], None] | None = None) -> BatchResult:
+        """Process a batch; report the messages that must be redelivered.
+
+        Messages are taken round robin across their runs (for compute, their
+        callers), so a caller with one message in a batch of another's ten is
+        served first, not last. `settled` is told of each message as soon as
+        its outcomes are stored, so freed slots can be refilled while the rest
+        of the batch is still being worked on.
+        """
         failed: list[tuple[Record, str]] = []
-        origins: set[str] = set()
         done = 0
+        parsed: list[tuple[Record, JobEnvelope]] = []
         for record in records:
             try:
-                envelope = JobEnvelope.model_validate_json(record.body)
+                parsed.append((record, JobEnvelope.model_validate_json(record.body)))
             except ValidationError as exc:
                 log.error("unparseable message %s left for the DLQ: %s", record.message_id, exc)
                 failed.append((record, f"unparseable message: {exc.errors()[0]['msg']}"))
-                continue
+        for record, envelope in round_robin(parsed, key=lambda pair: pair[1].run_id):
             try:
                 done += self.process_envelope(envelope, now)
-                origins.add(envelope.origin)
+                if settled is not None:
+                    settled(envelope)
             except Exception as exc:
                 log.exception("message %s will be redelivered", record.message_id)
                 failed.append((record, f"{type(exc).__name__}: {exc}"))
         if failed:
             self._note_failures(failed, now())
-        return BatchResult(failed_ids=[record.message_id for record, _ in failed], jobs_done=done, origins=origins)
+        return BatchResult(failed_ids=[record.message_id for record, _ in failed], jobs_done=done)
 
     def _note_failures(self, failed: list[tuple[Record, str]], now: float) -> None:
         # Both are best effort: without them the message still comes back, only later and unexplained.

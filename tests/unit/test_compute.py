@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib import compute
 from chalicelib.factoring import BudgetExceeded, prime_factors_within
-from chalicelib.models import JobEnvelope
+from chalicelib.models import ComputeRequest, JobEnvelope
 from chalicelib.worker import JobWorker, Record, RetryPolicy
 from tests.fakes import MemoryContainer
 
@@ -149,6 +149,18 @@ def test_a_small_caller_is_admitted_round_robin_ahead_of_a_big_backlog(client, c
     big = next(x for x in c.compute.callers() if x.caller == "big")
     # FIFO would finish all 500 of big's first. Round robin: the 20 already in flight, then about one for one.
     assert big.done <= 20 + 10 + 5
+
+
+def test_a_dispatch_sends_the_caller_holding_fewest_slots_first_and_interleaves_callers(c):
+    c.compute.submit_many([ComputeRequest(id=f"b{n}", caller="big", number=str(n), owner=True, submitted_at=1)
+                           for n in range(20_000, 20_040)], 1)
+    c.compute.submit_many([ComputeRequest(id=f"s{n}", caller="small", number=str(n), owner=True, submitted_at=2)
+                           for n in range(60_000, 60_010)], 2)
+    c.compute.admit("big", c.compute.backlog("big", 5), "{}", 3)  # big already holds one message's slots
+    c.dispatcher.dispatch(4)
+    senders = [JobEnvelope.model_validate_json(m.body).run_id for m in c.jobs_queue.sent]
+    # 15 free slots: small's 10 (it held none) and 5 of big's, small's first and the two alternating.
+    assert senders == ["small", "big", "small"]
 
 
 def test_fair_shares_split_evenly_and_rotate_the_remainder():

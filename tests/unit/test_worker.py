@@ -116,3 +116,15 @@ def test_the_sqs_adapter_sends_a_group_id_as_message_group_id_and_omits_it_other
                         {"Id": "1", "MessageBody": "b", "DelaySeconds": 0}]})
         queue.send([OutboundMessage(body="a", group_id="alice"), OutboundMessage(body="b")])
         stub.assert_no_pending_responses()
+
+
+def test_a_batch_is_worked_round_robin_across_runs_and_each_message_is_reported_as_it_settles(c):
+    def compute_envelope(run_id, n) -> Record:
+        body = JobEnvelope(origin="compute", run_id=run_id, jobs=[JobSpec(id=f"{run_id}-{n}", number=str(n))])
+        return Record(message_id=f"m-{run_id}-{n}", body=body.model_dump_json())
+
+    batch = [compute_envelope("big", n) for n in (10, 11, 12)] + [compute_envelope("small", 13)]
+    settled = []
+    worker(c).process(batch, lambda: T0, settled=lambda e: settled.append((e.run_id, e.jobs[0].number)))
+    # Batch order would serve the small caller's one message last, behind all of the big caller's.
+    assert settled == [("big", "10"), ("small", "13"), ("big", "11"), ("big", "12")]
