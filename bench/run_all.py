@@ -1,10 +1,10 @@
-"""Every benchmark of issue #3, with its figures against the targets. `--quick` is CI's short form."""
+"""Every benchmark (issues #3 and #5), with its figures against the targets. `--quick` is CI's short form."""
 from __future__ import annotations
 
 import argparse
 import json
 
-from bench import pacing, status_latency, throughput
+from bench import fairness, load, pacing, status_latency, throughput
 from bench.common import OUT
 
 
@@ -17,6 +17,8 @@ def main() -> None:
         "throughput": throughput.main(["--jobs", "1000" if quick else "5000"]),
         "status_latency": status_latency.main(["--seconds", "4" if quick else "20"]),
         "pacing": pacing.main(["--seconds", "15" if quick else "120"]),
+        "fairness": fairness.main(["--scale", "0.05" if quick else "1"]),
+        "load": load.main(["--n", "300" if quick else "10000", "--callers", "10"]),
     }
     two = next(r for r in results["throughput"] if r["workers"] == 2)
     print("\nagainst the targets" + (" (quick form: indicative only)" if quick else ""))
@@ -27,6 +29,14 @@ def main() -> None:
           f"p99 {saturated['p99_ms']} ms")
     print(f"  pacing 600/min        : {results['pacing']['achieved_per_s']}/s achieved (configured 10/s), "
           f"largest 1 s burst {results['pacing']['largest_1s_burst_processed']}")
+    spike = results["fairness"]
+    print(f"  fairness, A's spike   : B p95 {spike['B']['ratio']}x alone, C p95 {spike['C']['ratio']}x alone "
+          f"(target ≤ 2); Jain {spike['all_three_busy']['jain_index']} all three busy, "
+          f"{spike['a_and_b_busy']['jain_index']} A and B busy (target ≥ 0.95)")
+    loaded = results["load"]
+    print(f"  load, {loaded['requests']} from {loaded['callers']} callers: {loaded['accepted_per_s']} accepted/s, "
+          f"POST p99 {loaded['post_latency_ms'].get('p99')} ms, result p99 {loaded['time_to_result_s'].get('p99')} s, "
+          f"errors {loaded['errors'] or 'none'}")
     OUT.mkdir(exist_ok=True)
     (OUT / ("results-quick.json" if quick else "results.json")).write_text(json.dumps(results, indent=2))
 
