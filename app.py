@@ -10,10 +10,11 @@ import time
 from chalice import Chalice, Rate, Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib import compute, dlq, fleet, runs
+from chalicelib import compute, dlq, fleet, jobs, runs
 from chalicelib.errors import (Conflict, DependencyUnavailable, Forbidden, InvalidInput, NotFound, PacerError,
                                PayloadTooLarge, StaleWrite, Unauthenticated)
-from chalicelib.models import ChangeRate, ComputeBatchSubmit, ComputeSubmit, JobEnvelope, SetConcurrency, StartRun, Tick
+from chalicelib.models import (ChangeRate, ComputeBatchSubmit, ComputeSubmit, JobEnvelope, Origin, SetConcurrency,
+                               SetDispatch, StartRun, Tick)
 from chalicelib.resources import JOBS_QUEUE, TICKS_QUEUE
 from chalicelib.settings import container
 from chalicelib.worker import Record
@@ -76,7 +77,7 @@ def api(path: str, methods: list[str], **options):
     return register
 
 
-def parse_body(model: type[BaseModel]) -> BaseModel:
+def read_json_object() -> dict:
     raw = app.current_request.raw_body or b""
     limit = container().settings.max_body_bytes
     if len(raw) > limit:
@@ -87,8 +88,12 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
         raise InvalidInput(f"body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidInput("body must be a JSON object")
+    return data
+
+
+def parse_body(model: type[BaseModel]) -> BaseModel:
     try:
-        return model.model_validate(data)
+        return model.model_validate(read_json_object())
     except ValidationError as exc:
         fields = [{"field": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]} for e in exc.errors()]
         raise InvalidInput("; ".join(f"{f['field']}: {f['message']}" for f in fields), fields) from exc
@@ -166,16 +171,18 @@ def _submit_compute(numbers: list[str], field: str) -> list:
     settings = container().settings
     caller = app.current_request.headers.get("x-caller-id")
     accepted = compute.submit(container().compute, caller, numbers, settings.compute_max_digits, time.time(), field)
-    _dispatch_compute()
+    _admit("compute")
     return accepted
 
 
-def _dispatch_compute() -> None:
-    # Best effort: the submit is stored either way, and workers and the watchdog dispatch again.
+def _admit(origin: Origin) -> None:
+    """Run the dispatcher of fair compute or of typed jobs. Best effort: the job is stored either way, and the
+    next trigger (a submit, a settled message, the watchdog) dispatches again."""
+    c = container()
     try:
-        container().dispatcher.dispatch(time.time())
+        (c.task_dispatcher if origin == "task" else c.dispatcher).dispatch(time.time())
     except Exception:
-        app.log.exception("compute dispatch failed; the next trigger retries")
+        app.log.exception("%s dispatch failed; the next trigger retries", origin)
 
 
 @api("/api/compute", ["POST"], content_types=JSON_BODIES)
@@ -204,6 +211,62 @@ def list_callers():
     return compute.callers(container().compute).model_dump()
 
 
+@api("/api/jobs", ["POST"], content_types=JSON_BODIES)
+def submit_job():
+    c, headers = container(), app.current_request.headers
+    job, created = jobs.submit(c.tasks, c.registry, read_json_object(), headers.get("x-caller-id"),
+                               headers.get("idempotency-key"), c.settings.max_attempts, time.time())
+    if created and job.place != "scheduled":  # a scheduled job is admitted by the trigger after it is due
+        _admit("task")
+    return Response(body=jobs.view(job), status_code=201 if created else 200)
+
+
+@api("/api/jobs", ["GET"])
+def list_jobs():
+    params = app.current_request.query_params or {}
+    return jobs.list_jobs(container().tasks, container().registry, {name: params[name] for name in params})
+
+
+@api("/api/jobs/dispatch", ["GET"])
+def task_dispatch_state():
+    return jobs.dispatch_state(container().tasks)
+
+
+@api("/api/jobs/dispatch", ["PUT"], content_types=JSON_BODIES)
+def pause_task_dispatch():
+    require_admin()
+    command = parse_body(SetDispatch)
+    container().tasks.set_paused(command.paused, time.time())
+    if not command.paused:
+        _admit("task")
+    return jobs.dispatch_state(container().tasks)
+
+
+@api("/api/jobs/{job_id}", ["GET"])
+def get_job(job_id):
+    return jobs.view(jobs.get(container().tasks, job_id))
+
+
+@api("/api/jobs/{job_id}", ["DELETE"])
+def cancel_job(job_id):
+    job = jobs.cancel(container().tasks, job_id, time.time())
+    _admit("task")  # a cancelled job that was admitted frees its slot
+    return jobs.view(job)
+
+
+@api("/api/jobs/{job_id}/retry", ["POST"], content_types=JSON_BODIES)
+def retry_job(job_id):
+    require_admin()
+    job = jobs.retry(container().tasks, job_id, time.time())
+    _admit("task")
+    return jobs.view(job)
+
+
+@api("/api/stats", ["GET"])
+def job_stats():
+    return jobs.stats(container().tasks, container().registry, time.time())
+
+
 def _records(event) -> list[Record]:
     records = []
     for record in event:
@@ -214,8 +277,8 @@ def _records(event) -> list[Record]:
 
 
 def _refill_after(envelope: JobEnvelope) -> None:
-    if envelope.origin == "compute":
-        _dispatch_compute()  # its slots are free: admit the next fair share while this batch goes on
+    if envelope.origin != "run":  # its slots are free: admit the next fair share while this batch goes on
+        _admit(envelope.origin)
 
 
 @app.on_sqs_message(queue=JOBS_QUEUE.name, batch_size=10)
@@ -236,4 +299,5 @@ def pace_tick(event):
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def pacing_watchdog(event):
     app.log.info("watchdog: %s", container().pacer.watchdog(time.time()))
-    _dispatch_compute()
+    _admit("compute")
+    _admit("task")  # also promotes scheduled jobs that are due

@@ -1,10 +1,10 @@
-"""Every benchmark (issues #3 and #5), with its figures against the targets. `--quick` is CI's short form."""
+"""Every benchmark (issues #3, #5 and #6), with its figures against the targets. `--quick` is CI's short form."""
 from __future__ import annotations
 
 import argparse
 import json
 
-from bench import fairness, load, pacing, status_latency, throughput
+from bench import fairness, jobs_list, load, pacing, status_latency, throughput
 from bench.common import OUT
 
 
@@ -19,6 +19,7 @@ def main() -> None:
         "pacing": pacing.main(["--seconds", "15" if quick else "120"]),
         "fairness": fairness.main(["--scale", "0.05" if quick else "1"]),
         "load": load.main(["--n", "300" if quick else "10000", "--callers", "10"]),
+        "jobs_list": jobs_list.main(["--quick"] if quick else []),
     }
     two = next(r for r in results["throughput"] if r["workers"] == 2)
     print("\nagainst the targets" + (" (quick form: indicative only)" if quick else ""))
@@ -37,6 +38,9 @@ def main() -> None:
     print(f"  load, {loaded['requests']} from {loaded['callers']} callers: {loaded['accepted_per_s']} accepted/s, "
           f"POST p99 {loaded['post_latency_ms'].get('p99')} ms, result p99 {loaded['time_to_result_s'].get('p99')} s, "
           f"errors {loaded['errors'] or 'none'}")
+    listing = results["jobs_list"]
+    print(f"  GET /api/jobs p99     : {listing['p99_ms']} ms (p50 {listing['p50_ms']}, p95 {listing['p95_ms']}) with "
+          f"{listing['jobs_stored']:,} jobs, by status, {listing['clients']} clients, {listing['errors']} errors")
     OUT.mkdir(exist_ok=True)
     (OUT / ("results-quick.json" if quick else "results.json")).write_text(json.dumps(results, indent=2))
 

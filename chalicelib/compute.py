@@ -14,11 +14,11 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from chalicelib.errors import InvalidInput, StaleWrite
 from chalicelib.models import (Accepted, BacklogItem, CallerStats, Callers, ComputeRequest, ComputeView, JobEnvelope,
-                               JobSpec, OutboundMessage)
+                               JobSpec, Origin, OutboundMessage)
 from chalicelib.ports import ComputeStore, MessageQueue
 
 MAX_CALLER_ID = 128
@@ -134,7 +134,7 @@ def fair_shares(backlogs: dict[str, int], free: int, cursor: int,
     return {caller: share for caller, share in shares.items() if share}
 
 
-def round_robin_chunks(chunks: dict[str, list[list[BacklogItem]]], order: list[str]):
+def round_robin_chunks(chunks: dict[str, list[list[Any]]], order: list[str]):
     """(chunk, caller) pairs taking one chunk of each caller in turn, in `order`."""
     for turn in range(max((len(c) for c in chunks.values()), default=0)):
         for caller in order:
@@ -142,8 +142,20 @@ def round_robin_chunks(chunks: dict[str, list[list[BacklogItem]]], order: list[s
                 yield chunks[caller][turn], caller
 
 
+def compute_job_spec(item: BacklogItem) -> JobSpec:
+    return JobSpec(id=item.id, number=item.number, submitted_at=item.submitted_at)
+
+
+def always_ready(now: float) -> bool:
+    return True
+
+
 @dataclass
 class Dispatcher:
+    """Fair admission from per-caller backlogs in DynamoDB. Fair compute uses it as is; typed jobs
+    (chalicelib/jobs.py) with `origin="task"`, their own store, and `ready` promoting due scheduled jobs
+    and holding back while admission is paused."""
+
     store: ComputeStore
     jobs: MessageQueue
     max_in_flight: int
@@ -151,19 +163,28 @@ class Dispatcher:
     lease_s: float = 30.0
     resend_after_s: float = 60.0
     clock: Callable[[], float] = time.time
+    origin: Origin = "compute"
+    job_spec: Callable[[Any], JobSpec] = compute_job_spec  # a backlog item as the job its message carries
+    ready: Callable[[float], bool] = always_ready  # called under the lease; False admits nothing this time
+    max_passes: int = 8  # a bound on the passes one trigger makes for others (see dispatch)
 
     def dispatch(self, now: float) -> int:
         """Admit what fits in the in-flight window, fairly. Returns the jobs admitted (0 if another dispatcher ran).
 
         A trigger that finds the lease held is not lost: it asks the holder to
-        go round once more, so slots freed during a pass are filled.
+        go round once more, so slots freed during a pass are filled. The
+        holder goes round at most `max_passes` times: under a steady stream of
+        submits someone always asks, and the holder (an HTTP request) would
+        never answer. What asks during the last pass waits for the next
+        trigger, which under such a stream comes at once (and the watchdog
+        comes within a minute).
         """
         holder = secrets.token_hex(8)
         cursor = self.store.take_lease(holder, now, self.lease_s)
         if cursor is None:
             return 0
         admitted = 0
-        while True:
+        for passes in range(1, self.max_passes + 1):
             try:
                 admitted += self._admit_once(now, cursor)
             except BaseException:
@@ -171,16 +192,19 @@ class Dispatcher:
                 raise
             cursor += 1
             now = self.clock()
-            if self.store.release_lease(holder, cursor, now, self.lease_s):
-                return admitted
+            if self.store.release_lease(holder, cursor, now, self.lease_s, final=passes == self.max_passes):
+                break
+        return admitted
 
     def _admit_once(self, now: float, cursor: int) -> int:
         self._resend_stale_outbox(now)
+        if not self.ready(now):
+            return 0
         counts = self.store.callers()
         held = {c.caller: c.in_flight for c in counts}
         free = self.max_in_flight - sum(max(0, n) for n in held.values())
         shares = fair_shares({c.caller: c.backlog for c in counts}, free, cursor, held)
-        chunks: dict[str, list[list[BacklogItem]]] = {}
+        chunks: dict[str, list[list[Any]]] = {}
         for caller, share in shares.items():
             items = self.store.backlog(caller, share)
             chunks[caller] = [items[i : i + self.jobs_per_message] for i in range(0, len(items), self.jobs_per_message)]
@@ -191,9 +215,8 @@ class Dispatcher:
         sent: list[str] = []
         messages: list[OutboundMessage] = []
         for chunk, caller in round_robin_chunks(chunks, queue_order):
-            body = JobEnvelope(origin="compute", run_id=caller, jobs=[
-                JobSpec(id=item.id, number=item.number, submitted_at=item.submitted_at) for item in chunk
-            ]).model_dump_json()
+            body = JobEnvelope(origin=self.origin, run_id=caller,
+                               jobs=[self.job_spec(item) for item in chunk]).model_dump_json()
             try:
                 sent.append(self.store.admit(caller, chunk, body, now))
             except StaleWrite:

@@ -66,3 +66,14 @@ class DependencyUnavailable(PacerError):
     """An AWS dependency failed in a way the caller cannot fix."""
 
     code = "dependency_unavailable"
+
+
+class DuplicateRequest(Conflict):
+    """An Idempotency-Key was used before: the job it created, and the hash of the body that created it."""
+
+    code = "duplicate_request"
+
+    def __init__(self, job_id: str, body_hash: str):
+        super().__init__(f"this Idempotency-Key created job {job_id}")
+        self.job_id = job_id
+        self.body_hash = body_hash

@@ -1,7 +1,7 @@
 """The pydantic models that cross Pacer's boundaries: HTTP bodies, stored records, messages."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -91,13 +91,15 @@ class Slice(BaseModel):
 
 class JobSpec(BaseModel):
     id: str
-    number: str  # decimal digits: numbers may exceed 64 bits
+    number: str | None = None  # runs and compute: decimal digits (numbers may exceed 64 bits)
     attempt: int = 1
     submitted_at: float | None = None  # compute requests: when the caller asked, for wait times
+    type: str | None = None  # typed jobs: the executor to run (chalicelib/executors.py) …
+    payload: dict[str, Any] | None = None  # … and its payload, validated again by the executor
 
 
 # Which way a job came in. Outcomes are recorded the same way; only the counters they move differ.
-Origin = Literal["run", "compute"]
+Origin = Literal["run", "compute", "task"]
 
 
 class JobEnvelope(BaseModel):
@@ -121,9 +123,10 @@ class JobOutcome(BaseModel):
     run_id: str  # the origin's id (see JobEnvelope)
     origin: Origin = "run"
     submitted_at: float | None = None
-    number: str
+    number: str | None = None  # runs and compute
     outcome: Literal["done", "failed"]
     factors: list[str] = Field(default_factory=list)
+    result: dict[str, Any] | None = None  # typed jobs: what the executor returned
     error: str | None = None
     attempt: int
     worker: str
@@ -284,3 +287,64 @@ class CallerStats(CallerCounts):
 
 class Callers(BaseModel):
     callers: list[CallerStats]
+
+
+# ---- typed jobs (issue #6) ----
+
+TaskStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+TASK_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "failed", "cancelled")
+# Where a pending job waits: the schedule (until scheduled_for), its caller's backlog, or SQS (admitted).
+# A job that is not pending is nowhere.
+TaskPlace = Literal["scheduled", "queued", "admitted", "none"]
+
+
+class TimelineEntry(BaseModel):
+    status: TaskStatus
+    at: float
+    worker: str | None = None
+    attempt: int = 0
+    note: str | None = None
+
+
+class TaskJob(BaseModel):
+    """A typed job as stored: one item in the tasks table, keyed by id."""
+
+    id: str
+    type: str
+    priority: int
+    status: TaskStatus
+    place: TaskPlace
+    payload: dict[str, Any]
+    caller: str
+    created_at: float
+    scheduled_for: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0  # attempts started (since the last admin retry)
+    max_attempts: int
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+class TaskBacklogItem(BaseModel):
+    """A pending job in its caller's backlog or in the schedule: what admission needs to send it."""
+
+    id: str
+    type: str
+    priority: int
+    payload: dict[str, Any]
+    caller: str
+    created_at: float
+    due: float | None = None  # the schedule only
+
+
+class TaskStats(BaseModel):
+    by_status: dict[str, int]
+    by_type: dict[str, int]
+    total: int
+    minutes: dict[int, tuple[int, int]]  # epoch minute start -> (completed, failed)
+
+
+class SetDispatch(_Request):
+    paused: bool

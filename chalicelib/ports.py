@@ -1,10 +1,13 @@
 """The ports services depend on. Adapters implement them for DynamoDB/SQS and in memory."""
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from chalicelib.models import (BacklogItem, CallerCounts, ComputeRequest, JobOutcome, NumberRecord, OutboundMessage, Run,
-                               Slice, ThroughputBucket)
+                               Slice, TaskBacklogItem, TaskJob, TaskStats, ThroughputBucket)
+
+if TYPE_CHECKING:
+    from chalicelib.jobs import ListPlan
 
 
 class RunRepository(Protocol):
@@ -100,5 +103,63 @@ class ComputeStore(Protocol):
 
     def outbox(self, created_before: float) -> list[tuple[str, str]]:
         """(key, body) of admitted messages not yet known to be sent."""
+
+    def forget_outbox(self, keys: Sequence[str]) -> None: ...
+
+
+class TaskStore(Protocol):
+    """Typed jobs: the job items, the schedule and per-caller backlogs, admission's lease and outbox, the counters.
+
+    Every status change is one conditional write (or transaction) that also appends to the job's timeline and
+    moves the stats counters; each raises StaleWrite when its condition fails.
+    """
+
+    def create(self, job: TaskJob, main_text: str, idempotency: tuple[str, str, str] | None, now: float) -> TaskJob:
+        """Store a new pending job in the schedule or its caller's backlog, with its claim (caller, key, body hash)
+        on an Idempotency-Key in the same transaction. Raises DuplicateRequest if the key was claimed already."""
+
+    def get(self, job_id: str) -> TaskJob | None: ...
+
+    def list(self, plan: "ListPlan", start: dict[str, str] | None, limit: int) -> tuple[list[TaskJob], bool]:
+        """Up to `limit` jobs of the plan's listing after `start` (index keys), and whether more follow."""
+
+    def cancel(self, job: TaskJob, now: float) -> None:
+        """pending -> cancelled, and out of the schedule, the backlog or the in-flight count, as `job.place` says.
+        Raises StaleWrite unless the job is still pending in that place."""
+
+    def start(self, job_id: str, attempt: int, worker: str, now: float) -> None:
+        """pending (admitted, `attempt - 1` attempts so far) -> running. Raises StaleWrite otherwise."""
+
+    def take_over(self, job_id: str, attempt: int, worker: str, now: float, started_before: float) -> None:
+        """Restart a running attempt whose worker went silent (started before `started_before`)."""
+
+    def requeue(self, job_id: str, attempt: int, worker: str, note: str, now: float) -> None:
+        """running (this attempt) -> pending, waiting for its retry message."""
+
+    def retry(self, job: TaskJob, now: float) -> None:
+        """failed -> pending, attempts from 0, back in the backlog; its failed result item is removed."""
+
+    def stats(self, since_minute: int, until_minute: int) -> TaskStats: ...
+
+    def paused(self) -> bool: ...
+
+    def set_paused(self, paused: bool, now: float) -> None: ...
+
+    # Admission (compute.Dispatcher drives these, as for fair compute).
+    def prepare_admission(self, now: float) -> bool:
+        """Move scheduled jobs that are due into their callers' backlogs; False while admission is paused."""
+
+    def callers(self) -> list[CallerCounts]: ...
+
+    def backlog(self, caller: str, limit: int) -> list[TaskBacklogItem]:
+        """The caller's next jobs: highest priority first, then the oldest."""
+
+    def admit(self, caller: str, items: Sequence[TaskBacklogItem], body: str, now: float) -> str: ...
+
+    def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None: ...
+
+    def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool: ...
+
+    def outbox(self, created_before: float) -> list[tuple[str, str]]: ...
 
     def forget_outbox(self, keys: Sequence[str]) -> None: ...

@@ -1,4 +1,9 @@
-"""The job worker: factor each job of a message, record results exactly once, retry failures.
+"""The job worker: run each job of a message, record results exactly once, retry failures.
+
+A run's or a compute request's job is a number to factor; a typed job runs
+its type's executor, after a conditional `pending -> running` that a
+cancelled job fails (so it is skipped), and a failed attempt that will be
+retried goes back to `pending` in the job's timeline.
 
 A message (`JobEnvelope`) carries several jobs. Their outcomes are written in
 one transaction with the run's counters, so a redelivered or duplicated
@@ -16,13 +21,16 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from pydantic import ValidationError
 
 from chalicelib.dlq import FailureLog
 from chalicelib.models import JobEnvelope, JobOutcome, JobSpec, OutboundMessage
 from chalicelib.ports import MessageQueue, ResultLedger
+
+if TYPE_CHECKING:
+    from chalicelib.jobs import TaskAttempts
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +99,7 @@ class JobWorker:
     compute: Callable[[int], list[int]]
     worker_id: str
     failures: FailureLog | None = None
+    tasks: "TaskAttempts | None" = None  # typed jobs: how an attempt starts and runs (chalicelib/jobs.py)
 
     def process(self, records: Iterable[Record], now: Callable[[], float],
                 settled: Callable[[JobEnvelope], None] | None = None) -> BatchResult:
@@ -138,31 +147,46 @@ class JobWorker:
         outcomes: list[JobOutcome] = []
         retry: list[tuple[int, JobSpec]] = []
         for job in envelope.jobs:
-            try:
-                factors = self.compute(int(job.number))
-            except Exception as exc:  # any failure of the job itself is retried, then recorded
-                # A permanent failure (say, a factorisation over its budget) would only fail again.
-                if job.attempt < self.policy.max_attempts and not getattr(exc, "permanent", False):
-                    next_job = job.model_copy(update={"attempt": job.attempt + 1})
+            next_job = job.model_copy(update={"attempt": job.attempt + 1})
+            if envelope.origin == "task":
+                begun = self.tasks.begin(job, self.worker_id, now())
+                if begun == "resend":  # handed back for a retry whose message may be lost: send it (again)
                     retry.append((self.policy.delay_before(next_job.attempt), next_job))
+                if begun != "run":
+                    continue
+            try:
+                result = self._run(envelope.origin, job)
+            except Exception as exc:  # any failure of the job itself is retried, then recorded
+                permanent = getattr(exc, "permanent", False)  # say, a factorisation over its budget: it would fail again
+                reason = str(exc) if permanent else f"{type(exc).__name__}: {exc}"
+                if job.attempt < self.policy.max_attempts and not permanent:
+                    delay = self.policy.delay_before(next_job.attempt)
+                    if envelope.origin != "task" or self.tasks.requeue(job, self.worker_id,
+                                                                        f"retry in {delay} s: {reason}", now()):
+                        retry.append((delay, next_job))
                 else:
-                    reason = str(exc) if getattr(exc, "permanent", False) else f"{type(exc).__name__}: {exc}"
                     outcomes.append(self._outcome(envelope, job, now(), error=reason))
                 continue
-            outcomes.append(self._outcome(envelope, job, now(), factors=[str(f) for f in factors]))
+            outcomes.append(self._outcome(envelope, job, now(), **result))
         if retry:
             self.retries.send(
                 [
                     OutboundMessage(
                         body=JobEnvelope(origin=envelope.origin, run_id=envelope.run_id, jobs=[job]).model_dump_json(),
-                        delay_seconds=delay, group_id=envelope.run_id if envelope.origin == "compute" else None,
+                        delay_seconds=delay, group_id=envelope.run_id if envelope.origin != "run" else None,
                     )
                     for delay, job in retry
                 ]
             )
         return self.ledger.record(outcomes, now()) if outcomes else 0
 
-    def _outcome(self, envelope, job, finished_at, factors=None, error=None) -> JobOutcome:
+    def _run(self, origin: str, job: JobSpec) -> dict:
+        """One attempt of the job's work: a typed job's executor, else the number's factorisation."""
+        if origin == "task":
+            return {"result": self.tasks.run(job)}
+        return {"factors": [str(f) for f in self.compute(int(job.number))]}
+
+    def _outcome(self, envelope, job, finished_at, factors=None, result=None, error=None) -> JobOutcome:
         return JobOutcome(
             job_id=job.id,
             run_id=envelope.run_id,
@@ -171,6 +195,7 @@ class JobWorker:
             number=job.number,
             outcome="failed" if error else "done",
             factors=factors or [],
+            result=result,
             error=error,
             attempt=job.attempt,
             worker=self.worker_id,

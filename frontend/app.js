@@ -1,10 +1,10 @@
 /*
  * Pacer's control page: start, re-pace and stop a run, and watch it go.
  *
- * Which API it talks to, first match wins:
- *   1. the `?api=` query parameter, e.g. index.html?api=http://127.0.0.1:8123
- *   2. `window.PACER_API`, set in config.js next to this file
- *   3. `${location.protocol}//${location.hostname}:8000`, where `chalice local` listens
+ * Which API it talks to is common.js's rule (Pacer.apiBase): `?api=`, else
+ * `window.PACER_API` from config.js, else port 8000 on this host. The calls
+ * and their errors, the admin token and the time and count formats come from
+ * common.js too, so every page makes, shows and keeps them the same way.
  * The page calls `<base>/api/run`, `<base>/api/stop`, `<base>/api/status` and
  * `<base>/api/workers`.
  *
@@ -22,13 +22,11 @@
 
   const POLL_INTERVAL_MS = 1000;
   const WORKERS_POLL_INTERVAL_MS = 2000;
-  const TOKEN_STORAGE_KEY = "pacer.adminToken";
-  const REQUEST_TIMEOUT_MS = 5000;
   const CHART_SECONDS = 60;
   const CHART_HEIGHT = 170;
   const FIELDS = ["x", "y", "total"];
 
-  const apiBase = resolveApiBase();
+  const { apiBase, ApiError, UnreachableError, loadAdminToken, saveAdminToken, formatCount, formatTime } = Pacer;
   const $ = (id) => document.getElementById(id);
 
   const view = {
@@ -47,48 +45,12 @@
     concurrencyEdited: false, // once the user types, polls stop refilling #concurrency
   };
 
-  function resolveApiBase() {
-    const fromQuery = new URLSearchParams(window.location.search).get("api");
-    const base = fromQuery || window.PACER_API ||
-      `${window.location.protocol}//${window.location.hostname}:8000`;
-    return base.replace(/\/+$/, "");
-  }
-
   // ---- talking to the API -------------------------------------------------
 
-  class ApiError extends Error {
-    constructor(status, body) {
-      super((body && body.message) || `The API answered ${status}.`);
-      this.status = status;
-      this.code = body && body.error;
-      this.fields = (body && body.fields) || [];
-    }
-  }
-
-  class UnreachableError extends Error {}
-
-  async function callApi(method, path, body, headers = {}) {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-    let response;
-    try {
-      response = await fetch(apiBase + path, {
-        method,
-        headers: body === undefined ? headers : { ...headers, "Content-Type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: controller.signal,
-        cache: "no-store",
-      });
-    } catch (err) {
-      throw new UnreachableError(`Could not reach the API at ${apiBase}.`);
-    } finally {
-      clearTimeout(timer);
-    }
-    const payload = await response.json().catch(() => null);
-    if (!response.ok) {
-      throw new ApiError(response.status, payload);
-    }
-    return payload;
+  // common.js makes the call (and keeps the header's pill current); this page adds
+  // "— retrying" to the pill from its status poll, in setConnected.
+  function callApi(method, path, body, headers = {}) {
+    return Pacer.call(method, path, { body, headers });
   }
 
   // ---- polling ------------------------------------------------------------
@@ -194,7 +156,7 @@
     renderWorkerControls();
     try {
       workersView.data = await callApi("PUT", "/api/workers",
-        { concurrency: readNumber("concurrency") }, adminAuthorization());
+        { concurrency: readNumber("concurrency") }, Pacer.adminHeaders($("admin-token").value.trim()));
       workersView.available = true;
       workersView.concurrencyEdited = false;
     } catch (err) {
@@ -202,31 +164,6 @@
     } finally {
       workersView.busy = false;
       renderWorkers();
-    }
-  }
-
-  function adminAuthorization() {
-    const token = $("admin-token").value.trim();
-    // No header at all when empty, so the server answers 401 (missing) rather than 403 (wrong).
-    return token ? { Authorization: `Bearer ${token}` } : {};
-  }
-
-  // localStorage can be unavailable (private modes, blocked storage); the token
-  // then lasts as long as the page, which is all the input can promise anyway.
-  function loadAdminToken() {
-    try {
-      return window.localStorage.getItem(TOKEN_STORAGE_KEY) || "";
-    } catch (err) {
-      return "";
-    }
-  }
-
-  function saveAdminToken(token) {
-    try {
-      if (token) window.localStorage.setItem(TOKEN_STORAGE_KEY, token);
-      else window.localStorage.removeItem(TOKEN_STORAGE_KEY);
-    } catch (err) {
-      // nothing to do: see loadAdminToken
     }
   }
 
@@ -610,12 +547,6 @@
 
   // ---- formatting ---------------------------------------------------------
 
-  const counts = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
-
-  function formatCount(value) {
-    return value === null || value === undefined ? "—" : counts.format(value);
-  }
-
   function formatRate(value) {
     if (value === null || value === undefined) return "—";
     const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
@@ -629,15 +560,6 @@
     const minutes = Math.floor(seconds / 60);
     if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
     return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
-  }
-
-  function formatTime(iso) {
-    if (!iso) return "—";
-    const when = new Date(iso);
-    if (Number.isNaN(when.getTime())) return iso;
-    const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
-    const sameDay = when.toDateString() === new Date().toDateString();
-    return sameDay ? time : `${when.toLocaleDateString()} ${time}`;
   }
 
   function formatSecondsAgo(seconds) {

@@ -77,3 +77,36 @@ def test_a_query_reads_its_partition_in_order_with_limits_pages_and_filters(dyna
     assert dynamodb.query(TableName="ranged", KeyConditionExpression="pk = :pk",
                           ExpressionAttributeValues={":pk": {"S": "zzz"}})["Items"] == []
     assert dynamodb.scan(TableName="ranged")["Count"] == 90  # an unknown partition was not created by the query
+
+
+def test_an_index_query_reads_its_partition_in_the_index_order_with_pages_and_filters(dynamodb):
+    # The emulator answers GSI queries from one partition too (moto_patches._index_partition).
+    dynamodb.create_table(TableName="indexed", BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"}
+                                                for name in ("id", "colour", "rank")],
+                          GlobalSecondaryIndexes=[{"IndexName": "by-colour", "Projection": {"ProjectionType": "ALL"},
+                                                   "KeySchema": [{"AttributeName": "colour", "KeyType": "HASH"},
+                                                                 {"AttributeName": "rank", "KeyType": "RANGE"}]}])
+    for i in range(60):
+        item = {"id": {"S": f"i{i:03d}"}, "colour": {"S": ("red", "blue", "green")[i % 3]}, "n": {"N": str(i)}}
+        if i != 3:  # no range key: not in the index
+            item["rank"] = {"S": f"{(i * 37) % 60:03d}"}
+        dynamodb.put_item(TableName="indexed", Item=item)
+
+    def query(values=None, **kwargs):
+        items, page = [], {}
+        while True:
+            found = dynamodb.query(TableName="indexed", IndexName="by-colour", KeyConditionExpression="colour = :c",
+                                   ExpressionAttributeValues={":c": {"S": "red"}, **(values or {})}, **kwargs, **page)
+            items += [i["id"]["S"] for i in found["Items"]]
+            if "LastEvaluatedKey" not in found:
+                return items
+            page = {"ExclusiveStartKey": found["LastEvaluatedKey"]}
+
+    expected = [f"i{i:03d}" for i in sorted((i for i in range(0, 60, 3) if i != 3), key=lambda i: (i * 37) % 60)]
+    assert query() == expected
+    assert query(Limit=4) == expected
+    assert query(ScanIndexForward=False, Limit=6) == expected[::-1]
+    assert query(FilterExpression="n >= :ten", values={":ten": {"N": "30"}}, Limit=5) == [
+        i for i in expected if int(i[1:]) >= 30]

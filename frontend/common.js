@@ -1,0 +1,278 @@
+/*
+ * What the job pages (dashboard, jobs, job, new) share: where the API is, how
+ * to call it, how to show its errors, times and counts, and the page nav.
+ * It defines one global, `Pacer`, and needs no build step.
+ *
+ * Every page loads it, the run page (index.html, app.js) too.
+ *
+ * Which API the pages talk to, first match wins:
+ *   1. the `?api=` query parameter, e.g. jobs.html?api=http://127.0.0.1:8123
+ *   2. `window.PACER_API`, set in config.js
+ *   3. `${location.protocol}//${location.hostname}:8000`, where `chalice local` listens
+ * Links between the pages carry the `api` parameter along, so a page opened
+ * with `?api=` keeps talking to that API as the user moves around.
+ *
+ * Every text that comes from the API goes into the page through textContent
+ * (`Pacer.el`), never through innerHTML.
+ */
+(function () {
+  "use strict";
+
+  const REQUEST_TIMEOUT_MS = 8000;
+  const ADMIN_TOKEN_KEY = "pacer.adminToken";
+  const PAGES = [
+    { page: "run", href: "index.html", label: "Run" },
+    { page: "dashboard", href: "dashboard.html", label: "Dashboard" },
+    { page: "jobs", href: "jobs.html", label: "Jobs" },
+    { page: "new", href: "new.html", label: "New job" },
+  ];
+
+  const apiParam = new URLSearchParams(window.location.search).get("api");
+  const apiBase = (apiParam || window.PACER_API ||
+    `${window.location.protocol}//${window.location.hostname}:8000`).replace(/\/+$/, "");
+
+  // ---- talking to the API -------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.message) || `The API answered ${status}.`);
+      this.status = status;
+      this.code = body && body.error;
+      this.fields = (body && Array.isArray(body.fields) && body.fields) || [];
+    }
+  }
+
+  class UnreachableError extends Error {}
+
+  /** Calls the API; resolves to {status, data}, rejects with ApiError or UnreachableError. */
+  async function send(method, path, { body, headers = {}, query } = {}) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+    const allHeaders = body === undefined ? headers : { ...headers, "Content-Type": "application/json" };
+    let response;
+    try {
+      response = await fetch(apiBase + path + queryString(query), {
+        method,
+        headers: allHeaders,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: controller.signal,
+        cache: "no-store",
+      });
+    } catch (err) {
+      const unreachable = new UnreachableError(`Could not reach the API at ${apiBase}.`);
+      showConnection(unreachable);
+      throw unreachable;
+    } finally {
+      clearTimeout(timer);
+    }
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      const error = new ApiError(response.status, data);
+      showConnection(response.status >= 500 ? error : null);
+      throw error;
+    }
+    showConnection(null);
+    return { status: response.status, data };
+  }
+
+  /** The header's connection pill (#connection), after every call: null when the API answered. */
+  function showConnection(err) {
+    const box = document.getElementById("connection");
+    const text = document.getElementById("connection-text");
+    if (!box || !text) return;
+    box.dataset.connected = String(!err);
+    text.textContent = !err ? "API connected"
+      : err instanceof ApiError ? `API answered ${err.status}` : "API unreachable";
+    box.title = err ? err.message : apiBase;
+  }
+
+  async function call(method, path, options) {
+    return (await send(method, path, options)).data;
+  }
+
+  /** "?a=1&b=2" from an object, leaving out empty values; "" when nothing is left. */
+  function queryString(params) {
+    if (!params) return "";
+    const search = new URLSearchParams();
+    for (const [key, value] of Object.entries(params)) {
+      if (value !== null && value !== undefined && value !== "") search.set(key, String(value));
+    }
+    const text = search.toString();
+    return text ? `?${text}` : "";
+  }
+
+  function errorTitle(err) {
+    if (err instanceof UnreachableError) return "API unreachable";
+    if (err.status === 400) return "Please check the values (400)";
+    if (err.status === 401) return "Admin token needed (401)";
+    if (err.status === 403) return "Admin token rejected (403)";
+    if (err.status === 404) return "Not found (404)";
+    if (err.status === 409) return "Not possible in this state (409)";
+    return `Request failed (${err.status})`;
+  }
+
+  /** Fills an `.error-box` with a title and the API's message; data-status carries the HTTP status. */
+  function showError(box, err) {
+    box.replaceChildren(el("strong", {}, errorTitle(err)), el("span", {}, err.message));
+    box.dataset.status = err instanceof ApiError ? String(err.status) : "";
+    box.hidden = false;
+  }
+
+  function clearError(box) {
+    box.hidden = true;
+    box.replaceChildren();
+    box.dataset.status = "";
+  }
+
+  // ---- admin token --------------------------------------------------------
+
+  // One token for every admin action on every page (the run page's concurrency,
+  // the job page's retry), kept in localStorage so a reload or another page does
+  // not ask for it again. Storage can be blocked (private modes); the token then
+  // lasts as long as the page, which is all the input can promise anyway.
+  function loadAdminToken() {
+    try {
+      return window.localStorage.getItem(ADMIN_TOKEN_KEY) || "";
+    } catch (err) {
+      return "";
+    }
+  }
+
+  function saveAdminToken(token) {
+    try {
+      if (token) window.localStorage.setItem(ADMIN_TOKEN_KEY, token);
+      else window.localStorage.removeItem(ADMIN_TOKEN_KEY);
+    } catch (err) {
+      // nothing to do: see loadAdminToken
+    }
+  }
+
+  /** The headers of an admin call: none at all when the token is empty, so the API answers 401 (missing), not 403. */
+  function adminHeaders(token) {
+    return token ? { Authorization: `Bearer ${token}` } : {};
+  }
+
+  // ---- links between the pages --------------------------------------------
+
+  /** A link to another page of the site, carrying the `api` parameter if this page has one. */
+  function pageHref(file, params = {}) {
+    return file + queryString({ ...params, api: apiParam });
+  }
+
+  function renderNav() {
+    const nav = document.getElementById("site-nav");
+    if (!nav) return;
+    const current = document.body.dataset.page;
+    const links = PAGES.map(({ page, href, label }) => {
+      const link = el("a", { href: pageHref(href), "data-test": `nav-${page}`, class: "site-nav-link" }, label);
+      if (page === current) link.setAttribute("aria-current", "page");
+      return link;
+    });
+    nav.replaceChildren(...links);
+    const base = document.getElementById("api-base");
+    if (base && !base.textContent) base.textContent = apiBase;
+  }
+
+  // ---- DOM ----------------------------------------------------------------
+
+  /** Creates an element; children are Nodes or strings (strings become text, never markup). */
+  function el(tag, attributes = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attributes)) {
+      if (value === null || value === undefined || value === false) continue;
+      node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  /** A status pill; the colours come from style.css's `.badge[data-state=…]`. */
+  function statusBadge(status) {
+    return el("span", { class: "badge job-status", "data-state": status }, status || "—");
+  }
+
+  // ---- formatting ---------------------------------------------------------
+
+  const counts = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+
+  function formatCount(value) {
+    return value === null || value === undefined ? "—" : counts.format(value);
+  }
+
+  /** Local time, with the date when it is not today; "—" for none. */
+  function formatTime(iso) {
+    if (!iso) return "—";
+    const when = new Date(iso);
+    if (Number.isNaN(when.getTime())) return String(iso);
+    const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+    const sameDay = when.toDateString() === new Date().toDateString();
+    return sameDay ? time : `${when.toLocaleDateString()} ${time}`;
+  }
+
+  /** A <time> element showing formatTime, with the exact ISO value on hover. */
+  function timeElement(iso) {
+    const node = el("time", iso ? { datetime: iso, title: iso } : {}, formatTime(iso));
+    return node;
+  }
+
+  /** The value of an <input type="datetime-local"> (browser's zone) as ISO UTC, or "" for none. */
+  function localInputToIso(value) {
+    if (!value) return "";
+    const when = new Date(value);
+    return Number.isNaN(when.getTime()) ? "" : when.toISOString();
+  }
+
+  /** An ISO time as the value an <input type="datetime-local"> shows, in the browser's zone. */
+  function isoToLocalInput(iso) {
+    if (!iso) return "";
+    const when = new Date(iso);
+    if (Number.isNaN(when.getTime())) return "";
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}` +
+      `T${pad(when.getHours())}:${pad(when.getMinutes())}`;
+  }
+
+  /** The text a person would recognise a job by: its payload's main text field. */
+  function jobSummary(job) {
+    const payload = job.payload || {};
+    const text = { email: payload.subject, report: payload.report_type, notification: payload.message }[job.type];
+    return text === undefined || text === null ? "" : String(text);
+  }
+
+  const FINISHED = ["completed", "failed", "cancelled"];
+
+  function isFinished(job) {
+    return FINISHED.includes(job.status);
+  }
+
+  window.Pacer = {
+    apiBase,
+    ApiError,
+    UnreachableError,
+    send,
+    call,
+    queryString,
+    errorTitle,
+    showError,
+    clearError,
+    loadAdminToken,
+    saveAdminToken,
+    adminHeaders,
+    pageHref,
+    el,
+    statusBadge,
+    formatCount,
+    formatTime,
+    timeElement,
+    localInputToIso,
+    isoToLocalInput,
+    jobSummary,
+    isFinished,
+  };
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", renderNav);
+  else renderNav();
+})();
