@@ -7,7 +7,7 @@ import json
 import logging
 import time
 
-from chalice import Chalice, Rate, Response
+from chalice import Chalice, CORSConfig, Rate, Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib import compute, dlq, fleet, jobs, runs
@@ -20,6 +20,8 @@ from chalicelib.settings import container
 from chalicelib.worker import Record
 
 app = Chalice(app_name="pacer")
+# The pages are served from another origin; their requests carry these headers, so preflights must allow them.
+CORS = CORSConfig(allow_origin="*", allow_headers=["Idempotency-Key", "X-Caller-ID"])
 app.log.setLevel(logging.INFO)
 JSON_BODIES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
 
@@ -72,7 +74,7 @@ def api(path: str, methods: list[str], **options):
             except PacerError as error:
                 return _error_response(error)
 
-        return app.route(path, methods=methods, cors=True, **options)(translated)
+        return app.route(path, methods=methods, cors=CORS, **options)(translated)
 
     return register
 

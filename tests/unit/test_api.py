@@ -155,3 +155,12 @@ def test_the_dlq_lists_messages_with_their_reason_and_redrives_them(client, c):
 def test_a_bad_dlq_limit_gets_400(client):
     assert admin(client, "get", "/api/dlq?limit=0")[0] == 400
     assert admin(client, "get", "/api/dlq?limit=abc")[0] == 400
+
+
+def test_every_route_allows_the_headers_the_pages_send_in_its_preflight():
+    # (The real preflight is driven by the browser tests; chalice's test client cannot send an OPTIONS.)
+    from app import app
+    for path, methods in app.routes.items():
+        for method, route in methods.items():
+            allowed = route.cors.get_access_control_headers()["Access-Control-Allow-Headers"].lower().split(",")
+            assert {"idempotency-key", "x-caller-id", "content-type", "authorization"} <= set(allowed), (method, path)
