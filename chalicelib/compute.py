@@ -108,15 +108,17 @@ def callers(store: ComputeStore) -> Callers:
 
 
 def fair_shares(backlogs: dict[str, int], free: int, cursor: int,
-                in_flight: dict[str, int] | None = None) -> dict[str, int]:
+                in_flight: dict[str, int] | None = None, quantum: int = 1) -> dict[str, int]:
     """Split `free` slots of the in-flight window across the callers with a backlog.
 
-    Each slot goes to the wanting caller with the fewest jobs in flight,
-    counting the slots already given (ties rotate from `cursor`). With equal
-    in-flight counts that is plain round robin; a caller that has just arrived
-    is first in line until it holds as many slots as the others: max-min fair
-    shares of the window, so a newcomer waits for slots to free, not for a
-    spiking caller's backlog.
+    Each `quantum` of slots (a message's worth) goes to the wanting caller
+    with the fewest jobs in flight, counting the slots already given (ties
+    rotate from `cursor`). With equal in-flight counts that is deficit round
+    robin; a caller that has just arrived is first in line until it holds as
+    many slots as the others: max-min fair shares of the window, so a
+    newcomer waits for slots to free, not for a spiking caller's backlog.
+    Whole quanta keep messages full: ten freed slots split five and five
+    would cost two ledger transactions where one does.
     """
     order = sorted(caller for caller, backlog in backlogs.items() if backlog > 0)
     if not order:
@@ -125,12 +127,15 @@ def fair_shares(backlogs: dict[str, int], free: int, cursor: int,
     order = order[start:] + order[:start]
     held = {caller: max(0, (in_flight or {}).get(caller, 0)) for caller in order}
     shares = dict.fromkeys(order, 0)
-    for _ in range(max(0, free)):
+    left = max(0, free)
+    while left > 0:
         wanting = [c for c in order if shares[c] < backlogs[c]]
         if not wanting:
             break
         chosen = min(wanting, key=lambda c: held[c] + shares[c])  # min keeps the first of equals: the rotation
-        shares[chosen] += 1
+        given = min(max(1, quantum), left, backlogs[chosen] - shares[chosen])
+        shares[chosen] += given
+        left -= given
     return {caller: share for caller, share in shares.items() if share}
 
 
@@ -203,7 +208,7 @@ class Dispatcher:
         counts = self.store.callers()
         held = {c.caller: c.in_flight for c in counts}
         free = self.max_in_flight - sum(max(0, n) for n in held.values())
-        shares = fair_shares({c.caller: c.backlog for c in counts}, free, cursor, held)
+        shares = fair_shares({c.caller: c.backlog for c in counts}, free, cursor, held, self.jobs_per_message)
         chunks: dict[str, list[list[Any]]] = {}
         for caller, share in shares.items():
             items = self.store.backlog(caller, share)

@@ -169,6 +169,11 @@ def test_fair_shares_split_evenly_and_rotate_the_remainder():
     assert compute.fair_shares({"a": 0}, 3, 0) == {}
 
 
+def test_fair_shares_go_a_whole_message_at_a_time_so_freed_slots_are_not_split_into_small_messages():
+    assert compute.fair_shares({"a": 100, "b": 100}, 10, 0, {"a": 45, "b": 45}, quantum=10) == {"a": 10}
+    assert compute.fair_shares({"a": 100, "b": 3}, 20, 0, {"a": 0, "b": 0}, quantum=10) == {"a": 17, "b": 3}
+
+
 def test_fair_shares_give_freed_slots_to_callers_with_fewer_in_flight_first():
     # A holds the whole window; B and C arrive: the next slots are theirs until they hold as many as A.
     assert compute.fair_shares({"a": 9000, "b": 1000, "c": 10}, 4, 0, {"a": 20}) == {"b": 2, "c": 2}

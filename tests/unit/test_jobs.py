@@ -319,4 +319,6 @@ def test_priority_orders_admission_within_each_callers_fair_share(client, c):
             post(client, {**EMAIL, "priority": priority}, {"X-Caller-ID": caller})
     call(client, "put", "/api/jobs/dispatch", ADMIN, {"paused": False})
     admitted = [JobEnvelope.model_validate_json(m.body).run_id for m in c.jobs_queue.sent]
-    assert admitted.count("big") == admitted.count("small")  # a high priority does not starve another caller
+    # A high priority does not starve another caller: the window's 10 slots go a message (2 jobs) at a time,
+    # alternately, so the callers' shares differ by one message at most (the cursor rotates who gets it).
+    assert sorted([admitted.count("big"), admitted.count("small")]) == [2, 3]
