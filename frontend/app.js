@@ -448,16 +448,7 @@
     $("set-concurrency").disabled = workersView.busy || workersView.available !== true;
   }
 
-  // ---- the throughput chart (hand-written SVG) ----------------------------
-
-  const SVG_NS = "http://www.w3.org/2000/svg";
-
-  function svg(tag, attributes, text) {
-    const node = document.createElementNS(SVG_NS, tag);
-    for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  // ---- the throughput chart (drawn by common.js) ---------------------------
 
   // One value per second for the minute that ends at the last complete second.
   // The newest bucket is the second still in progress: drawing it would make the
@@ -479,68 +470,33 @@
     return { processed, enqueued };
   }
 
-  // A y axis with round ticks: a step of 1, 2 or 5 times a power of ten (never
-  // below one job, since buckets count whole jobs), and about four steps to the top.
-  function yAxis(maxValue) {
-    const rough = Math.max(1, maxValue / 4);
-    const power = Math.pow(10, Math.floor(Math.log10(rough)));
-    const step = [1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= rough);
-    const top = Math.max(step, Math.ceil(maxValue / step) * step);
-    const ticks = [];
-    for (let value = 0; value <= top; value += step) ticks.push(value);
-    return { top, ticks };
-  }
-
   function renderChart(series) {
-    const chart = $("chart");
-    const width = Math.max(320, Math.round(chart.getBoundingClientRect().width) || 640);
-    const height = CHART_HEIGHT;
-    const pad = { top: 12, right: 12, bottom: 26, left: 44 };
-    const plotW = width - pad.left - pad.right;
-    const plotH = height - pad.top - pad.bottom;
-    chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
-    chart.setAttribute("height", String(height));
-    chart.replaceChildren();
-
     const hasData = series.length > 0;
     const { processed, enqueued } = hasData
       ? perSecond(series)
       : { processed: [], enqueued: [] };
-    const axis = yAxis(Math.max(1, ...processed, ...enqueued));
-    const yMax = axis.top;
-    const xAt = (i) => pad.left + (i / (CHART_SECONDS - 1)) * plotW;
-    const yAt = (v) => pad.top + plotH - (v / yMax) * plotH;
-
-    const grid = svg("g", { class: "chart-grid" });
-    for (const value of axis.ticks) {
-      const y = yAt(value);
-      grid.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y, y2: y }));
-      grid.append(svg("text", { x: pad.left - 8, y: y + 4, class: "chart-axis", "text-anchor": "end" },
-        formatRate(value)));
-    }
-    for (const [seconds, anchor] of [[60, "start"], [30, "middle"], [0, "end"]]) {
-      const x = xAt(CHART_SECONDS - 1 - Math.min(seconds, CHART_SECONDS - 1));
-      const label = seconds === 0 ? "now" : `−${seconds} s`;
-      grid.append(svg("text", { x, y: height - 6, class: "chart-axis", "text-anchor": anchor }, label));
-    }
-    chart.append(grid);
+    Pacer.drawTrendChart($("chart"), {
+      height: CHART_HEIGHT,
+      defaultWidth: 640,
+      points: CHART_SECONDS,
+      series: [
+        { name: "enqueued", values: enqueued },
+        { name: "processed", values: processed, area: true },
+      ],
+      formatTick: formatRate,
+      xLabels: [[60, "start"], [30, "middle"], [0, "end"]].map(([seconds, anchor]) => ({
+        ago: Math.min(seconds, CHART_SECONDS - 1),
+        anchor,
+        label: seconds === 0 ? "now" : `−${seconds} s`,
+      })),
+      emptyText: "No jobs yet — start a run to see throughput",
+    });
 
     if (!hasData) {
-      chart.append(svg("text", {
-        x: pad.left + plotW / 2, y: pad.top + plotH / 2, class: "chart-empty", "text-anchor": "middle",
-      }, "No jobs yet — start a run to see throughput"));
       $("latest-processed").textContent = "—";
       $("latest-enqueued").textContent = "—";
       return;
     }
-
-    const points = (values) => values.map((v, i) => `${xAt(i).toFixed(1)},${yAt(v).toFixed(1)}`).join(" ");
-    const baseline = yAt(0).toFixed(1);
-    const area = `${xAt(0).toFixed(1)},${baseline} ${points(processed)} ${xAt(CHART_SECONDS - 1).toFixed(1)},${baseline}`;
-    chart.append(svg("polygon", { points: area, class: "chart-area processed" }));
-    chart.append(svg("polyline", { points: points(enqueued), class: "chart-line enqueued", "data-series": "enqueued" }));
-    chart.append(svg("polyline", { points: points(processed), class: "chart-line processed", "data-series": "processed" }));
-
     $("latest-processed").textContent = `${formatCount(processed[CHART_SECONDS - 1])} /s`;
     $("latest-enqueued").textContent = `${formatCount(enqueued[CHART_SECONDS - 1])} /s`;
   }
@@ -580,7 +536,6 @@
   // ---- wiring -------------------------------------------------------------
 
   function init() {
-    $("api-base").textContent = apiBase;
     for (const name of Object.keys(actions)) {
       $(name).addEventListener("click", () => perform(name));
     }

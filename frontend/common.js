@@ -1,6 +1,7 @@
 /*
  * What the job pages (dashboard, jobs, job, new) share: where the API is, how
- * to call it, how to show its errors, times and counts, and the page nav.
+ * to call it, how to show its errors, times and counts; the header's nav and
+ * connection pill; and the trend charts.
  * It defines one global, `Pacer`, and needs no build step.
  *
  * Every page loads it, the run page (index.html, app.js) too.
@@ -159,18 +160,29 @@
     return file + queryString({ ...params, api: apiParam });
   }
 
-  function renderNav() {
+  /**
+   * Fills the header's empty #site-nav and #endpoint, which every page's markup
+   * leaves to this file: the links to the pages, the API this page talks to, and
+   * the connection pill that showConnection (and the run page) keep current.
+   */
+  function renderHeader() {
     const nav = document.getElementById("site-nav");
-    if (!nav) return;
-    const current = document.body.dataset.page;
-    const links = PAGES.map(({ page, href, label }) => {
-      const link = el("a", { href: pageHref(href), "data-test": `nav-${page}`, class: "site-nav-link" }, label);
-      if (page === current) link.setAttribute("aria-current", "page");
-      return link;
-    });
-    nav.replaceChildren(...links);
-    const base = document.getElementById("api-base");
-    if (base && !base.textContent) base.textContent = apiBase;
+    if (nav) {
+      const current = document.body.dataset.page;
+      nav.replaceChildren(...PAGES.map(({ page, href, label }) => el("a", {
+        href: pageHref(href), "data-test": `nav-${page}`, class: "site-nav-link",
+        "aria-current": page === current && "page",
+      }, label)));
+    }
+    const endpoint = document.getElementById("endpoint");
+    if (endpoint) {
+      endpoint.replaceChildren(
+        el("code", { id: "api-base", class: "api-base", title: "The API this page talks to" }, apiBase),
+        el("div", {
+          id: "connection", class: "connection", "data-connected": "unknown", role: "status", "aria-live": "polite",
+        }, el("span", { class: "connection-dot", "aria-hidden": "true" }), el("span", { id: "connection-text" }, "Connecting…")),
+      );
+    }
   }
 
   // ---- DOM ----------------------------------------------------------------
@@ -192,6 +204,94 @@
   /** A status pill; the colours come from style.css's `.badge[data-state=…]`. */
   function statusBadge(status) {
     return el("span", { class: "badge job-status", "data-state": status }, status || "—");
+  }
+
+  // ---- trend charts (hand-written SVG, so the pages work offline) ---------
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  /** Creates an SVG element; `text`, when given, becomes its text content. */
+  function svg(tag, attributes, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // A y axis with round ticks: a step of 1, 2 or 5 times a power of ten (never
+  // below one job, since buckets count whole jobs), and about four steps to the top.
+  function yAxis(maxValue) {
+    const rough = Math.max(1, maxValue / 4);
+    const power = Math.pow(10, Math.floor(Math.log10(rough)));
+    const step = [1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= rough);
+    const top = Math.max(step, Math.ceil(maxValue / step) * step);
+    const ticks = [];
+    for (let value = 0; value <= top; value += step) ticks.push(value);
+    return { top, ticks };
+  }
+
+  /**
+   * Redraws `chart` (an <svg>) as a line chart of equally spaced buckets, the
+   * newest at the right: round y ticks, x labels, then one line per series.
+   *
+   *   height        the chart's height in px; the width follows the element
+   *   defaultWidth  the width when the element has none yet (not laid out)
+   *   points        how many buckets the x axis spans (at least 2)
+   *   series        [{ name, values, area, attributes }], lines drawn in this
+   *                 order; `name` is the CSS class and data-series, `area`
+   *                 fills under the line, `attributes` go on the line
+   *   formatTick    the text of a y tick
+   *   xLabels       [{ ago, anchor, label }], `ago` buckets before the newest
+   *   emptyText     shown instead of lines when no series has values
+   *
+   * Returns the geometry ({ xAt, yAt, pad, plotW, plotH }) so a page can add to
+   * the chart, or null when it showed emptyText.
+   */
+  function drawTrendChart(chart, { height, defaultWidth, points, series, formatTick, xLabels, emptyText }) {
+    const width = Math.max(320, Math.round(chart.getBoundingClientRect().width) || defaultWidth);
+    const pad = { top: 12, right: 12, bottom: 26, left: 44 };
+    const plotW = width - pad.left - pad.right;
+    const plotH = height - pad.top - pad.bottom;
+    chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    chart.setAttribute("height", String(height));
+    chart.replaceChildren();
+
+    const axis = yAxis(Math.max(1, ...series.flatMap((line) => line.values)));
+    const xAt = (i) => pad.left + (i / (points - 1)) * plotW;
+    const yAt = (v) => pad.top + plotH - (v / axis.top) * plotH;
+
+    const grid = svg("g", { class: "chart-grid" });
+    for (const value of axis.ticks) {
+      const y = yAt(value);
+      grid.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y, y2: y }));
+      grid.append(svg("text", { x: pad.left - 8, y: y + 4, class: "chart-axis", "text-anchor": "end" },
+        formatTick(value)));
+    }
+    for (const { ago, anchor, label } of xLabels) {
+      grid.append(svg("text", { x: xAt(points - 1 - ago), y: height - 6, class: "chart-axis", "text-anchor": anchor },
+        label));
+    }
+    chart.append(grid);
+
+    if (series.every((line) => line.values.length === 0)) {
+      chart.append(svg("text", {
+        x: pad.left + plotW / 2, y: pad.top + plotH / 2, class: "chart-empty", "text-anchor": "middle",
+      }, emptyText));
+      return null;
+    }
+
+    const coordinates = (values) => values.map((v, i) => `${xAt(i).toFixed(1)},${yAt(v).toFixed(1)}`).join(" ");
+    const baseline = yAt(0).toFixed(1);
+    for (const { name, values } of series.filter((line) => line.area)) {
+      const area = `${xAt(0).toFixed(1)},${baseline} ${coordinates(values)} ${xAt(values.length - 1).toFixed(1)},${baseline}`;
+      chart.append(svg("polygon", { points: area, class: `chart-area ${name}` }));
+    }
+    for (const { name, values, attributes = {} } of series) {
+      chart.append(svg("polyline", {
+        points: coordinates(values), class: `chart-line ${name}`, "data-series": name, ...attributes,
+      }));
+    }
+    return { xAt, yAt, pad, plotW, plotH };
   }
 
   // ---- formatting ---------------------------------------------------------
@@ -264,6 +364,8 @@
     pageHref,
     el,
     statusBadge,
+    svg,
+    drawTrendChart,
     formatCount,
     formatTime,
     timeElement,
@@ -273,6 +375,7 @@
     isFinished,
   };
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", renderNav);
-  else renderNav();
+  // Now, not at DOMContentLoaded: every page loads this file at the end of its
+  // <body>, after the header, and its own script (which runs next) uses #connection.
+  renderHeader();
 })();
