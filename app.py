@@ -6,6 +6,7 @@ import hmac
 import json
 import logging
 import time
+from contextlib import contextmanager
 
 from chalice import Chalice, CORSConfig, Rate, Response
 from pydantic import BaseModel, ValidationError
@@ -105,29 +106,36 @@ def _status_body(now: float) -> dict:
     return runs.get_status(container().runs, now).model_dump()
 
 
-def _after_write() -> dict:
-    container().status_cache.invalidate()
-    return _status_body(time.time())
+@contextmanager
+def _writing():
+    """Drop the cached status after a write, and after a refused one: a 409 is news that the run moved on."""
+    try:
+        yield
+    finally:
+        container().status_cache.invalidate()
 
 
 @api("/api/run", ["POST"], content_types=JSON_BODIES)
 def start_run():
     command = parse_body(StartRun)
-    runs.start_run(command, container().pacer, time.time())
-    return Response(body=_after_write(), status_code=201)
+    with _writing():
+        runs.start_run(command, container().pacer, time.time())
+    return Response(body=_status_body(time.time()), status_code=201)
 
 
 @api("/api/run", ["PUT"], content_types=JSON_BODIES)
 def change_rate():
     command = parse_body(ChangeRate)
-    runs.change_rate(command, container().pacer, time.time())
-    return _after_write()
+    with _writing():
+        runs.change_rate(command, container().pacer, time.time())
+    return _status_body(time.time())
 
 
 @api("/api/stop", ["POST"], content_types=JSON_BODIES)
 def stop_run():
-    runs.stop_run(container().pacer, time.time())
-    return _after_write()
+    with _writing():
+        runs.stop_run(container().pacer, time.time())
+    return _status_body(time.time())
 
 
 @api("/api/status", ["GET"])

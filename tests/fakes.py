@@ -6,7 +6,7 @@ from chalicelib.settings import Container, Settings
 
 class MemoryContainer(Container):
     def __init__(self, **settings):
-        super().__init__(Settings(status_cache_s=0, admin_token="secret", **{"executor_latency_s": 0, **settings}))
+        super().__init__(Settings(**{"status_cache_s": 0, "admin_token": "secret", "executor_latency_s": 0, **settings}))
         self.runs = MemoryRunRepository()
         self.compute = MemoryComputeStore()
         self.tasks = MemoryTaskStore()

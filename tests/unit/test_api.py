@@ -91,6 +91,29 @@ def test_stop_halts_the_run_and_a_second_stop_gets_409(client):
     assert call(client, "post", "/api/stop")[0] == 409
 
 
+def test_a_refused_stop_drops_the_cached_status_so_the_next_read_is_fresh(c):
+    from chalicelib.models import JobOutcome
+    from chalicelib.settings import reset_container
+    from chalice.test import Client
+    from app import app
+    from tests.fakes import MemoryContainer
+
+    cached = MemoryContainer(status_cache_s=3600)
+    reset_container(cached)
+    try:
+        with Client(app) as client:
+            call(client, "post", "/api/run", {"x": 600, "y": 1, "total": 1})
+            assert call(client, "get", "/api/status")[1]["state"] == "running"  # now cached
+            run = cached.runs.current()
+            cached.ledger.record([JobOutcome(job_id=f"{run.run_id}:0", run_id=run.run_id, outcome="done",
+                                             attempt=1, worker="w", finished_at=run.started_at + 1)], run.started_at + 1)
+            code, answer = call(client, "post", "/api/stop")
+            assert code == 409 and "completed" in answer["message"]
+            assert call(client, "get", "/api/status")[1]["state"] == "completed"
+    finally:
+        reset_container()
+
+
 def test_status_before_any_run_is_idle(client):
     code, body = call(client, "get", "/api/status")
     assert code == 200 and body["state"] == "idle" and body["enqueued"] == 0
