@@ -232,7 +232,8 @@ class StatusCache:
 
     def __init__(self, ttl_s: float):
         self._ttl = ttl_s
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by the one loader
+        self._state = threading.Lock()  # held briefly, so an invalidation cannot land between check and store
         self._value = None
         self._at = 0.0
         self._generation = 0
@@ -245,13 +246,15 @@ class StatusCache:
                 return self._value
             generation = self._generation
             value = load()
-            if generation == self._generation:
-                self._value, self._at = value, time.monotonic()
+            with self._state:
+                if generation == self._generation:
+                    self._value, self._at = value, time.monotonic()
             return value
 
     def invalidate(self) -> None:
-        self._generation += 1
-        self._value = None
+        with self._state:
+            self._generation += 1
+            self._value = None
 
 
 _container: Container | None = None
