@@ -22,6 +22,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -391,6 +392,18 @@ def dispatch_state(store: TaskStore) -> dict:
 
 # ---- the worker's side: starting an attempt, and handing a failed one back ----
 
+@dataclass(frozen=True)
+class Held:
+    """Another worker started this attempt less than a Lambda timeout ago, and may still be running it.
+
+    Its message must come back once that worker cannot be: by then the attempt
+    is settled (and the message is skipped) or taken over. Dropping it instead
+    would leave the job `running` for ever if that worker's write failed.
+    """
+
+    retry_after_s: int
+
+
 @dataclass
 class TaskAttempts:
     """The worker's side of a typed job: each attempt starts with one conditional write, so a cancelled job is
@@ -404,7 +417,7 @@ class TaskAttempts:
     def run(self, spec: JobSpec) -> dict:
         return self.registry.run(spec.type or "", spec.payload or {}, self.latency_s)
 
-    def begin(self, spec: JobSpec, worker: str, now: float) -> Literal["run", "skip", "resend"]:
+    def begin(self, spec: JobSpec, worker: str, now: float) -> Literal["run", "skip", "resend"] | Held:
         try:
             self.store.start(spec.id, spec.attempt, worker, now)
             return "run"
@@ -415,13 +428,16 @@ class TaskAttempts:
             return "skip"  # cancelled before it started, or a duplicate of a message already settled
         if job.status == "pending" and job.place == "admitted" and job.attempts == spec.attempt:
             return "resend"  # this attempt failed and was handed back, but its retry message may have been lost
-        if job.status == "running" and job.attempts == spec.attempt and (job.started_at or 0) < now - self.stale_after_s:
-            try:  # redelivered because the worker that started it died: take it over
+        if job.status == "running" and job.attempts == spec.attempt:
+            stale_at = (job.started_at or 0) + self.stale_after_s
+            if stale_at >= now:  # take_over needs started_at strictly before now - stale_after_s
+                return Held(retry_after_s=math.ceil(stale_at - now) + 1)
+            try:  # redelivered because the worker that started it died, or could not store its outcome: take it over
                 self.store.take_over(spec.id, spec.attempt, worker, now, now - self.stale_after_s)
                 return "run"
             except StaleWrite:
                 return "skip"
-        return "skip"  # another worker holds this attempt, or a stale message from before an admin retry
+        return "skip"  # a stale message from before an admin retry, or an attempt already handed back
 
     def requeue(self, spec: JobSpec, worker: str, note: str, now: float) -> bool:
         """running -> pending until its retry message arrives. False: the attempt is no longer ours to hand back."""

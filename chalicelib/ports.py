@@ -131,7 +131,7 @@ class TaskStore(Protocol):
         """pending (admitted, `attempt - 1` attempts so far) -> running. Raises StaleWrite otherwise."""
 
     def take_over(self, job_id: str, attempt: int, worker: str, now: float, started_before: float) -> None:
-        """Restart a running attempt whose worker went silent (started before `started_before`)."""
+        """Restart a running attempt whose worker did not settle it in time (started before `started_before`)."""
 
     def requeue(self, job_id: str, attempt: int, worker: str, note: str, now: float) -> None:
         """running (this attempt) -> pending, waiting for its retry message."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from pydantic import ValidationError
 
 from chalicelib.dlq import FailureLog
+from chalicelib.jobs import Held
 from chalicelib.models import JobEnvelope, JobOutcome, JobSpec, OutboundMessage
 from chalicelib.ports import MessageQueue, ResultLedger
 
@@ -85,6 +86,17 @@ class Record:
     receive_count: int = 1
 
 
+class HeldBack(Exception):
+    """A message some of whose jobs are attempts another worker is running: it comes back once they must have ended.
+
+    The jobs it could settle are settled; `done` counts them.
+    """
+
+    def __init__(self, retry_after_s: int, done: int, job_ids: list[str]):
+        super().__init__(f"held back {retry_after_s} s: {', '.join(job_ids)} running on another worker")
+        self.retry_after_s, self.done = retry_after_s, done
+
+
 @dataclass
 class BatchResult:
     failed_ids: list[str]  # messages to redeliver
@@ -112,6 +124,7 @@ class JobWorker:
         of the batch is still being worked on.
         """
         failed: list[tuple[Record, str]] = []
+        held: dict[str, int] = {}  # message id -> seconds until it may come back
         done = 0
         parsed: list[tuple[Record, JobEnvelope]] = []
         for record in records:
@@ -125,20 +138,25 @@ class JobWorker:
                 done += self.process_envelope(envelope, now)
                 if settled is not None:
                     settled(envelope)
+            except HeldBack as exc:
+                done += exc.done
+                failed.append((record, str(exc)))
+                held[record.message_id] = exc.retry_after_s
             except Exception as exc:
                 log.exception("message %s will be redelivered", record.message_id)
                 failed.append((record, f"{type(exc).__name__}: {exc}"))
         if failed:
-            self._note_failures(failed, now())
+            self._note_failures(failed, held, now())
         return BatchResult(failed_ids=[record.message_id for record, _ in failed], jobs_done=done)
 
-    def _note_failures(self, failed: list[tuple[Record, str]], now: float) -> None:
+    def _note_failures(self, failed: list[tuple[Record, str]], held: dict[str, int], now: float) -> None:
         # Both are best effort: without them the message still comes back, only later and unexplained.
         try:
             if self.failures is not None:
                 self.failures.record([(r.message_id, r.receive_count, reason) for r, reason in failed], now)
             self.retries.delay_redelivery(
-                [(r.receipt_handle, self.policy.delay_before(r.receive_count + 1)) for r, _ in failed if r.receipt_handle]
+                [(r.receipt_handle, held.get(r.message_id) or self.policy.delay_before(r.receive_count + 1))
+                 for r, _ in failed if r.receipt_handle]
             )
         except Exception:
             log.exception("could not note %d failed message(s)", len(failed))
@@ -146,12 +164,15 @@ class JobWorker:
     def process_envelope(self, envelope: JobEnvelope, now: Callable[[], float]) -> int:
         outcomes: list[JobOutcome] = []
         retry: list[tuple[int, JobSpec]] = []
+        held: list[tuple[str, Held]] = []
         for job in envelope.jobs:
             next_job = job.model_copy(update={"attempt": job.attempt + 1})
             if envelope.origin == "task":
                 begun = self.tasks.begin(job, self.worker_id, now())
                 if begun == "resend":  # handed back for a retry whose message may be lost: send it (again)
                     retry.append((self.policy.delay_before(next_job.attempt), next_job))
+                if isinstance(begun, Held):
+                    held.append((job.id, begun))
                 if begun != "run":
                     continue
             try:
@@ -178,7 +199,10 @@ class JobWorker:
                     for delay, job in retry
                 ]
             )
-        return self.ledger.record(outcomes, now()) if outcomes else 0
+        done = self.ledger.record(outcomes, now()) if outcomes else 0
+        if held:
+            raise HeldBack(max(h.retry_after_s for _, h in held), done, [job_id for job_id, _ in held])
+        return done
 
     def _run(self, origin: str, job: JobSpec) -> dict:
         """One attempt of the job's work: a typed job's executor, else the number's factorisation."""

@@ -925,7 +925,7 @@ class DynamoTaskStore(DispatchCoordination):
             job_id, "SET started_at = :now, timeline = list_append(timeline, :entry)",
             "#status = :running AND attempts = :attempt AND started_at < :stale",
             {":now": now, ":running": "running", ":attempt": attempt, ":stale": started_before},
-            _entry("running", now, worker, attempt, "restarted: the worker that started this attempt went silent"))
+            _entry("running", now, worker, attempt, "restarted: the worker that started this attempt did not settle it in time"))
         call_with_conflict_retry(lambda: self._db.update_item(**update))
 
     def requeue(self, job_id: str, attempt: int, worker: str, note: str, now: float) -> None:

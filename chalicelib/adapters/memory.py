@@ -419,7 +419,7 @@ class MemoryTaskStore(MemoryDispatchCoordination):
             self._change(job_id, lambda s: s.status == "running" and s.attempts == attempt
                          and (s.started_at or 0) < started_before,
                          TimelineEntry(status="running", at=now, worker=worker, attempt=attempt,
-                                       note="restarted: the worker that started this attempt went silent"),
+                                       note="restarted: the worker that started this attempt did not settle it in time"),
                          started_at=now)
 
     def requeue(self, job_id: str, attempt: int, worker: str, note: str, now: float) -> None:

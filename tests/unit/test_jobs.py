@@ -163,6 +163,35 @@ def test_a_redelivered_attempt_whose_worker_went_silent_is_taken_over_and_finish
     assert done["timeline"][-2]["note"].startswith("restarted") and done["timeline"][-2]["worker"] == c.worker_id
 
 
+def test_a_message_whose_attempt_another_worker_started_comes_back_after_its_timeout_and_finishes_the_job(client, c):
+    _, job = post(client, EMAIL)
+    message = c.jobs_queue.sent.pop(0)
+    started = time.time()
+    c.tasks.start(job["id"], 1, "w-other", started)  # still running it, or about to fail to store its outcome
+
+    early = c.worker.process([Record("m1", message.body, receipt_handle="r1")], lambda: started + 5)
+    assert early.failed_ids == ["m1"]  # not dropped: nobody else may ever settle this attempt
+    assert c.jobs_queue.delayed["r1"] >= 25  # back once the other worker's 30 s timeout has passed
+    assert c.tasks.jobs[job["id"]].status == "running" and c.ledger.outcomes == {}
+
+    back_at = started + 5 + c.jobs_queue.delayed["r1"]
+    late = c.worker.process([Record("m1", message.body, receipt_handle="r2", receive_count=2)], lambda: back_at)
+    assert late.failed_ids == [] and late.jobs_done == 1
+    _, done = call(client, "get", f"/api/jobs/{job['id']}")
+    assert (done["status"], done["attempts"]) == ("completed", 1)
+    assert done["timeline"][-2]["note"].startswith("restarted") and done["timeline"][-2]["worker"] == c.worker_id
+
+
+def test_a_duplicate_arriving_after_the_attempt_settled_is_dropped_and_changes_nothing(client, c):
+    _, job = post(client, EMAIL)
+    message = c.jobs_queue.sent.pop(0)
+    first = c.worker.process([Record("m1", message.body)], time.time)  # settles it
+    assert first.jobs_done == 1
+    again = c.worker.process([Record("m1", message.body, receipt_handle="r2", receive_count=2)], time.time)
+    assert again.failed_ids == [] and again.jobs_done == 0
+    assert len(c.ledger.outcomes) == 1 and c.tasks.jobs[job["id"]].status == "completed"
+
+
 def test_a_fourth_type_needs_only_its_model_and_its_executor(client, c):
     class SmsPayload(Payload):
         number: str
