@@ -9,13 +9,13 @@ import time
 from contextlib import contextmanager
 
 from chalice import Chalice, CORSConfig, Rate, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chalicelib import compute, dlq, fleet, jobs, runs
 from chalicelib.errors import (Conflict, DependencyUnavailable, Forbidden, InvalidInput, NotFound, PacerError,
                                PayloadTooLarge, StaleWrite, Unauthenticated)
 from chalicelib.models import (ChangeRate, ComputeBatchSubmit, ComputeSubmit, JobEnvelope, Origin, SetConcurrency,
-                               SetDispatch, StartRun, Tick)
+                               SetDispatch, StartRun, Tick, WakeUp)
 from chalicelib.resources import JOBS_QUEUE, TICKS_QUEUE
 from chalicelib.settings import container
 from chalicelib.worker import Record
@@ -226,7 +226,9 @@ def submit_job():
     c, headers = container(), app.current_request.headers
     job, created = jobs.submit(c.tasks, c.registry, read_json_object(), headers.get("x-caller-id"),
                                headers.get("idempotency-key"), c.settings.max_attempts, time.time())
-    if created and job.place != "scheduled":  # a scheduled job is admitted by the trigger after it is due
+    if created and job.place == "scheduled":
+        _wake_up_when_due(job.scheduled_for)
+    elif created:
         _admit("task")
     return Response(body=jobs.view(job), status_code=201 if created else 200)
 
@@ -299,10 +301,29 @@ def process_jobs(event):
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in result.failed_ids]}
 
 
+def _wake_up_when_due(due: float) -> None:
+    """Best effort: without the wake-up, the watchdog admits the job up to a minute after it is due."""
+    try:
+        jobs.wake_up_when_due(container().ticks_queue, due, time.time())
+    except Exception:
+        app.log.exception("could not schedule a wake-up for %s; the watchdog admits the job", due)
+
+
+TICKS_MESSAGES = TypeAdapter(Tick | WakeUp)
+
+
 @app.on_sqs_message(queue=TICKS_QUEUE.name, batch_size=1, maximum_concurrency=2)
 def pace_tick(event):
+    """The ticks queue: a run's scheduler ticks, and wake-ups for scheduled typed jobs."""
     for record in event:
-        outcome = container().pacer.handle_tick(Tick.model_validate_json(record.body), time.time())
+        message = TICKS_MESSAGES.validate_json(record.body)
+        if isinstance(message, WakeUp):
+            if message.due > time.time():  # delivered a little early: wait the rest
+                _wake_up_when_due(message.due)
+            else:
+                _admit("task")
+            continue
+        outcome = container().pacer.handle_tick(message, time.time())
         app.log.debug("tick %s: %s", record.body, outcome)
 
 
@@ -311,3 +332,7 @@ def pacing_watchdog(event):
     app.log.info("watchdog: %s", container().pacer.watchdog(time.time()))
     _admit("compute")
     _admit("task")  # also promotes scheduled jobs that are due
+    try:
+        jobs.wake_ups_due_soon(container().tasks, container().ticks_queue, time.time())
+    except Exception:
+        app.log.exception("could not send wake-ups for scheduled jobs; the next watchdog admits them")

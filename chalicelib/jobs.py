@@ -34,8 +34,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from chalicelib.compute import check_caller
 from chalicelib.errors import Conflict, DuplicateRequest, InvalidInput, NotFound, StaleWrite
 from chalicelib.executors import Registry
-from chalicelib.models import (TASK_STATUSES, JobSpec, TaskBacklogItem, TaskJob, TaskStatus, TimelineEntry)
-from chalicelib.ports import TaskStore
+from chalicelib.models import (TASK_STATUSES, JobSpec, OutboundMessage, TaskBacklogItem, TaskJob, TaskStatus, TimelineEntry,
+                               WakeUp)
+from chalicelib.ports import MessageQueue, TaskStore
 from chalicelib.resources import TASK_INDEX_PARTITIONS, TASK_INDEX_SORTS, task_index_name
 
 JOB_ID = re.compile(r"^j-[0-9a-f]{16}$")
@@ -43,6 +44,8 @@ DEFAULT_CALLER = "anonymous"
 MAX_IDEMPOTENCY_KEY = 200
 MAX_TOKEN = 2000
 THROUGHPUT_MINUTES = 60
+SQS_MAX_DELAY_S = 900  # a job due later than this is woken by the watchdog that runs in its last minute
+WAKE_UP_HORIZON_S = 75  # the watchdog runs each minute: it covers what falls due until just after its next run
 
 
 def new_job_id() -> str:
@@ -322,6 +325,27 @@ def submit(store: TaskStore, registry: Registry, data: dict, caller: str | None,
         if existing is None:  # the claim outlived its job: cannot happen unless someone deleted the job
             raise Conflict(f"Idempotency-Key {key!r} names job {duplicate.job_id}, which no longer exists") from None
         return existing, False
+
+
+def wake_up(due: float, now: float) -> OutboundMessage:
+    """A ticks-queue message that comes back when `due` comes, so admission runs then and not at the next
+    watchdog, up to a minute later."""
+    delay = min(SQS_MAX_DELAY_S, max(0, math.ceil(due - now)))
+    return OutboundMessage(body=WakeUp(due=due).model_dump_json(), delay_seconds=delay)
+
+
+def wake_up_when_due(ticks: MessageQueue, due: float, now: float) -> None:
+    """For a job just scheduled: SQS can delay a message 15 minutes at most, so a later job waits for the
+    watchdog's `wake_ups_due_soon`."""
+    if due - now <= SQS_MAX_DELAY_S:
+        ticks.send([wake_up(due, now)])
+
+
+def wake_ups_due_soon(store: TaskStore, ticks: MessageQueue, now: float) -> int:
+    """Run by the watchdog: one wake-up for each second in which scheduled jobs fall due before it runs again."""
+    seconds = sorted({math.ceil(due) for due in store.due_by(now + WAKE_UP_HORIZON_S, 100) if due > now})
+    ticks.send([wake_up(second, now) for second in seconds])
+    return len(seconds)
 
 
 def get(store: TaskStore, job_id: str) -> TaskJob:

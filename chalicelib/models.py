@@ -118,6 +118,13 @@ class Tick(BaseModel):
     token: str
 
 
+class WakeUp(BaseModel):
+    """A wake-up for typed-job admission, sent on the ticks queue when a job is scheduled: it comes back when the
+    job falls due (SQS delays at most 15 minutes, so a later one waits again), and admission runs then."""
+
+    due: float
+
+
 class JobOutcome(BaseModel):
     job_id: str
     run_id: str  # the origin's id (see JobEnvelope)

@@ -149,6 +149,9 @@ class TaskStore(Protocol):
     def prepare_admission(self, now: float) -> bool:
         """Move scheduled jobs that are due into their callers' backlogs; False while admission is paused."""
 
+    def due_by(self, until: float, limit: int) -> list[float]:
+        """When the scheduled jobs due by `until` fall due, earliest first (at most `limit`)."""
+
     def callers(self) -> list[CallerCounts]: ...
 
     def backlog(self, caller: str, limit: int) -> list[TaskBacklogItem]:

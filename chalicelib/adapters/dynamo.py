@@ -987,6 +987,12 @@ class DynamoTaskStore(DispatchCoordination):
                 continue  # cancelled meanwhile
         return not self.paused()
 
+    def due_by(self, until: float, limit: int) -> list[float]:
+        found = self._query(KeyConditionExpression="pk = :pk AND sk <= :until",
+                            ExpressionAttributeValues=to_item({":pk": "TSCHED", ":until": iso_key(until) + "~"}),
+                            ProjectionExpression="due", Limit=limit)
+        return [float(item["due"]) for item in found[:limit]]
+
     def callers(self) -> list[CallerCounts]:
         found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": "TCALLERS"}),
                             ConsistentRead=True)

@@ -267,6 +267,10 @@ class MemoryComputeStore(MemoryDispatchCoordination):
             found = self.numbers.get(number)
             return found.model_copy() if found else None
 
+    def due_by(self, until: float, limit: int) -> list[float]:
+        with self.lock:
+            return sorted(item.due for item in self.schedule.values() if (item.due or 0) <= until)[:limit]
+
     def callers(self) -> list[CallerCounts]:
         with self.lock:
             return [c.model_copy() for c in self.counts.values()]
@@ -481,6 +485,10 @@ class MemoryTaskStore(MemoryDispatchCoordination):
                 del self.schedule[item.id]
                 self._enqueue(item.model_copy(update={"due": None}))
             return not self.is_paused
+
+    def due_by(self, until: float, limit: int) -> list[float]:
+        with self.lock:
+            return sorted(item.due for item in self.schedule.values() if (item.due or 0) <= until)[:limit]
 
     def callers(self) -> list[CallerCounts]:
         with self.lock:

@@ -122,6 +122,15 @@ def test_a_scheduled_job_joins_the_backlog_once_due_and_pausing_holds_admission(
     assert [i.id for i in store.backlog("alice", 10)] == [job.id] and store.get(job.id).place == "queued"
 
 
+def test_due_by_lists_when_scheduled_jobs_fall_due_earliest_first_until_they_are_promoted(stores):
+    store, _ = stores
+    create(store, new_job(1, due=T0 + 60), new_job(2, due=T0 + 30.5), new_job(3, due=T0 + 500), new_job(4))
+    assert store.due_by(T0 + 100, 10) == [T0 + 30.5, T0 + 60]
+    assert store.due_by(T0 + 100, 1) == [T0 + 30.5]
+    store.prepare_admission(T0 + 40)
+    assert store.due_by(T0 + 100, 10) == [T0 + 60]
+
+
 def test_an_outcome_settles_only_the_running_attempt_once(stores):
     store, ledger = stores
     (job,) = create(store, new_job(1))

@@ -116,3 +116,19 @@ def test_cancelling_while_workers_pick_jobs_up_ends_each_in_exactly_one_of_cance
         else:
             assert final[job_id]["status"] == "completed" and "cancelled" not in statuses and "Item" in result
     assert 200 in answers.values() and 409 in answers.values(), "the cancels should have met both cases"
+
+
+def test_a_scheduled_job_starts_when_it_falls_due_not_at_the_next_watchdog(api):
+    due = datetime.now(timezone.utc) + timedelta(seconds=5)
+    job = submit_all(api, [email(f"soon{time.time_ns()}", 0, scheduled_for=due.isoformat())], caller="scheduler")[0]
+    assert job["status"] == "pending"
+
+    def completed():
+        found = api.get(f"{api.base_url}/api/jobs/{job['id']}", timeout=10).json()
+        return found if found["status"] == "completed" else None
+
+    detail = wait_until(completed, timeout=90, what="the scheduled job to complete")
+    started = datetime.fromisoformat(next(e["at"] for e in detail["timeline"] if e["status"] == "running"))
+    assert started >= due - timedelta(seconds=1)  # not before its time (the API keeps milliseconds)
+    # Woken by its own message: the minute's watchdog alone would start it up to 60 s late.
+    assert started - due < timedelta(seconds=15), detail["timeline"]

@@ -2,7 +2,11 @@
 import json
 
 import pytest
+from chalice.test import Client
 
+from app import app
+from chalicelib.models import JobOutcome
+from chalicelib.settings import reset_container
 from tests.fakes import MemoryContainer
 
 
@@ -92,12 +96,6 @@ def test_stop_halts_the_run_and_a_second_stop_gets_409(client):
 
 
 def test_a_refused_stop_drops_the_cached_status_so_the_next_read_is_fresh(c):
-    from chalicelib.models import JobOutcome
-    from chalicelib.settings import reset_container
-    from chalice.test import Client
-    from app import app
-    from tests.fakes import MemoryContainer
-
     cached = MemoryContainer(status_cache_s=3600)
     reset_container(cached)
     try:

@@ -5,8 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from chalicelib import jobs
 from chalicelib.executors import REGISTRY, Payload
-from chalicelib.models import JobEnvelope
+from chalicelib.models import JobEnvelope, OutboundMessage, WakeUp
 from chalicelib.worker import Record
 from tests.fakes import MemoryContainer
 
@@ -112,6 +113,38 @@ def test_a_scheduled_job_waits_until_its_time_and_is_then_admitted(client, c):
     assert c.task_dispatcher.dispatch(time.time() + 600) == 1
     run_workers(c)
     assert call(client, "get", f"/api/jobs/{job['id']}")[1]["status"] == "completed"
+
+
+def deliver_tick(client, message):
+    event = client.events.generate_sqs_event(message_bodies=[message.body], queue_name="pacer-ticks")
+    return client.lambda_.invoke("pace_tick", event)
+
+
+def test_a_scheduled_job_sends_a_wake_up_that_admits_it_when_it_falls_due(client, c):
+    in_five_minutes = datetime.now(timezone.utc) + timedelta(minutes=5)
+    _, job = post(client, {**EMAIL, "scheduled_for": in_five_minutes.isoformat()})
+    [wake_up] = c.ticks_queue.sent
+    assert 299 <= wake_up.delay_seconds <= 301 and json.loads(wake_up.body)["due"] == pytest.approx(in_five_minutes.timestamp())
+
+    deliver_tick(client, wake_up)  # delivered (by a test, early): not due yet, so it waits again and admits nothing
+    assert c.jobs_queue.sent == [] and len(c.ticks_queue.sent) == 2 and c.ticks_queue.sent[1].delay_seconds >= 299
+
+    due_now = time.time() - 1  # as if five minutes had passed: the job and its wake-up are both due
+    c.tasks.schedule[job["id"]] = c.tasks.schedule[job["id"]].model_copy(update={"due": due_now})
+    deliver_tick(client, OutboundMessage(body=WakeUp(due=due_now).model_dump_json()))
+    assert len(c.jobs_queue.sent) == 1 and c.tasks.jobs[job["id"]].place == "admitted"
+
+
+def test_a_job_due_beyond_sqs_longest_delay_is_woken_by_the_watchdog_in_its_last_minute(client, c):
+    in_two_hours = datetime.now(timezone.utc) + timedelta(hours=2)
+    _, job = post(client, {**EMAIL, "scheduled_for": in_two_hours.isoformat()})
+    assert c.ticks_queue.sent == []  # SQS cannot hold a message that long
+    due = in_two_hours.timestamp()
+
+    assert jobs.wake_ups_due_soon(c.tasks, c.ticks_queue, due - 3600) == 0
+    assert jobs.wake_ups_due_soon(c.tasks, c.ticks_queue, due - 50) == 1
+    [wake_up] = c.ticks_queue.sent
+    assert 50 <= wake_up.delay_seconds <= 51 and json.loads(wake_up.body)["due"] >= due
 
 
 # ---- the worker ----
