@@ -26,7 +26,7 @@
   const CHART_HEIGHT = 170;
   const FIELDS = ["x", "y", "total"];
 
-  const { apiBase, ApiError, UnreachableError, loadAdminToken, saveAdminToken, formatCount, formatTime } = Pacer;
+  const { apiBase, ApiError, UnreachableError, formatCount, formatTime } = Pacer;
   const $ = (id) => document.getElementById(id);
 
   const view = {
@@ -550,13 +550,9 @@
     }
     window.addEventListener("resize", () => renderChart(view.status ? view.status.series || [] : []));
 
-    $("admin-token").value = loadAdminToken();
+    Pacer.bindAdminToken($("admin-token"));
     // "change" as well as "input": some ways of clearing a field (autofill, WebDriver) fire only "change".
     for (const type of ["input", "change"]) {
-      $("admin-token").addEventListener(type, () => {
-        saveAdminToken($("admin-token").value.trim());
-        $("admin-token").removeAttribute("aria-invalid");
-      });
       $("concurrency").addEventListener(type, () => {
         workersView.concurrencyEdited = true;
         $("concurrency").removeAttribute("aria-invalid");

@@ -148,6 +148,18 @@
     }
   }
 
+  /** Fill an admin-token input from storage, and keep storage following it (clearing its error mark on each edit). */
+  function bindAdminToken(input) {
+    input.value = loadAdminToken();
+    // "change" as well as "input": some ways of clearing a field (autofill, WebDriver) fire only "change".
+    for (const type of ["input", "change"]) {
+      input.addEventListener(type, () => {
+        saveAdminToken(input.value.trim());
+        input.removeAttribute("aria-invalid");
+      });
+    }
+  }
+
   /** The headers of an admin call: none at all when the token is empty, so the API answers 401 (missing), not 403. */
   function adminHeaders(token) {
     return token ? { Authorization: `Bearer ${token}` } : {};
@@ -360,6 +372,7 @@
     clearError,
     loadAdminToken,
     saveAdminToken,
+    bindAdminToken,
     adminHeaders,
     pageHref,
     el,

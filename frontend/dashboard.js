@@ -5,6 +5,11 @@
  * It polls every few seconds; each poll is scheduled only after the previous
  * one has finished. Each count links to the jobs list filtered by it. The
  * chart is hand-drawn SVG, so the page works offline.
+ *
+ * The admission card shows GET /api/jobs/dispatch (paused, backlog, in
+ * flight), and its button pauses or resumes admission with
+ * PUT /api/jobs/dispatch, an admin call. The token is the one every page
+ * keeps (Pacer.bindAdminToken).
  */
 (function () {
   "use strict";
@@ -19,17 +24,55 @@
   const { el } = Pacer;
   const $ = (id) => document.getElementById(id);
   let lastStats = null;
+  const admission = { paused: null, busy: false };
 
   async function poll() {
     try {
-      lastStats = await Pacer.call("GET", "/api/stats");
+      const [stats, dispatch] = await Promise.all([Pacer.call("GET", "/api/stats"),
+                                                   Pacer.call("GET", "/api/jobs/dispatch")]);
+      lastStats = stats;
       Pacer.clearError($("dashboard-error"));
       $("stats-updated").textContent = Pacer.formatTime(new Date().toISOString());
       render(lastStats);
+      if (!admission.busy) renderAdmission(dispatch);
     } catch (err) {
       Pacer.showError($("dashboard-error"), err);
     }
     setTimeout(poll, POLL_INTERVAL_MS);
+  }
+
+  // ---- admission: pause and resume -----------------------------------------
+
+  function renderAdmission(dispatch) {
+    admission.paused = Boolean(dispatch.paused);
+    $("admission-state").textContent = admission.paused ? "paused" : "admitting";
+    $("admission-state").dataset.state = admission.paused ? "stopped" : "running";
+    setValue($("admission-backlog"), dispatch.backlog);
+    setValue($("admission-in-flight"), dispatch.in_flight);
+    const button = $("toggle-admission");
+    button.textContent = admission.paused ? "Resume admission" : "Pause admission";
+    button.dataset.action = admission.paused ? "resume" : "pause";
+    button.disabled = admission.busy;
+  }
+
+  async function toggleAdmission() {
+    if (admission.busy || admission.paused === null) return;
+    admission.busy = true;
+    $("toggle-admission").disabled = true;
+    Pacer.clearError($("admission-error"));
+    try {
+      const dispatch = await Pacer.call("PUT", "/api/jobs/dispatch", {
+        body: { paused: !admission.paused },
+        headers: Pacer.adminHeaders($("admin-token").value.trim()),
+      });
+      admission.busy = false;
+      renderAdmission(dispatch);
+    } catch (err) {
+      Pacer.showError($("admission-error"), err);
+      if (err.status === 401 || err.status === 403) $("admin-token").setAttribute("aria-invalid", "true");
+      admission.busy = false;
+      $("toggle-admission").disabled = false;
+    }
   }
 
   function render(stats) {
@@ -103,6 +146,8 @@
 
   function init() {
     $("stat-total-link").setAttribute("href", Pacer.pageHref("jobs.html"));
+    Pacer.bindAdminToken($("admin-token"));
+    $("toggle-admission").addEventListener("click", toggleAdmission);
     window.addEventListener("resize", () => lastStats && renderChart(lastStats.throughput || []));
     renderChart([]);
     poll();

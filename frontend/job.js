@@ -7,7 +7,7 @@
  * It polls GET /api/jobs/{id} until the job is finished (completed, failed or
  * cancelled), each poll scheduled after the previous one ends, and starts
  * again after a retry. The admin token is the one the run page uses, kept in
- * localStorage by common.js (Pacer.loadAdminToken), so an admin types it once.
+ * localStorage by common.js (Pacer.bindAdminToken), so an admin types it once.
  */
 (function () {
   "use strict";
@@ -177,13 +177,7 @@
 
   function init() {
     $("job-id").textContent = jobId || "—";
-    $("admin-token").value = Pacer.loadAdminToken();
-    for (const type of ["input", "change"]) {
-      $("admin-token").addEventListener(type, () => {
-        Pacer.saveAdminToken($("admin-token").value.trim());
-        $("admin-token").removeAttribute("aria-invalid");
-      });
-    }
+    Pacer.bindAdminToken($("admin-token"));
     $("admin-token").addEventListener("keydown", (event) => {
       if (event.key === "Enter") retryJob();
     });

@@ -367,6 +367,54 @@ def test_the_dashboard_shows_the_counts_that_api_stats_reports(browser, live_sta
     assert chart_points(browser) == {"completed": 60, "failed": 60}
 
 
+def dispatch_state(api) -> dict:
+    response = api.get(f"{api.base_url}/api/jobs/dispatch", timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.fixture
+def admission_left_running(api):
+    yield
+    api.put(f"{api.base_url}/api/jobs/dispatch", json={"paused": False},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+
+
+def test_the_dashboard_pauses_and_resumes_admission_with_the_admin_token(browser, live_stack, api,
+                                                                         admission_left_running):
+    browser.get(page_url(live_stack, "dashboard.html"))
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: element(b, "admission-state").text == "admitting", "the dashboard never showed admission running")
+    assert dispatch_state(api)["paused"] is False
+
+    fill(browser, {"admin-token": "not-the-admin-token"})
+    element(browser, "toggle-admission").click()
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: element(b, "admission-error").is_displayed(), "#admission-error never showed")
+    assert element(browser, "admission-error").get_attribute("data-status") == "403"
+    assert dispatch_state(api)["paused"] is False
+
+    fill(browser, {"admin-token": ADMIN_TOKEN})
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(lambda b: element(b, "toggle-admission").is_enabled())
+    element(browser, "toggle-admission").click()
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: element(b, "admission-state").text == "paused", "the dashboard never showed admission paused")
+    assert dispatch_state(api)["paused"] is True
+    assert not element(browser, "admission-error").is_displayed()
+
+    held = create_job(api, unique("Held"))  # waits in the backlog while paused
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: (shown_figures(b).get("admission-backlog") or 0) >= 1, "the backlog never showed the held job")
+    assert stored_job(api, held["id"])["status"] == "pending"
+
+    assert element(browser, "toggle-admission").text == "Resume admission"
+    element(browser, "toggle-admission").click()
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: element(b, "admission-state").text == "admitting", "the dashboard never showed admission resumed")
+    assert dispatch_state(api)["paused"] is False
+    wait_for_job_status(api, held["id"], "completed")
+
+
 def test_retrying_a_failed_job_asks_for_the_admin_token_and_then_requeues_it(browser, live_stack, api):
     # A main text with "#fail" makes every attempt fail (chalicelib/executors.py), so the job ends failed.
     job = create_job(api, unique("Always fails #fail"))
