@@ -234,27 +234,30 @@ class StatusCache:
         self._ttl = ttl_s
         self._lock = threading.Lock()  # held by the one loader
         self._state = threading.Lock()  # held briefly, so an invalidation cannot land between check and store
-        self._value = None
-        self._at = 0.0
+        self._entry: tuple[object, float] | None = None  # (value, when it was read), replaced whole
         self._generation = 0
 
+    def _fresh(self):
+        entry = self._entry  # one read: an invalidation cannot empty it between the check and the return
+        return entry[0] if entry is not None and time.monotonic() - entry[1] < self._ttl else None
+
     def get(self, load):
-        if self._value is not None and time.monotonic() - self._at < self._ttl:
-            return self._value
+        if (value := self._fresh()) is not None:
+            return value
         with self._lock:  # one loader at a time; the others wait and reuse its answer
-            if self._value is not None and time.monotonic() - self._at < self._ttl:
-                return self._value
+            if (value := self._fresh()) is not None:
+                return value
             generation = self._generation
             value = load()
             with self._state:
                 if generation == self._generation:
-                    self._value, self._at = value, time.monotonic()
+                    self._entry = (value, time.monotonic())
             return value
 
     def invalidate(self) -> None:
         with self._state:
             self._generation += 1
-            self._value = None
+            self._entry = None
 
 
 _container: Container | None = None
