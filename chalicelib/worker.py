@@ -140,6 +140,8 @@ class JobWorker:
                     settled(envelope)
             except HeldBack as exc:
                 done += exc.done
+                if settled is not None and exc.done:
+                    settled(envelope)  # the jobs it could settle freed their slots
                 failed.append((record, str(exc)))
                 held[record.message_id] = exc.retry_after_s
             except Exception as exc:

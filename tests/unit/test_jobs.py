@@ -215,6 +215,20 @@ def test_a_message_whose_attempt_another_worker_started_comes_back_after_its_tim
     assert done["timeline"][-2]["note"].startswith("restarted") and done["timeline"][-2]["worker"] == c.worker_id
 
 
+def test_a_held_back_message_still_settles_its_other_jobs_and_frees_their_slots(client, c):
+    c.tasks.set_paused(True, time.time())
+    first, second = post(client, EMAIL)[1], post(client, NOTIFICATION)[1]
+    c.tasks.set_paused(False, time.time())
+    c.task_dispatcher.dispatch(time.time())
+    [message] = c.jobs_queue.sent  # both jobs, in one message of two
+    c.tasks.start(first["id"], 1, "w-other", time.time())
+    refills = []
+
+    result = c.worker.process([Record("m1", message.body, receipt_handle="r1")], time.time, settled=refills.append)
+    assert result.failed_ids == ["m1"] and result.jobs_done == 1 and len(refills) == 1
+    assert (c.tasks.jobs[first["id"]].status, c.tasks.jobs[second["id"]].status) == ("running", "completed")
+
+
 def test_a_duplicate_arriving_after_the_attempt_settled_is_dropped_and_changes_nothing(client, c):
     _, job = post(client, EMAIL)
     message = c.jobs_queue.sent.pop(0)
