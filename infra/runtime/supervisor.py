@@ -10,7 +10,7 @@ period, and the supervisor exits 0.
 
 stdout carries one line, written once every child is serving:
 
-    runtime ready: 2 worker(s) for pacer-jobs, 1 scheduler for 2 schedule(s)
+    runtime ready: 2 worker(s) for pacer-jobs, 2 worker(s) for pacer-ticks, 1 scheduler for 1 schedule(s)
 
 stderr carries the logs, each child's lines prefixed with its role and pid.
 """
