@@ -34,8 +34,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from chalicelib.compute import check_caller
 from chalicelib.errors import Conflict, DuplicateRequest, InvalidInput, NotFound, StaleWrite
 from chalicelib.executors import Registry
-from chalicelib.models import (TASK_STATUSES, JobSpec, OutboundMessage, TaskBacklogItem, TaskJob, TaskStatus, TimelineEntry,
-                               WakeUp)
+from chalicelib.models import (SQS_MAX_DELAY_S, TASK_STATUSES, JobSpec, OutboundMessage, TaskBacklogItem, TaskJob,
+                               TaskStatus, TimelineEntry, WakeUp)
 from chalicelib.ports import MessageQueue, TaskStore
 from chalicelib.resources import TASK_INDEX_PARTITIONS, TASK_INDEX_SORTS, task_index_name
 
@@ -44,7 +44,6 @@ DEFAULT_CALLER = "anonymous"
 MAX_IDEMPOTENCY_KEY = 200
 MAX_TOKEN = 2000
 THROUGHPUT_MINUTES = 60
-SQS_MAX_DELAY_S = 900  # a job due later than this is woken by the watchdog that runs in its last minute
 WAKE_UP_HORIZON_S = 75  # the watchdog runs each minute: it covers what falls due until just after its next run
 
 

@@ -140,9 +140,12 @@ class JobOutcome(BaseModel):
     finished_at: float
 
 
+SQS_MAX_DELAY_S = 900  # SQS's limit on DelaySeconds (and on a message's visibility delay as we use it)
+
+
 class OutboundMessage(BaseModel):
     body: str
-    delay_seconds: int = Field(default=0, ge=0, le=900)
+    delay_seconds: int = Field(default=0, ge=0, le=SQS_MAX_DELAY_S)
     # SQS fair queues (AWS): messages of one group (a compute caller) are not let crowd out other groups.
     group_id: str | None = None
 

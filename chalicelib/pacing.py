@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 from chalicelib.errors import StaleWrite
-from chalicelib.models import JobEnvelope, JobSpec, OutboundMessage, Run, Tick
+from chalicelib.models import SQS_MAX_DELAY_S, JobEnvelope, JobSpec, OutboundMessage, Run, Tick
 from chalicelib.ports import MessageQueue, RunRepository
 
-MAX_DELAY_SECONDS = 900  # SQS's limit on DelaySeconds
 JOB_NUMBER_MODULUS = 10**12  # 12-digit numbers: a few hundred microseconds each to factor
 
 
@@ -88,7 +87,7 @@ def envelopes_for(run: Run, start: int, end: int, now: float, jobs_per_message: 
     """Pack jobs [start, end) into messages, one group per second of delay, so they arrive evenly."""
     groups: dict[int, list[JobSpec]] = {}
     for index in range(start, end):
-        delay = min(MAX_DELAY_SECONDS, max(0, math.floor(due_time(run, index) - now)))
+        delay = min(SQS_MAX_DELAY_S, max(0, math.floor(due_time(run, index) - now)))
         groups.setdefault(delay, []).append(JobSpec(id=job_id(run.run_id, index), number=job_number(run.run_id, index)))
     return [
         Timed(delay, JobEnvelope(run_id=run.run_id, jobs=jobs[offset : offset + jobs_per_message]))

@@ -21,17 +21,14 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
 from pydantic import ValidationError
 
 from chalicelib.dlq import FailureLog
-from chalicelib.jobs import Held
-from chalicelib.models import JobEnvelope, JobOutcome, JobSpec, OutboundMessage
+from chalicelib.jobs import Held, TaskAttempts
+from chalicelib.models import SQS_MAX_DELAY_S, JobEnvelope, JobOutcome, JobSpec, OutboundMessage
 from chalicelib.ports import MessageQueue, ResultLedger
-
-if TYPE_CHECKING:
-    from chalicelib.jobs import TaskAttempts
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +42,7 @@ class RetryPolicy:
     def delay_before(self, attempt: int, rng: Callable[[], float] = random.random) -> int:
         """Full jitter: uniform in [0, base * 2^(attempt-2)], capped, for the `attempt`th try."""
         ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** max(0, attempt - 2))
-        return min(900, round(ceiling * rng()))
+        return min(SQS_MAX_DELAY_S, round(ceiling * rng()))
 
 
 class InjectedFailure(RuntimeError):
@@ -111,7 +108,7 @@ class JobWorker:
     compute: Callable[[int], list[int]]
     worker_id: str
     failures: FailureLog | None = None
-    tasks: "TaskAttempts | None" = None  # typed jobs: how an attempt starts and runs (chalicelib/jobs.py)
+    tasks: TaskAttempts | None = None  # typed jobs: how an attempt starts and runs (chalicelib/jobs.py)
 
     def process(self, records: Iterable[Record], now: Callable[[], float],
                 settled: Callable[[JobEnvelope], None] | None = None) -> BatchResult:
