@@ -232,11 +232,14 @@ def test_a_held_back_message_still_settles_its_other_jobs_and_frees_their_slots(
 def test_a_duplicate_arriving_after_the_attempt_settled_is_dropped_and_changes_nothing(client, c):
     _, job = post(client, EMAIL)
     message = c.jobs_queue.sent.pop(0)
+    executed, execute = [], c.worker.tasks.run
+    c.worker.tasks.run = lambda spec: executed.append(spec.id) or execute(spec)
     first = c.worker.process([Record("m1", message.body)], time.time)  # settles it
     assert first.jobs_done == 1
     again = c.worker.process([Record("m1", message.body, receipt_handle="r2", receive_count=2)], time.time)
     assert again.failed_ids == [] and again.jobs_done == 0
     assert len(c.ledger.outcomes) == 1 and c.tasks.jobs[job["id"]].status == "completed"
+    assert executed == [job["id"]]  # the ledger would hide a second run; the executor count does not
 
 
 def test_a_fourth_type_needs_only_its_model_and_its_executor(client, c):
