@@ -7,18 +7,30 @@ import json
 import logging
 import time
 from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 from chalice import Chalice, CORSConfig, Rate, Response
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from chalice.app import SQSEvent
+from pydantic import BaseModel, ValidationError
 
-from chalicelib import compute, dlq, fleet, jobs, runs
-from chalicelib.errors import (Conflict, DependencyUnavailable, Forbidden, InvalidInput, NotFound, PacerError,
-                               PayloadTooLarge, StaleWrite, Unauthenticated)
-from chalicelib.models import (ChangeRate, ComputeBatchSubmit, ComputeSubmit, JobEnvelope, Origin, SetConcurrency,
-                               SetDispatch, StartRun, Tick, WakeUp)
+from chalicelib.compute import service as compute
+from chalicelib.compute.models import ComputeBatchSubmit, ComputeSubmit
+from chalicelib.container import container
+from chalicelib.core.errors import (Conflict, DependencyUnavailable, Forbidden, InvalidInput, NotFound, PacerError,
+                                    PayloadTooLarge, StaleWrite, Unauthenticated)
+from chalicelib.core.validation import field_errors, invalid
+from chalicelib.dlq import service as dlq
+from chalicelib.fleet import service as fleet
+from chalicelib.fleet.models import SetConcurrency
 from chalicelib.resources import JOBS_QUEUE, TICKS_QUEUE
-from chalicelib.settings import container
-from chalicelib.worker import Record
+from chalicelib.runs import service as runs
+from chalicelib.runs.models import ChangeRate, StartRun
+from chalicelib.typed import service as typed
+from chalicelib.typed.models import SetDispatch
+from chalicelib.worker.worker import Record
+
+Model = TypeVar("Model", bound=BaseModel)
+View = Callable[..., Any]
 
 app = Chalice(app_name="pacer")
 # The pages are served from another origin; their requests carry these headers, so preflights must allow them.
@@ -32,7 +44,7 @@ _STATUS_CODES = [(PayloadTooLarge, 413), (InvalidInput, 400), (NotFound, 404), (
 
 def _error_response(error: PacerError) -> Response:
     status = next((code for kind, code in _STATUS_CODES if isinstance(error, kind)), 500)
-    body = {"error": error.code, "message": str(error)}
+    body: dict[str, Any] = {"error": error.code, "message": str(error)}
     if isinstance(error, InvalidInput) and error.fields:
         body["fields"] = error.fields
     headers = {"WWW-Authenticate": 'Bearer realm="pacer-admin"'} if status == 401 else {}
@@ -60,27 +72,27 @@ def _limit(default: int, maximum: int) -> int:
     return int(raw)
 
 
-def api(path: str, methods: list[str], **options):
+def api(path: str, methods: list[str], **options: Any) -> Callable[[View], View]:
     """Route `path` and turn domain errors into JSON responses: the one place that maps them.
 
     (Chalice answers any other exception from a view itself, before
     middleware sees it, so the mapping wraps the view.)
     """
 
-    def register(view):
+    def register(view: View) -> View:
         @functools.wraps(view)
-        def translated(*args, **kwargs):
+        def translated(*args: Any, **kwargs: Any) -> Any:
             try:
                 return view(*args, **kwargs)
             except PacerError as error:
                 return _error_response(error)
 
-        return app.route(path, methods=methods, cors=CORS, **options)(translated)
+        return app.route(path, methods=methods, cors=CORS, **options)(translated)  # type: ignore[no-any-return]
 
     return register
 
 
-def read_json_object() -> dict:
+def read_json_object() -> dict[str, Any]:
     raw = app.current_request.raw_body or b""
     limit = container().settings.max_body_bytes
     if len(raw) > limit:
@@ -94,20 +106,19 @@ def read_json_object() -> dict:
     return data
 
 
-def parse_body(model: type[BaseModel]) -> BaseModel:
+def parse_body(model: type[Model]) -> Model:
     try:
         return model.model_validate(read_json_object())
     except ValidationError as exc:
-        fields = [{"field": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]} for e in exc.errors()]
-        raise InvalidInput("; ".join(f"{f['field']}: {f['message']}" for f in fields), fields) from exc
+        raise invalid(field_errors(exc)) from exc
 
 
-def _status_body(now: float) -> dict:
+def _status_body(now: float) -> dict[str, Any]:
     return runs.get_status(container().runs, now).model_dump()
 
 
 @contextmanager
-def _writing():
+def _writing() -> Iterator[None]:
     """Drop the cached status after a write, and after a refused one: a 409 is news that the run moved on."""
     try:
         yield
@@ -116,7 +127,7 @@ def _writing():
 
 
 @api("/api/run", ["POST"], content_types=JSON_BODIES)
-def start_run():
+def start_run() -> Any:
     command = parse_body(StartRun)
     with _writing():
         runs.start_run(command, container().pacer, time.time())
@@ -124,7 +135,7 @@ def start_run():
 
 
 @api("/api/run", ["PUT"], content_types=JSON_BODIES)
-def change_rate():
+def change_rate() -> Any:
     command = parse_body(ChangeRate)
     with _writing():
         runs.change_rate(command, container().pacer, time.time())
@@ -132,19 +143,19 @@ def change_rate():
 
 
 @api("/api/stop", ["POST"], content_types=JSON_BODIES)
-def stop_run():
+def stop_run() -> Any:
     with _writing():
         runs.stop_run(container().pacer, time.time())
     return _status_body(time.time())
 
 
 @api("/api/status", ["GET"])
-def status():
+def status() -> Any:
     return container().status_cache.get(lambda: _status_body(time.time()))
 
 
 @api("/api/health", ["GET"])
-def health():
+def health() -> Any:
     checks = container().health()
     healthy = all(check["ok"] for check in checks.values())
     return Response(body={"status": "ok" if healthy else "unhealthy", "checks": checks},
@@ -152,13 +163,13 @@ def health():
 
 
 @api("/api/workers", ["GET"])
-def list_workers():
+def list_workers() -> Any:
     settings = container().settings
     return fleet.fleet_view(container().fleet, time.time(), settings.worker_down_after_s).model_dump()
 
 
 @api("/api/workers", ["PUT"], content_types=JSON_BODIES)
-def set_workers():
+def set_workers() -> Any:
     require_admin()
     command = parse_body(SetConcurrency)
     fleet.set_concurrency(container().fleet, command.concurrency, time.time())
@@ -166,50 +177,41 @@ def set_workers():
 
 
 @api("/api/dlq", ["GET"])
-def list_dead_letters():
+def list_dead_letters() -> Any:
     require_admin()
     return dlq.dead_letters(container().jobs_dlq, container().failure_log, _limit(10, 100)).model_dump()
 
 
 @api("/api/dlq/redrive", ["POST"], content_types=JSON_BODIES)
-def redrive_dead_letters():
+def redrive_dead_letters() -> Any:
     require_admin()
     return dlq.redrive(container().jobs_dlq, container().jobs_queue, _limit(100, 10_000)).model_dump()
 
 
-def _submit_compute(numbers: list[str], field: str) -> list:
-    settings = container().settings
-    caller = app.current_request.headers.get("x-caller-id")
-    accepted = compute.submit(container().compute, caller, numbers, settings.compute_max_digits, time.time(), field)
-    _admit("compute")
-    return accepted
-
-
-def _admit(origin: Origin) -> None:
-    """Run the dispatcher of fair compute or of typed jobs. Best effort: the job is stored either way, and the
-    next trigger (a submit, a settled message, the watchdog) dispatches again."""
-    c = container()
-    try:
-        (c.task_dispatcher if origin == "task" else c.dispatcher).dispatch(time.time())
-    except Exception:
-        app.log.exception("%s dispatch failed; the next trigger retries", origin)
+def _caller() -> str | None:
+    return app.current_request.headers.get("x-caller-id")
 
 
 @api("/api/compute", ["POST"], content_types=JSON_BODIES)
-def submit_compute():
+def submit_compute() -> Any:
     command = parse_body(ComputeSubmit)
-    return Response(body=_submit_compute([command.number], "number")[0].model_dump(), status_code=202)
+    c = container()
+    accepted = compute.submit(c.compute, c.admission, _caller(), [command.number], c.settings.compute_max_digits,
+                              time.time(), "number")
+    return Response(body=accepted[0].model_dump(), status_code=202)
 
 
 @api("/api/compute/batch", ["POST"], content_types=JSON_BODIES)
-def submit_compute_batch():
+def submit_compute_batch() -> Any:
     command = parse_body(ComputeBatchSubmit)
-    accepted = _submit_compute(command.numbers, "numbers")
+    c = container()
+    accepted = compute.submit(c.compute, c.admission, _caller(), command.numbers, c.settings.compute_max_digits,
+                              time.time(), "numbers")
     return Response(body={"jobs": [a.model_dump() for a in accepted]}, status_code=202)
 
 
 @api("/api/compute/{request_id}", ["GET"])
-def get_compute(request_id):
+def get_compute(request_id: str) -> Any:
     found = compute.get(container().compute, request_id)
     if found is None:
         raise NotFound(f"no compute request {request_id}")
@@ -217,69 +219,59 @@ def get_compute(request_id):
 
 
 @api("/api/callers", ["GET"])
-def list_callers():
+def list_callers() -> Any:
     return compute.callers(container().compute).model_dump()
 
 
 @api("/api/jobs", ["POST"], content_types=JSON_BODIES)
-def submit_job():
+def submit_job() -> Any:
     c, headers = container(), app.current_request.headers
-    job, created = jobs.submit(c.tasks, c.registry, read_json_object(), headers.get("x-caller-id"),
-                               headers.get("idempotency-key"), c.settings.max_attempts, time.time())
-    if created and job.place == "scheduled":
-        _wake_up_when_due(job.scheduled_for)
-    elif created:
-        _admit("task")
-    return Response(body=jobs.view(job), status_code=201 if created else 200)
+    job, created = typed.submit(c.typed_jobs, c.registry, c.admission, c.ticks_queue, read_json_object(),
+                                headers.get("x-caller-id"), headers.get("idempotency-key"), c.settings.max_attempts,
+                                time.time())
+    return Response(body=typed.view(job), status_code=201 if created else 200)
 
 
 @api("/api/jobs", ["GET"])
-def list_jobs():
+def list_jobs() -> Any:
     params = app.current_request.query_params or {}
-    return jobs.list_jobs(container().tasks, container().registry, {name: params[name] for name in params})
+    return typed.list_jobs(container().typed_jobs, container().registry, {name: params[name] for name in params})
 
 
 @api("/api/jobs/dispatch", ["GET"])
-def task_dispatch_state():
-    return jobs.dispatch_state(container().tasks)
+def typed_dispatch_state() -> Any:
+    return typed.dispatch_state(container().typed_jobs)
 
 
 @api("/api/jobs/dispatch", ["PUT"], content_types=JSON_BODIES)
-def pause_task_dispatch():
+def pause_typed_dispatch() -> Any:
     require_admin()
     command = parse_body(SetDispatch)
-    container().tasks.set_paused(command.paused, time.time())
-    if not command.paused:
-        _admit("task")
-    return jobs.dispatch_state(container().tasks)
+    return typed.set_paused(container().typed_jobs, container().admission, command.paused, time.time())
 
 
 @api("/api/jobs/{job_id}", ["GET"])
-def get_job(job_id):
-    return jobs.view(jobs.get(container().tasks, job_id))
+def get_job(job_id: str) -> Any:
+    return typed.view(typed.get(container().typed_jobs, job_id))
 
 
 @api("/api/jobs/{job_id}", ["DELETE"])
-def cancel_job(job_id):
-    job = jobs.cancel(container().tasks, job_id, time.time())
-    _admit("task")  # a cancelled job that was admitted frees its slot
-    return jobs.view(job)
+def cancel_job(job_id: str) -> Any:
+    return typed.view(typed.cancel(container().typed_jobs, container().admission, job_id, time.time()))
 
 
 @api("/api/jobs/{job_id}/retry", ["POST"], content_types=JSON_BODIES)
-def retry_job(job_id):
+def retry_job(job_id: str) -> Any:
     require_admin()
-    job = jobs.retry(container().tasks, job_id, time.time())
-    _admit("task")
-    return jobs.view(job)
+    return typed.view(typed.retry(container().typed_jobs, container().admission, job_id, time.time()))
 
 
 @api("/api/stats", ["GET"])
-def job_stats():
-    return jobs.stats(container().tasks, container().registry, time.time())
+def job_stats() -> Any:
+    return typed.stats(container().typed_jobs, container().registry, time.time())
 
 
-def _records(event) -> list[Record]:
+def _records(event: SQSEvent) -> list[Record]:
     records = []
     for record in event:
         raw = record.to_dict()
@@ -288,51 +280,18 @@ def _records(event) -> list[Record]:
     return records
 
 
-def _refill_after(envelope: JobEnvelope) -> None:
-    if envelope.origin != "run":  # its slots are free: admit the next fair share while this batch goes on
-        _admit(envelope.origin)
-
-
 @app.on_sqs_message(queue=JOBS_QUEUE.name, batch_size=10)
-def process_jobs(event):
-    with container().heartbeat.busy() as done:
-        result = container().worker.process(_records(event), time.time, settled=_refill_after)
-        done(result.jobs_done)
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in result.failed_ids]}
-
-
-def _wake_up_when_due(due: float) -> None:
-    """Best effort: without the wake-up, the watchdog admits the job up to a minute after it is due."""
-    try:
-        jobs.wake_up_when_due(container().ticks_queue, due, time.time())
-    except Exception:
-        app.log.exception("could not schedule a wake-up for %s; the watchdog admits the job", due)
-
-
-TICKS_MESSAGES = TypeAdapter(Tick | WakeUp)
+def process_jobs(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
+    return container().worker.process(_records(event), time.time).response()
 
 
 @app.on_sqs_message(queue=TICKS_QUEUE.name, batch_size=1, maximum_concurrency=2)
-def pace_tick(event):
+def pace_tick(event: SQSEvent) -> None:
     """The ticks queue: a run's scheduler ticks, and wake-ups for scheduled typed jobs."""
     for record in event:
-        message = TICKS_MESSAGES.validate_json(record.body)
-        if isinstance(message, WakeUp):
-            if message.due > time.time():  # delivered a little early: wait the rest
-                _wake_up_when_due(message.due)
-            else:
-                _admit("task")
-            continue
-        outcome = container().pacer.handle_tick(message, time.time())
-        app.log.debug("tick %s: %s", record.body, outcome)
+        app.log.debug("clock %s: %s", record.body, container().clock.on_message(record.body, time.time()))
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
-def pacing_watchdog(event):
-    app.log.info("watchdog: %s", container().pacer.watchdog(time.time()))
-    _admit("compute")
-    _admit("task")  # also promotes scheduled jobs that are due
-    try:
-        jobs.wake_ups_due_soon(container().tasks, container().ticks_queue, time.time())
-    except Exception:
-        app.log.exception("could not send wake-ups for scheduled jobs; the next watchdog admits them")
+def pacing_watchdog(event: Any) -> None:
+    app.log.info("watchdog: %s", container().clock.watchdog(time.time()))

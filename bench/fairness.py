@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from bench.common import OUT, dynamodb, fresh_stack
-from chalicelib.adapters.dynamo import from_item
+from chalicelib.aws.codec import from_item
 from chalicelib.resources import STATE_TABLE
 
 

@@ -1,7 +1,7 @@
 """`GET /api/jobs` latency with 10,000 typed jobs stored, filtered by status, at 20 concurrent clients (issue #6).
 
-The jobs are written straight into the tasks table, as `DynamoTaskStore.create`
-writes their items (`task_item`), with a mix of statuses: the listing reads
+The jobs are written straight into the tasks table, as `DynamoTypedJobStore.create`
+writes their items (`typed_job_item`), with a mix of statuses: the listing reads
 only those items, and 10,000 POSTs would take minutes on the local stack while
 leaving every job `pending`. Admission is paused, so no worker touches them.
 
@@ -27,23 +27,23 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from bench.common import OUT, dynamodb, fresh_stack, percentile
-from chalicelib.adapters.dynamo import task_item
-from chalicelib.models import TaskJob, TimelineEntry
-from chalicelib.resources import TASKS_TABLE
+from chalicelib.typed.dynamo import typed_job_item
+from chalicelib.typed.models import TimelineEntry, TypedJob
+from chalicelib.resources import TYPED_JOBS_TABLE
 
 ADMIN = {"Authorization": "Bearer local-admin-token"}
 STATUS_MIX = ["pending"] * 4 + ["completed"] * 4 + ["failed", "cancelled"]
 LISTED_STATUSES = ("pending", "completed", "failed")
 
 
-def fake_job(i: int, rng: random.Random, now: float) -> TaskJob:
+def fake_job(i: int, rng: random.Random, now: float) -> TypedJob:
     status = rng.choice(STATUS_MIX)
     created = now - 86_400 + i * 86_400 / 100_000
     finished = created + 1 if status in ("completed", "failed", "cancelled") else None
     timeline = [TimelineEntry(status="pending", at=created, note="created")]
     if finished:
         timeline.append(TimelineEntry(status=status, at=finished, worker="bench", attempt=1))
-    return TaskJob(id=f"j-{i:016x}", type="email", priority=rng.randint(1, 5), status=status, place="none",
+    return TypedJob(id=f"j-{i:016x}", type="email", priority=rng.randint(1, 5), status=status, place="none",
                    payload={"to": "ann@example.com", "subject": f"bench {i}", "body": "hello"}, caller="bench",
                    created_at=created, finished_at=finished, attempts=1 if finished else 0, max_attempts=3,
                    result={"simulated": True} if status == "completed" else None,
@@ -53,11 +53,11 @@ def fake_job(i: int, rng: random.Random, now: float) -> TaskJob:
 def seed(stack, count: int) -> None:
     db = dynamodb(stack)
     rng, now = random.Random(6), time.time()
-    items = [{"PutRequest": {"Item": task_item(job, job.payload["subject"])}}
+    items = [{"PutRequest": {"Item": typed_job_item(job, job.payload["subject"])}}
              for job in (fake_job(i, rng, now) for i in range(count))]
 
     def write(offset: int) -> None:
-        pending = {TASKS_TABLE.name: items[offset : offset + 25]}
+        pending = {TYPED_JOBS_TABLE.name: items[offset : offset + 25]}
         while pending:
             pending = db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or None
 

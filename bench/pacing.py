@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from bench.common import dynamodb, fresh_stack, status, wait_for
+from bench.common import dynamodb, fresh_stack, wait_for
 from chalicelib.resources import STATE_TABLE
 
 

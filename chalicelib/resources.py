@@ -59,27 +59,28 @@ TICKS_DLQ = Queue(name="pacer-ticks-dlq", visibility_timeout=60, retention_secon
 # Ticks are the scheduler's fine clock. A tick that crashed is retried quickly.
 TICKS_QUEUE = Queue(name="pacer-ticks", visibility_timeout=10, max_receive_count=5, dead_letter=TICKS_DLQ)
 
-# Typed jobs (issue #6): one item per job, keyed by id. Listing reads a GSI, never a scan: the index's
-# partition is the status filter, the type filter or one constant for "all", and its sort key orders
-# by created time or by priority (see chalicelib/jobs.py and docs/ARCHITECTURE.md "Typed jobs").
-TASK_INDEX_PARTITIONS = {"status": "status", "type": "type", "all": "kind"}  # filter -> the item attribute
-TASK_INDEX_SORTS = {"created": "created_key", "priority": "priority_key"}  # sort -> the item attribute
+# Typed jobs: one item per job, keyed by id. Listing reads a GSI, never a scan: the index's partition is
+# the status filter, the type filter or one constant for "all", and its sort key orders by created time or
+# by priority (see chalicelib/typed/listing.py and docs/ARCHITECTURE.md "Typed jobs").
+TYPED_JOB_INDEX_PARTITIONS = {"status": "status", "type": "type", "all": "kind"}  # filter -> the item attribute
+TYPED_JOB_INDEX_SORTS = {"created": "created_key", "priority": "priority_key"}  # sort -> the item attribute
 
 
-def task_index_name(partition: str, sort: str) -> str:
+def typed_job_index_name(partition: str, sort: str) -> str:
     return f"by-{partition}-{sort}"
 
 
-TASKS_TABLE = Table(
+TYPED_JOBS_TABLE = Table(
+    # Named before "typed job" was the word: renaming a deployed table replaces it, and loses its jobs.
     name="pacer-tasks",
     hash_key="id",
     indexes=tuple(
-        Index(task_index_name(partition, sort), hash_key=hash_attribute, range_key=range_attribute)
-        for partition, hash_attribute in TASK_INDEX_PARTITIONS.items()
-        for sort, range_attribute in TASK_INDEX_SORTS.items()
+        Index(typed_job_index_name(partition, sort), hash_key=hash_attribute, range_key=range_attribute)
+        for partition, hash_attribute in TYPED_JOB_INDEX_PARTITIONS.items()
+        for sort, range_attribute in TYPED_JOB_INDEX_SORTS.items()
     ),
 )
 
-TABLES: tuple[Table, ...] = (STATE_TABLE, RESULTS_TABLE, TASKS_TABLE)
+TABLES: tuple[Table, ...] = (STATE_TABLE, RESULTS_TABLE, TYPED_JOBS_TABLE)
 # Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
 QUEUES: tuple[Queue, ...] = (JOBS_DLQ, JOBS_QUEUE, TICKS_DLQ, TICKS_QUEUE)

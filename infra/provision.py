@@ -14,7 +14,7 @@ import json
 import boto3
 from botocore.exceptions import ClientError
 
-from chalicelib.resources import QUEUES, TABLES, Queue, Table
+from chalicelib.resources import QUEUES, Queue, TABLES, Table
 
 
 def ensure_table(dynamodb, table: Table) -> None:

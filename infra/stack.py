@@ -14,10 +14,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from chalicelib.resources import STATE_TABLE
-from infra.emulator import Emulator, free_port, start_emulator, wait_for_http
+from infra.emulator import Emulator, start_emulator, wait_for_http
 from infra.process import child_process_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,16 +1,30 @@
 """A container wired to the in-memory twins, for unit tests."""
-from chalicelib.adapters.memory import (MemoryComputeStore, MemoryFailureLog, MemoryFleetStore, MemoryQueue, MemoryResultLedger,
-                                       MemoryRunRepository, MemoryTaskStore)
-from chalicelib.settings import Container, Settings
+from chalicelib.aws.memory import MemoryQueue
+from chalicelib.compute.memory import MemoryComputeStore
+from chalicelib.container import Container
+from chalicelib.dlq.memory import MemoryFailureLog
+from chalicelib.fleet.memory import MemoryFleetStore
+from chalicelib.runs.memory import MemoryRunStore
+from chalicelib.settings import Settings
+from chalicelib.typed.memory import MemoryTypedJobStore
+from chalicelib.worker.memory import MemoryResultLedger
+
+
+def memory_ledger(runs=None, compute=None, typed_jobs=None) -> MemoryResultLedger:
+    """The ledger's twin with every origin's settlement (a twin left out is a fresh one)."""
+    runs, compute = runs or MemoryRunStore(), compute or MemoryComputeStore()
+    typed_jobs = typed_jobs or MemoryTypedJobStore()
+    return MemoryResultLedger({"run": runs.settle, "compute": compute.settle, "typed": typed_jobs.settle},
+                              outcomes=typed_jobs.results)
 
 
 class MemoryContainer(Container):
     def __init__(self, **settings):
         super().__init__(Settings(**{"status_cache_s": 0, "admin_token": "secret", "executor_latency_s": 0, **settings}))
-        self.runs = MemoryRunRepository()
+        self.runs = MemoryRunStore()
         self.compute = MemoryComputeStore()
-        self.tasks = MemoryTaskStore()
-        self.ledger = MemoryResultLedger(self.runs, self.compute, self.tasks)
+        self.typed_jobs = MemoryTypedJobStore()
+        self.ledger = memory_ledger(self.runs, self.compute, self.typed_jobs)
         self.jobs_queue = MemoryQueue()
         self.ticks_queue = MemoryQueue()
         self.jobs_dlq = MemoryQueue()

@@ -3,11 +3,14 @@
 import boto3
 import pytest
 
-from chalicelib.adapters.dynamo import DynamoComputeStore, DynamoResultLedger
-from chalicelib.adapters.memory import MemoryComputeStore, MemoryResultLedger, MemoryRunRepository
-from chalicelib.errors import StaleWrite
-from chalicelib.models import BacklogItem, ComputeRequest, JobOutcome
-from chalicelib.resources import RESULTS_TABLE, STATE_TABLE
+from chalicelib.compute.dynamo import DynamoComputeStore
+from chalicelib.container import dynamo_ledger
+from chalicelib.compute.memory import MemoryComputeStore
+from tests.fakes import memory_ledger
+from chalicelib.core.errors import StaleWrite
+from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest
+from chalicelib.core.jobs import JobOutcome
+from chalicelib.resources import RESULTS_TABLE, STATE_TABLE, TYPED_JOBS_TABLE
 
 T0 = 1_800_000_000.0
 
@@ -16,19 +19,19 @@ T0 = 1_800_000_000.0
 def stores(request):
     if request.param == "memory":
         store = MemoryComputeStore()
-        yield store, MemoryResultLedger(MemoryRunRepository(), store)
+        yield store, memory_ledger(compute=store)
         return
     request.getfixturevalue("moto_aws")
     client = boto3.client("dynamodb")
-    yield DynamoComputeStore(client, STATE_TABLE.name), DynamoResultLedger(client, RESULTS_TABLE.name, STATE_TABLE.name)
+    yield DynamoComputeStore(client, STATE_TABLE.name), dynamo_ledger(client, RESULTS_TABLE.name, STATE_TABLE.name, TYPED_JOBS_TABLE.name)
 
 
 def req(i, number, caller="alice", at=T0):
     return ComputeRequest(id=f"c-{i}", caller=caller, number=number, owner=True, submitted_at=at + i)
 
 
-def outcome(item: BacklogItem, caller="alice", finished=T0 + 100, **changes):
-    fields = dict(job_id=item.id, run_id=caller, origin="compute", number=item.number, outcome="done",
+def outcome(item: ComputeBacklogItem, caller="alice", finished=T0 + 100, **changes):
+    fields = dict(job_id=item.id, group=caller, origin="compute", number=item.number, outcome="done",
                   factors=["7", "11"], attempt=1, worker="w", finished_at=finished, submitted_at=item.submitted_at)
     return JobOutcome(**{**fields, **changes})
 

@@ -7,13 +7,21 @@ import json
 import boto3
 import pytest
 
-from chalicelib.adapters.dynamo import DynamoFailureLog, DynamoFleetStore, DynamoResultLedger, DynamoRunRepository
-from chalicelib.adapters.memory import (MemoryFailureLog, MemoryFleetStore, MemoryQueue, MemoryResultLedger,
-                                       MemoryRunRepository)
-from chalicelib.adapters.sqs import SqsQueue
-from chalicelib.errors import RunAlreadyActive, StaleWrite
-from chalicelib.models import JobOutcome, OutboundMessage, Run, WorkerBeat
-from chalicelib.resources import JOBS_DLQ, JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE
+from chalicelib.dlq.dynamo import DynamoFailureLog
+from chalicelib.fleet.dynamo import DynamoFleetStore
+from chalicelib.runs.dynamo import DynamoRunStore
+from chalicelib.container import dynamo_ledger
+from chalicelib.aws.memory import MemoryQueue
+from chalicelib.dlq.memory import MemoryFailureLog
+from chalicelib.fleet.memory import MemoryFleetStore
+from chalicelib.runs.memory import MemoryRunStore
+from tests.fakes import memory_ledger
+from chalicelib.aws.sqs import SqsQueue
+from chalicelib.core.errors import RunAlreadyActive, StaleWrite
+from chalicelib.core.jobs import JobOutcome, OutboundMessage
+from chalicelib.fleet.models import WorkerBeat
+from chalicelib.runs.models import Run
+from chalicelib.resources import JOBS_DLQ, JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE, TYPED_JOBS_TABLE
 
 T0 = 1_800_000_000.0
 
@@ -21,13 +29,13 @@ T0 = 1_800_000_000.0
 @pytest.fixture(params=["memory", "moto"])
 def stores(request):
     if request.param == "memory":
-        runs = MemoryRunRepository()
-        yield runs, MemoryResultLedger(runs)
+        runs = MemoryRunStore()
+        yield runs, memory_ledger(runs=runs)
         return
     request.getfixturevalue("moto_aws")
     client = boto3.client("dynamodb")
-    yield (DynamoRunRepository(client, STATE_TABLE.name),
-           DynamoResultLedger(client, RESULTS_TABLE.name, STATE_TABLE.name))
+    yield (DynamoRunStore(client, STATE_TABLE.name),
+           dynamo_ledger(client, RESULTS_TABLE.name, STATE_TABLE.name, TYPED_JOBS_TABLE.name))
 
 
 def a_run(run_id="r1", **changes) -> Run:
@@ -38,7 +46,7 @@ def a_run(run_id="r1", **changes) -> Run:
 
 
 def outcome(run_id, index, kind="done") -> JobOutcome:
-    return JobOutcome(job_id=f"{run_id}:{index}", run_id=run_id, number="12", outcome=kind,
+    return JobOutcome(job_id=f"{run_id}:{index}", group=run_id, number="12", outcome=kind,
                       factors=["2", "2", "3"] if kind == "done" else [], error=None if kind == "done" else "boom",
                       attempt=1, worker="w", finished_at=T0)
 

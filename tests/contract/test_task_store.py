@@ -2,13 +2,16 @@
 import boto3
 import pytest
 
-from chalicelib import jobs
-from chalicelib.adapters.dynamo import DynamoResultLedger, DynamoTaskStore, task_item
-from chalicelib.adapters.memory import MemoryResultLedger, MemoryRunRepository, MemoryTaskStore
-from chalicelib.errors import DuplicateRequest, StaleWrite
-from chalicelib.executors import REGISTRY
-from chalicelib.models import JobOutcome, TaskJob, TimelineEntry
-from chalicelib.resources import RESULTS_TABLE, STATE_TABLE, TASKS_TABLE
+from chalicelib.typed import service as jobs
+from chalicelib.typed.dynamo import DynamoTypedJobStore, typed_job_item
+from chalicelib.container import dynamo_ledger
+from chalicelib.typed.memory import MemoryTypedJobStore
+from tests.fakes import memory_ledger
+from chalicelib.core.errors import DuplicateRequest, StaleWrite
+from chalicelib.typed.executors import REGISTRY
+from chalicelib.core.jobs import JobOutcome
+from chalicelib.typed.models import TimelineEntry, TypedJob
+from chalicelib.resources import RESULTS_TABLE, STATE_TABLE, TYPED_JOBS_TABLE
 
 T0 = 1_800_000_000.0
 
@@ -16,17 +19,17 @@ T0 = 1_800_000_000.0
 @pytest.fixture(params=["memory", "moto"])
 def stores(request):
     if request.param == "memory":
-        store = MemoryTaskStore()
-        yield store, MemoryResultLedger(MemoryRunRepository(), tasks=store)
+        store = MemoryTypedJobStore()
+        yield store, memory_ledger(typed_jobs=store)
         return
     request.getfixturevalue("moto_aws")
     client = boto3.client("dynamodb")
-    yield (DynamoTaskStore(client, TASKS_TABLE.name, STATE_TABLE.name, RESULTS_TABLE.name),
-           DynamoResultLedger(client, RESULTS_TABLE.name, STATE_TABLE.name, TASKS_TABLE.name))
+    yield (DynamoTypedJobStore(client, TYPED_JOBS_TABLE.name, STATE_TABLE.name, RESULTS_TABLE.name),
+           dynamo_ledger(client, RESULTS_TABLE.name, STATE_TABLE.name, TYPED_JOBS_TABLE.name))
 
 
-def new_job(i, priority=3, caller="alice", at=T0, type="email", due=None) -> TaskJob:
-    return TaskJob(id=f"j-{i:016x}", type=type, priority=priority, status="pending",
+def new_job(i, priority=3, caller="alice", at=T0, type="email", due=None) -> TypedJob:
+    return TypedJob(id=f"j-{i:016x}", type=type, priority=priority, status="pending",
                    place="scheduled" if due else "queued", payload={"subject": f"item {i}"}, caller=caller,
                    created_at=at + i, scheduled_for=due, max_attempts=3,
                    timeline=[TimelineEntry(status="pending", at=at + i, note="created")])
@@ -45,7 +48,7 @@ def admit_all(store, caller="alice", now=T0 + 100):
 
 
 def outcome(job_id, attempt=1, caller="alice", finished=T0 + 200, **changes):
-    fields = dict(job_id=job_id, run_id=caller, origin="task", outcome="done", result={"ok": True}, attempt=attempt,
+    fields = dict(job_id=job_id, group=caller, origin="typed", outcome="done", result={"ok": True}, attempt=attempt,
                   worker="w1", finished_at=finished)
     return JobOutcome(**{**fields, **changes})
 
@@ -197,11 +200,11 @@ def walk(store, params):
 def seed(store, job_list):
     """Store jobs as `create` does for the listing, which reads only their items. On moto, written in batches:
     moto copies every table a transaction touches, so 1,000 creates would take minutes."""
-    if isinstance(store, MemoryTaskStore):
+    if isinstance(store, MemoryTypedJobStore):
         return create(store, *job_list)
     client = boto3.client("dynamodb")
     for offset in range(0, len(job_list), 25):
-        pending = {TASKS_TABLE.name: [{"PutRequest": {"Item": task_item(job, job.payload["subject"])}}
+        pending = {TYPED_JOBS_TABLE.name: [{"PutRequest": {"Item": typed_job_item(job, job.payload["subject"])}}
                                       for job in job_list[offset : offset + 25]]}
         while pending:
             pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or None
@@ -226,7 +229,7 @@ def test_listing_queries_a_gsi_and_never_scans(request):
     calls = []
     client.meta.events.register("provide-client-params.dynamodb.*", lambda model, params, **_: calls.append(
         (model.name, params.get("IndexName"))))
-    store = DynamoTaskStore(client, TASKS_TABLE.name, STATE_TABLE.name, RESULTS_TABLE.name)
+    store = DynamoTypedJobStore(client, TYPED_JOBS_TABLE.name, STATE_TABLE.name, RESULTS_TABLE.name)
     create(store, *(new_job(i) for i in range(5)))
     calls.clear()
     for params in ({}, {"status": "pending"}, {"type": "email", "sort": "priority"}, {"q": "item", "priority": "3"},

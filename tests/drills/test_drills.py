@@ -18,7 +18,7 @@ import boto3
 import pytest
 import requests
 
-from chalicelib.models import Tick
+from chalicelib.runs.models import Tick
 from chalicelib.resources import JOBS_DLQ, JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE, TICKS_QUEUE
 from infra.emulator import free_port
 from infra.stack import Stack

@@ -416,7 +416,7 @@ def test_the_dashboard_pauses_and_resumes_admission_with_the_admin_token(browser
 
 
 def test_retrying_a_failed_job_asks_for_the_admin_token_and_then_requeues_it(browser, live_stack, api):
-    # A main text with "#fail" makes every attempt fail (chalicelib/executors.py), so the job ends failed.
+    # A main text with "#fail" makes every attempt fail (chalicelib/typed/executors.py), so the job ends failed.
     job = create_job(api, unique("Always fails #fail"))
     failed = wait_for_job_status(api, job["id"], "failed")
     browser.get(page_url(live_stack, "job.html", id=job["id"]))

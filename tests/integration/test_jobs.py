@@ -13,7 +13,7 @@ from tests.conftest import wait_until
 pytestmark = pytest.mark.integration
 
 ADMIN = {"Authorization": "Bearer local-admin-token"}
-WINDOW = Settings().task_max_in_flight  # the stack runs with the default settings
+WINDOW = Settings().typed_max_in_flight  # the stack runs with the default settings
 
 
 def email(tag: str, i: int, priority: int = 3, **extra) -> dict:

@@ -2,12 +2,12 @@
 
 Each test ends with the invariants: processed == result items, no duplicates.
 """
-import json
 import time
 
 import pytest
 
-from chalicelib.models import JobEnvelope, JobSpec, Tick
+from chalicelib.core.jobs import JobEnvelope, JobSpec
+from chalicelib.runs.models import Tick
 from chalicelib.resources import JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE, TICKS_QUEUE
 from tests.conftest import wait_until
 
@@ -110,7 +110,7 @@ def test_a_duplicated_job_message_creates_no_duplicate_results(api, aws):
     final = wait_until(lambda: (s := status(api))["state"] == "completed" and s, timeout=60, what="completion")
     items = result_items(aws, run["run_id"])
     jobs = [JobSpec(id=i["job_id"]["S"], number=i["number"]["S"]) for i in items[:10]]
-    body = JobEnvelope(run_id=run["run_id"], jobs=jobs).model_dump_json()
+    body = JobEnvelope(group=run["run_id"], jobs=jobs).model_dump_json()
     url = queue_url(aws, JOBS_QUEUE.name)
     for _ in range(3):
         aws["sqs"].send_message(QueueUrl=url, MessageBody=body)

@@ -3,7 +3,7 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.settings import reset_container
+from chalicelib.container import reset_container
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.models import JobOutcome
-from chalicelib.settings import reset_container
+from chalicelib.core.jobs import JobOutcome
+from chalicelib.container import reset_container
 from tests.fakes import MemoryContainer
 
 
@@ -162,7 +162,7 @@ def test_a_bad_concurrency_gets_400_and_changes_nothing(client, c):
 
 
 def test_the_dlq_lists_messages_with_their_reason_and_redrives_them(client, c):
-    from chalicelib.models import OutboundMessage
+    from chalicelib.core.jobs import OutboundMessage
     c.jobs_dlq.send([OutboundMessage(body="not json"), OutboundMessage(body="also not")])
     c.failure_log.record([("m0", 5, "unparseable message: Invalid JSON")], now=0)
     code, body = admin(client, "get", "/api/dlq?limit=5")

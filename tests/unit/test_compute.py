@@ -4,10 +4,15 @@ import time
 
 import pytest
 
-from chalicelib import compute
-from chalicelib.factoring import BudgetExceeded, prime_factors_within
-from chalicelib.models import ComputeRequest, JobEnvelope
-from chalicelib.worker import JobWorker, Record, RetryPolicy
+from chalicelib.admission.dispatcher import Dispatcher, fair_shares
+from chalicelib.compute import service as compute
+from chalicelib.compute.service import compute_job_spec
+from chalicelib.compute.factoring import BudgetExceeded, prime_factors_within
+from chalicelib.compute.models import ComputeRequest
+from chalicelib.core.jobs import JobEnvelope
+from chalicelib.worker.retry import RetryPolicy
+from chalicelib.worker.runner import NumberRunner
+from chalicelib.worker.worker import JobWorker, Record
 from tests.fakes import MemoryContainer
 
 
@@ -31,13 +36,14 @@ def get(client, path):
 
 def run_worker(c, compute_fn=None, limit=100):
     """Deliver what the dispatcher sent to a worker, as the runtime would, and dispatch again after each batch."""
+    numbers = NumberRunner(compute_fn or (lambda n: prime_factors_within(n, 5)))
     worker = JobWorker(ledger=c.ledger, retries=c.jobs_queue, policy=RetryPolicy(), worker_id="w1",
-                       compute=compute_fn or (lambda n: prime_factors_within(n, 5)))
+                       runners={"run": numbers, "compute": numbers})
     delivered = 0
     while c.jobs_queue.sent and delivered < limit:
         message = c.jobs_queue.sent.pop(0)
         worker.process([Record(f"m{delivered}", message.body)], time.time)
-        c.dispatcher.dispatch(time.time())
+        c.compute_dispatcher.dispatch(time.time())
         delivered += 1
     return delivered
 
@@ -157,29 +163,29 @@ def test_a_dispatch_sends_the_caller_holding_fewest_slots_first_and_interleaves_
     c.compute.submit_many([ComputeRequest(id=f"s{n}", caller="small", number=str(n), owner=True, submitted_at=2)
                            for n in range(60_000, 60_010)], 2)
     c.compute.admit("big", c.compute.backlog("big", 5), "{}", 3)  # big already holds one message's slots
-    c.dispatcher.dispatch(4)
-    senders = [JobEnvelope.model_validate_json(m.body).run_id for m in c.jobs_queue.sent]
+    c.compute_dispatcher.dispatch(4)
+    senders = [JobEnvelope.model_validate_json(m.body).group for m in c.jobs_queue.sent]
     # 15 free slots: small's 10 (it held none) and 5 of big's, small's first and the two alternating.
     assert senders == ["small", "big", "small"]
 
 
 def test_fair_shares_split_evenly_and_rotate_the_remainder():
-    assert compute.fair_shares({"a": 100, "b": 100, "c": 1}, 10, 0) == {"a": 5, "b": 4, "c": 1}
-    assert compute.fair_shares({"a": 100, "b": 100}, 3, 1) == {"b": 2, "a": 1}
-    assert compute.fair_shares({"a": 0}, 3, 0) == {}
+    assert fair_shares({"a": 100, "b": 100, "c": 1}, 10, 0) == {"a": 5, "b": 4, "c": 1}
+    assert fair_shares({"a": 100, "b": 100}, 3, 1) == {"b": 2, "a": 1}
+    assert fair_shares({"a": 0}, 3, 0) == {}
 
 
 def test_fair_shares_go_a_whole_message_at_a_time_so_freed_slots_are_not_split_into_small_messages():
-    assert compute.fair_shares({"a": 100, "b": 100}, 10, 0, {"a": 45, "b": 45}, quantum=10) == {"a": 10}
-    assert compute.fair_shares({"a": 100, "b": 3}, 20, 0, {"a": 0, "b": 0}, quantum=10) == {"a": 17, "b": 3}
+    assert fair_shares({"a": 100, "b": 100}, 10, 0, {"a": 45, "b": 45}, quantum=10) == {"a": 10}
+    assert fair_shares({"a": 100, "b": 3}, 20, 0, {"a": 0, "b": 0}, quantum=10) == {"a": 17, "b": 3}
 
 
 def test_fair_shares_give_freed_slots_to_callers_with_fewer_in_flight_first():
     # A holds the whole window; B and C arrive: the next slots are theirs until they hold as many as A.
-    assert compute.fair_shares({"a": 9000, "b": 1000, "c": 10}, 4, 0, {"a": 20}) == {"b": 2, "c": 2}
-    assert compute.fair_shares({"a": 9000, "b": 1000, "c": 3}, 30, 0, {"a": 10}) == {"a": 9, "b": 18, "c": 3}  # 19, 18, 3 in flight
+    assert fair_shares({"a": 9000, "b": 1000, "c": 10}, 4, 0, {"a": 20}) == {"b": 2, "c": 2}
+    assert fair_shares({"a": 9000, "b": 1000, "c": 3}, 30, 0, {"a": 10}) == {"a": 9, "b": 18, "c": 3}  # 19, 18, 3 in flight
     # Once even, it is round robin again.
-    assert compute.fair_shares({"a": 100, "b": 100}, 4, 0, {"a": 5, "b": 5}) == {"a": 2, "b": 2}
+    assert fair_shares({"a": 100, "b": 100}, 4, 0, {"a": 5, "b": 5}) == {"a": 2, "b": 2}
 
 
 def test_callers_shows_backlog_in_flight_done_and_wait_percentiles(client, c):
@@ -210,8 +216,9 @@ def test_factoring_a_hard_number_stops_at_its_budget():
 
 
 def test_a_dispatch_triggered_while_another_holds_the_lease_is_not_lost():
-    from chalicelib.adapters.memory import MemoryComputeStore, MemoryQueue
-    from chalicelib.models import ComputeRequest
+    from chalicelib.aws.memory import MemoryQueue
+    from chalicelib.compute.memory import MemoryComputeStore
+    from chalicelib.compute.models import ComputeRequest
 
     store = MemoryComputeStore()
     store.submit_many([ComputeRequest(id=f"c-{i}", caller="a", number=str(100 + i), owner=True, submitted_at=1.0)
@@ -226,7 +233,7 @@ def test_a_dispatch_triggered_while_another_holds_the_lease_is_not_lost():
                 store.counts["a"].in_flight -= 2
                 assert dispatcher.dispatch(2.0) == 0
 
-    dispatcher = compute.Dispatcher(store=store, jobs=FinishingQueue(), max_in_flight=2, jobs_per_message=2)
+    dispatcher = Dispatcher(store=store, jobs=FinishingQueue(), origin="compute", job_spec=compute_job_spec, max_in_flight=2, jobs_per_message=2)
     assert dispatcher.dispatch(1.0) == 4
     assert [len(JobEnvelope.model_validate_json(m.body).jobs) for m in dispatcher.jobs.sent] == [2, 2]
     assert {m.group_id for m in dispatcher.jobs.sent} == {"a"}  # MessageGroupId: the caller, for SQS fair queues

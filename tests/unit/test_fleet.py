@@ -1,6 +1,6 @@
 """Heartbeats and the fleet view."""
-from chalicelib.adapters.memory import MemoryFleetStore
-from chalicelib.fleet import Heartbeat, fleet_view, set_concurrency
+from chalicelib.fleet.memory import MemoryFleetStore
+from chalicelib.fleet.service import Heartbeat, fleet_view, set_concurrency
 
 
 class Clock:

@@ -5,10 +5,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib import jobs
-from chalicelib.executors import REGISTRY, Payload
-from chalicelib.models import JobEnvelope, OutboundMessage, WakeUp
-from chalicelib.worker import Record
+from chalicelib.typed import service as jobs
+from chalicelib.typed.executors import Payload, REGISTRY
+from chalicelib.core.jobs import JobEnvelope, OutboundMessage
+from chalicelib.typed.models import WakeUp
+from chalicelib.worker.worker import Record
 from tests.fakes import MemoryContainer
 
 ADMIN = {"Authorization": "Bearer secret"}
@@ -20,7 +21,7 @@ NOTIFICATION = {"type": "notification", "payload": {"user_id": "u1", "channel": 
 
 @pytest.fixture
 def c():
-    return MemoryContainer(task_max_in_flight=10, task_jobs_per_message=2)
+    return MemoryContainer(typed_max_in_flight=10, typed_jobs_per_message=2)
 
 
 def post(client, body, headers=None, raw=None):
@@ -40,8 +41,7 @@ def run_workers(c, limit=1000) -> int:
     delivered = 0
     while c.jobs_queue.sent and delivered < limit:
         message = c.jobs_queue.sent.pop(0)
-        c.worker.process([Record(f"m{delivered}", message.body)], time.time,
-                         settled=lambda envelope: c.task_dispatcher.dispatch(time.time()))
+        c.worker.process([Record(f"m{delivered}", message.body)], time.time)  # refills after each message
         delivered += 1
     return delivered
 
@@ -86,13 +86,13 @@ def test_a_bad_field_gets_400_naming_it_and_nothing_is_stored(client, c, body, f
     code, answer = post(client, body)
     assert code == 400, answer
     assert answer["error"] == "validation_error" and field in [f["field"] for f in answer["fields"]], answer
-    assert c.tasks.jobs == {} and c.jobs_queue.sent == []
+    assert c.typed_jobs.jobs == {} and c.jobs_queue.sent == []
 
 
 @pytest.mark.parametrize("raw, needle", [(b"{not json", "not valid JSON"), (b"[1]", "JSON object")])
 def test_a_body_that_is_not_a_json_object_gets_400(client, c, raw, needle):
     code, answer = post(client, None, raw=raw)
-    assert code == 400 and needle in answer["message"] and c.tasks.jobs == {}
+    assert code == 400 and needle in answer["message"] and c.typed_jobs.jobs == {}
 
 
 def test_a_repeated_idempotency_key_returns_the_same_job_and_a_different_body_conflicts(client, c):
@@ -102,15 +102,15 @@ def test_a_repeated_idempotency_key_returns_the_same_job_and_a_different_body_co
     assert (code, again_code, again["id"]) == (201, 200, first["id"])
     assert post(client, {**EMAIL, "priority": 5}, key)[0] == 409
     assert post(client, EMAIL, {**key, "X-Caller-ID": "someone-else"})[0] == 201  # keys are per caller
-    assert len(c.tasks.jobs) == 2
+    assert len(c.typed_jobs.jobs) == 2
 
 
 def test_a_scheduled_job_waits_until_its_time_and_is_then_admitted(client, c):
     later = datetime.now(timezone.utc) + timedelta(minutes=5)
     code, job = post(client, {**EMAIL, "scheduled_for": later.isoformat()})
     assert code == 201 and job["scheduled_for"].startswith(later.strftime("%Y-%m-%dT%H:%M"))
-    assert c.jobs_queue.sent == [] and c.tasks.jobs[job["id"]].place == "scheduled"
-    assert c.task_dispatcher.dispatch(time.time() + 600) == 1
+    assert c.jobs_queue.sent == [] and c.typed_jobs.jobs[job["id"]].place == "scheduled"
+    assert c.typed_dispatcher.dispatch(time.time() + 600) == 1
     run_workers(c)
     assert call(client, "get", f"/api/jobs/{job['id']}")[1]["status"] == "completed"
 
@@ -130,9 +130,9 @@ def test_a_scheduled_job_sends_a_wake_up_that_admits_it_when_it_falls_due(client
     assert c.jobs_queue.sent == [] and len(c.ticks_queue.sent) == 2 and c.ticks_queue.sent[1].delay_seconds >= 299
 
     due_now = time.time() - 1  # as if five minutes had passed: the job and its wake-up are both due
-    c.tasks.schedule[job["id"]] = c.tasks.schedule[job["id"]].model_copy(update={"due": due_now})
+    c.typed_jobs.schedule[job["id"]] = c.typed_jobs.schedule[job["id"]].model_copy(update={"due": due_now})
     deliver_tick(client, OutboundMessage(body=WakeUp(due=due_now).model_dump_json()))
-    assert len(c.jobs_queue.sent) == 1 and c.tasks.jobs[job["id"]].place == "admitted"
+    assert len(c.jobs_queue.sent) == 1 and c.typed_jobs.jobs[job["id"]].place == "admitted"
 
 
 def test_a_job_due_beyond_sqs_longest_delay_is_woken_by_the_watchdog_in_its_last_minute(client, c):
@@ -141,8 +141,8 @@ def test_a_job_due_beyond_sqs_longest_delay_is_woken_by_the_watchdog_in_its_last
     assert c.ticks_queue.sent == []  # SQS cannot hold a message that long
     due = in_two_hours.timestamp()
 
-    assert jobs.wake_ups_due_soon(c.tasks, c.ticks_queue, due - 3600) == 0
-    assert jobs.wake_ups_due_soon(c.tasks, c.ticks_queue, due - 50) == 1
+    assert jobs.wake_ups_due_soon(c.typed_jobs, c.ticks_queue, due - 3600) == 0
+    assert jobs.wake_ups_due_soon(c.typed_jobs, c.ticks_queue, due - 50) == 1
     [wake_up] = c.ticks_queue.sent
     assert 50 <= wake_up.delay_seconds <= 51 and json.loads(wake_up.body)["due"] >= due
 
@@ -171,17 +171,17 @@ def test_a_failing_job_is_retried_with_backoff_then_permanently_failed_in_its_ti
 
 def test_a_worker_that_receives_a_cancelled_job_skips_it(client, c):
     _, job = post(client, EMAIL)
-    assert c.tasks.jobs[job["id"]].place == "admitted"
+    assert c.typed_jobs.jobs[job["id"]].place == "admitted"
     assert call(client, "delete", f"/api/jobs/{job['id']}")[0] == 200
     run_workers(c)
-    assert c.tasks.jobs[job["id"]].status == "cancelled" and c.ledger.outcomes == {}
-    assert [(k.caller, k.in_flight) for k in c.tasks.callers()] == [("anonymous", 0)]
+    assert c.typed_jobs.jobs[job["id"]].status == "cancelled" and c.ledger.outcomes == {}
+    assert [(k.caller, k.in_flight) for k in c.typed_jobs.callers()] == [("anonymous", 0)]
 
 
 def test_a_redelivered_attempt_whose_retry_message_was_lost_sends_the_retry_again(client, c):
     _, job = post(client, EMAIL)
-    c.tasks.start(job["id"], 1, "w-dead", time.time())
-    c.tasks.requeue(job["id"], 1, "w-dead", "retry in 0 s: boom", time.time())  # then died before sending it
+    c.typed_jobs.start(job["id"], 1, "w-dead", time.time())
+    c.typed_jobs.requeue(job["id"], 1, "w-dead", "retry in 0 s: boom", time.time())  # then died before sending it
     run_workers(c)  # the original message comes back
     _, done = call(client, "get", f"/api/jobs/{job['id']}")
     assert (done["status"], done["attempts"]) == ("completed", 2)
@@ -189,7 +189,7 @@ def test_a_redelivered_attempt_whose_retry_message_was_lost_sends_the_retry_agai
 
 def test_a_redelivered_attempt_whose_worker_went_silent_is_taken_over_and_finished(client, c):
     _, job = post(client, EMAIL)
-    c.tasks.start(job["id"], 1, "w-dead", time.time() - 60)  # started a Lambda timeout ago, never settled
+    c.typed_jobs.start(job["id"], 1, "w-dead", time.time() - 60)  # started a Lambda timeout ago, never settled
     run_workers(c)
     _, done = call(client, "get", f"/api/jobs/{job['id']}")
     assert (done["status"], done["attempts"]) == ("completed", 1)
@@ -200,12 +200,12 @@ def test_a_message_whose_attempt_another_worker_started_comes_back_after_its_tim
     _, job = post(client, EMAIL)
     message = c.jobs_queue.sent.pop(0)
     started = time.time()
-    c.tasks.start(job["id"], 1, "w-other", started)  # still running it, or about to fail to store its outcome
+    c.typed_jobs.start(job["id"], 1, "w-other", started)  # still running it, or about to fail to store its outcome
 
     early = c.worker.process([Record("m1", message.body, receipt_handle="r1")], lambda: started + 5)
     assert early.failed_ids == ["m1"]  # not dropped: nobody else may ever settle this attempt
     assert c.jobs_queue.delayed["r1"] >= 25  # back once the other worker's 30 s timeout has passed
-    assert c.tasks.jobs[job["id"]].status == "running" and c.ledger.outcomes == {}
+    assert c.typed_jobs.jobs[job["id"]].status == "running" and c.ledger.outcomes == {}
 
     back_at = started + 5 + c.jobs_queue.delayed["r1"]
     late = c.worker.process([Record("m1", message.body, receipt_handle="r2", receive_count=2)], lambda: back_at)
@@ -216,29 +216,30 @@ def test_a_message_whose_attempt_another_worker_started_comes_back_after_its_tim
 
 
 def test_a_held_back_message_still_settles_its_other_jobs_and_frees_their_slots(client, c):
-    c.tasks.set_paused(True, time.time())
+    c.typed_jobs.set_paused(True, time.time())
     first, second = post(client, EMAIL)[1], post(client, NOTIFICATION)[1]
-    c.tasks.set_paused(False, time.time())
-    c.task_dispatcher.dispatch(time.time())
+    c.typed_jobs.set_paused(False, time.time())
+    c.typed_dispatcher.dispatch(time.time())
     [message] = c.jobs_queue.sent  # both jobs, in one message of two
-    c.tasks.start(first["id"], 1, "w-other", time.time())
+    c.typed_jobs.start(first["id"], 1, "w-other", time.time())
     refills = []
 
-    result = c.worker.process([Record("m1", message.body, receipt_handle="r1")], time.time, settled=refills.append)
+    c.worker.settled = refills.append
+    result = c.worker.process([Record("m1", message.body, receipt_handle="r1")], time.time)
     assert result.failed_ids == ["m1"] and result.jobs_done == 1 and len(refills) == 1
-    assert (c.tasks.jobs[first["id"]].status, c.tasks.jobs[second["id"]].status) == ("running", "completed")
+    assert (c.typed_jobs.jobs[first["id"]].status, c.typed_jobs.jobs[second["id"]].status) == ("running", "completed")
 
 
 def test_a_duplicate_arriving_after_the_attempt_settled_is_dropped_and_changes_nothing(client, c):
     _, job = post(client, EMAIL)
     message = c.jobs_queue.sent.pop(0)
-    executed, execute = [], c.worker.tasks.run
-    c.worker.tasks.run = lambda spec: executed.append(spec.id) or execute(spec)
+    executed, execute = [], c.typed_attempts.run
+    c.typed_attempts.run = lambda spec: executed.append(spec.id) or execute(spec)
     first = c.worker.process([Record("m1", message.body)], time.time)  # settles it
     assert first.jobs_done == 1
     again = c.worker.process([Record("m1", message.body, receipt_handle="r2", receive_count=2)], time.time)
     assert again.failed_ids == [] and again.jobs_done == 0
-    assert len(c.ledger.outcomes) == 1 and c.tasks.jobs[job["id"]].status == "completed"
+    assert len(c.ledger.outcomes) == 1 and c.typed_jobs.jobs[job["id"]].status == "completed"
     assert executed == [job["id"]]  # the ledger would hide a second run; the executor count does not
 
 
@@ -263,13 +264,13 @@ def test_a_fourth_type_needs_only_its_model_and_its_executor(client, c):
 # ---- cancel and retry ----
 
 def test_only_a_pending_job_can_be_cancelled(client, c):
-    c.tasks.set_paused(True, time.time())
+    c.typed_jobs.set_paused(True, time.time())
     _, waiting = post(client, EMAIL)
     code, cancelled = call(client, "delete", f"/api/jobs/{waiting['id']}")
     assert code == 200 and cancelled["status"] == "cancelled" and cancelled["timeline"][-1]["status"] == "cancelled"
     assert call(client, "delete", f"/api/jobs/{waiting['id']}")[0] == 409
-    assert c.tasks.backlog("anonymous", 10) == []
-    c.tasks.set_paused(False, time.time())
+    assert c.typed_jobs.backlog("anonymous", 10) == []
+    c.typed_jobs.set_paused(False, time.time())
     _, done = post(client, EMAIL)
     run_workers(c)
     assert call(client, "delete", f"/api/jobs/{done['id']}")[0] == 409
@@ -278,7 +279,7 @@ def test_only_a_pending_job_can_be_cancelled(client, c):
 
 def test_a_running_job_cannot_be_cancelled(client, c):
     _, job = post(client, EMAIL)
-    c.tasks.start(job["id"], 1, "w", time.time())
+    c.typed_jobs.start(job["id"], 1, "w", time.time())
     code, answer = call(client, "delete", f"/api/jobs/{job['id']}")
     assert code == 409 and "running" in answer["message"]
 
@@ -316,7 +317,7 @@ def walk(client, query):
 
 
 def test_filters_sort_and_search_select_and_order_the_jobs(client, c):
-    c.tasks.set_paused(True, time.time())
+    c.typed_jobs.set_paused(True, time.time())
     ids = submit_mixed(client, 15)
     _, newest = call(client, "get", "/api/jobs?limit=100")
     assert [j["id"] for j in newest["jobs"]] == ids[::-1] and "timeline" not in newest["jobs"][0]
@@ -332,7 +333,7 @@ def test_filters_sort_and_search_select_and_order_the_jobs(client, c):
 
 
 def test_walking_every_page_returns_each_job_exactly_once(client, c):
-    c.tasks.set_paused(True, time.time())
+    c.typed_jobs.set_paused(True, time.time())
     ids = submit_mixed(client, 57)
     for query in ("limit=7", "limit=10&sort=priority&order=asc", "limit=5&status=pending&sort=priority",
                   "limit=4&type=report&order=asc"):
@@ -354,7 +355,7 @@ def test_a_bad_list_parameter_gets_400_naming_it(client, c, query, field):
 
 
 def test_a_next_token_from_another_listing_is_refused(client, c):
-    c.tasks.set_paused(True, time.time())
+    c.typed_jobs.set_paused(True, time.time())
     submit_mixed(client, 5)
     token = call(client, "get", "/api/jobs?limit=2")[1]["next"]
     assert call(client, "get", f"/api/jobs?limit=2&sort=priority&next={token}")[0] == 400
@@ -364,7 +365,7 @@ def test_stats_count_by_status_and_type_and_give_an_hour_of_throughput(client, c
     post(client, EMAIL)
     post(client, with_text(REPORT, "#fail"))
     run_workers(c)
-    c.tasks.set_paused(True, time.time())
+    c.typed_jobs.set_paused(True, time.time())
     _, pending = post(client, NOTIFICATION)
     _, stats = call(client, "get", "/api/stats")
     assert stats["total"] == 3
@@ -384,20 +385,20 @@ def test_while_paused_nothing_is_admitted_and_unpausing_admits_the_highest_prior
     code, state = call(client, "put", "/api/jobs/dispatch", ADMIN, {"paused": False})
     assert code == 200 and (state["paused"], state["in_flight"]) == (False, 10)
     first = [job.id for m in c.jobs_queue.sent for job in JobEnvelope.model_validate_json(m.body).jobs]
-    assert {c.tasks.jobs[i].priority for i in first} == {5}
+    assert {c.typed_jobs.jobs[i].priority for i in first} == {5}
     run_workers(c)
-    started = sorted(ids, key=lambda i: c.tasks.jobs[i].started_at)
-    priorities = [c.tasks.jobs[i].priority for i in started]
+    started = sorted(ids, key=lambda i: c.typed_jobs.jobs[i].started_at)
+    priorities = [c.typed_jobs.jobs[i].priority for i in started]
     assert priorities == sorted(priorities, reverse=True)
 
 
 def test_priority_orders_admission_within_each_callers_fair_share(client, c):
-    c.tasks.set_paused(True, time.time())
+    c.typed_jobs.set_paused(True, time.time())
     for caller, priority in (("big", 5), ("small", 1)):
         for _ in range(10):
             post(client, {**EMAIL, "priority": priority}, {"X-Caller-ID": caller})
     call(client, "put", "/api/jobs/dispatch", ADMIN, {"paused": False})
-    admitted = [JobEnvelope.model_validate_json(m.body).run_id for m in c.jobs_queue.sent]
+    admitted = [JobEnvelope.model_validate_json(m.body).group for m in c.jobs_queue.sent]
     # A high priority does not starve another caller: the window's 10 slots go a message (2 jobs) at a time,
     # alternately, so the callers' shares differ by one message at most (the cursor rotates who gets it).
     assert sorted([admitted.count("big"), admitted.count("small")]) == [2, 3]

@@ -1,6 +1,6 @@
 """The pacing plan: which jobs a tick claims, how they are spread, and when the next tick comes."""
-from chalicelib.models import Run
-from chalicelib.pacing import PaceSettings, due_count, job_number, plan_tick
+from chalicelib.runs.models import Run
+from chalicelib.runs.pacing import PaceSettings, due_count, job_number, plan_tick
 
 PACE = PaceSettings(lookahead_s=1.0, max_in_flight=1000, jobs_per_message=50)
 

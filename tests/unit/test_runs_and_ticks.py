@@ -1,9 +1,10 @@
 """Run lifecycle and the tick chain, over the in-memory adapters."""
 import pytest
 
-from chalicelib import runs
-from chalicelib.errors import NoActiveRun, RunAlreadyActive, StaleWrite
-from chalicelib.models import ChangeRate, JobEnvelope, StartRun, Tick
+from chalicelib.runs import service as runs
+from chalicelib.core.errors import NoActiveRun, RunAlreadyActive, StaleWrite
+from chalicelib.core.jobs import JobEnvelope
+from chalicelib.runs.models import ChangeRate, StartRun, Tick
 from tests.fakes import MemoryContainer
 
 T0 = 1_800_000_000.0

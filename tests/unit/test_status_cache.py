@@ -1,5 +1,5 @@
 """The status cache shares reads between pollers but never outlives a write."""
-from chalicelib.settings import StatusCache
+from chalicelib.runs.status_cache import StatusCache
 
 
 def test_pollers_within_the_interval_share_one_read():

@@ -1,10 +1,13 @@
 """The job worker: exactly-once outcomes, retries with backoff, poison messages."""
 import pytest
 
-from chalicelib import runs
-from chalicelib.models import JobEnvelope, JobSpec, StartRun
-from chalicelib.adapters.memory import MemoryFailureLog
-from chalicelib.worker import InjectedFailure, JobWorker, Record, RetryPolicy, with_injected_failures
+from chalicelib.runs import service as runs
+from chalicelib.core.jobs import JobEnvelope, JobSpec
+from chalicelib.runs.models import StartRun
+from chalicelib.dlq.memory import MemoryFailureLog
+from chalicelib.worker.retry import InjectedFailure, RetryPolicy, with_injected_failures
+from chalicelib.worker.runner import NumberRunner
+from chalicelib.worker.worker import JobWorker, Record
 from tests.fakes import MemoryContainer
 
 T0 = 1_800_000_000.0
@@ -19,13 +22,14 @@ def c():
 
 def envelope(run_id, *numbers, attempt=1) -> Record:
     jobs = [JobSpec(id=f"{run_id}:{i}", number=str(n), attempt=attempt) for i, n in enumerate(numbers)]
-    return Record(message_id=f"m-{numbers}", body=JobEnvelope(run_id=run_id, jobs=jobs).model_dump_json())
+    return Record(message_id=f"m-{numbers}", body=JobEnvelope(group=run_id, jobs=jobs).model_dump_json())
 
 
 def worker(c, compute=None, max_attempts=3) -> JobWorker:
-    from chalicelib.factoring import prime_factors
+    from chalicelib.compute.factoring import prime_factors
+    numbers = NumberRunner(compute or prime_factors)
     return JobWorker(ledger=c.ledger, retries=c.jobs_queue, policy=RetryPolicy(max_attempts=max_attempts),
-                     compute=compute or prime_factors, worker_id="w1")
+                     runners={"run": numbers, "compute": numbers}, worker_id="w1")
 
 
 def test_a_message_records_one_result_per_job_with_its_factors(c):
@@ -103,8 +107,8 @@ def test_the_sqs_adapter_sends_a_group_id_as_message_group_id_and_omits_it_other
     import boto3
     from botocore.stub import Stubber
 
-    from chalicelib.adapters.sqs import SqsQueue
-    from chalicelib.models import OutboundMessage
+    from chalicelib.aws.sqs import SqsQueue
+    from chalicelib.core.jobs import OutboundMessage
 
     sqs = boto3.client("sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     queue = SqsQueue(sqs, "q")
@@ -120,11 +124,13 @@ def test_the_sqs_adapter_sends_a_group_id_as_message_group_id_and_omits_it_other
 
 def test_a_batch_is_worked_round_robin_across_runs_and_each_message_is_reported_as_it_settles(c):
     def compute_envelope(run_id, n) -> Record:
-        body = JobEnvelope(origin="compute", run_id=run_id, jobs=[JobSpec(id=f"{run_id}-{n}", number=str(n))])
+        body = JobEnvelope(origin="compute", group=run_id, jobs=[JobSpec(id=f"{run_id}-{n}", number=str(n))])
         return Record(message_id=f"m-{run_id}-{n}", body=body.model_dump_json())
 
     batch = [compute_envelope("big", n) for n in (10, 11, 12)] + [compute_envelope("small", 13)]
     settled = []
-    worker(c).process(batch, lambda: T0, settled=lambda e: settled.append((e.run_id, e.jobs[0].number)))
+    working = worker(c)
+    working.settled = lambda e: settled.append((e.group, e.jobs[0].number))
+    working.process(batch, lambda: T0)
     # Batch order would serve the small caller's one message last, behind all of the big caller's.
     assert settled == [("big", "10"), ("small", "13"), ("big", "11"), ("big", "12")]

@@ -1,0 +1,145 @@
+"""Fair admission: from per-caller backlogs in DynamoDB into a bounded in-flight window on the jobs queue.
+
+`Dispatcher.dispatch` (run on submit, as workers settle messages, and by the
+1-minute watchdog) fills the free part of the window, giving each caller with
+a backlog a fair share and rotating who gets the remainder: round robin with
+a quantum of a message. Fair compute and typed jobs each run one, over their
+own store (see admission/store.py), so both share one admission path.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Callable, Generic, Iterator
+
+from chalicelib.admission.store import AdmissionStore, Item
+from chalicelib.core.errors import StaleWrite
+from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
+from chalicelib.core.queue import MessageQueue
+
+
+def fair_shares(backlogs: dict[str, int], free: int, cursor: int,
+                in_flight: dict[str, int] | None = None, quantum: int = 1) -> dict[str, int]:
+    """Split `free` slots of the in-flight window across the callers with a backlog.
+
+    Each `quantum` of slots (a message's worth) goes to the wanting caller
+    with the fewest jobs in flight, counting the slots already given (ties
+    rotate from `cursor`). With equal in-flight counts that is deficit round
+    robin; a caller that has just arrived is first in line until it holds as
+    many slots as the others: max-min fair shares of the window, so a
+    newcomer waits for slots to free, not for a spiking caller's backlog.
+    Whole quanta keep messages full: ten freed slots split five and five
+    would cost two ledger transactions where one does.
+    """
+    order = sorted(caller for caller, backlog in backlogs.items() if backlog > 0)
+    if not order:
+        return {}
+    start = cursor % len(order)
+    order = order[start:] + order[:start]
+    held = {caller: max(0, (in_flight or {}).get(caller, 0)) for caller in order}
+    shares = dict.fromkeys(order, 0)
+    left = max(0, free)
+    while left > 0:
+        wanting = [c for c in order if shares[c] < backlogs[c]]
+        if not wanting:
+            break
+        chosen = min(wanting, key=lambda c: held[c] + shares[c])  # min keeps the first of equals: the rotation
+        given = min(max(1, quantum), left, backlogs[chosen] - shares[chosen])
+        shares[chosen] += given
+        left -= given
+    return {caller: share for caller, share in shares.items() if share}
+
+
+def round_robin_chunks(chunks: dict[str, list[list[Item]]], order: list[str]) -> Iterator[tuple[list[Item], str]]:
+    """(chunk, caller) pairs taking one chunk of each caller in turn, in `order`."""
+    for turn in range(max((len(c) for c in chunks.values()), default=0)):
+        for caller in order:
+            if turn < len(chunks[caller]):
+                yield chunks[caller][turn], caller
+
+
+@dataclass
+class Dispatcher(Generic[Item]):
+    """Fair admission from one feature's per-caller backlogs: fair compute's (origin "compute") and the typed
+    jobs' (origin "typed", whose store promotes due scheduled jobs and holds back while paused)."""
+
+    store: AdmissionStore[Item]
+    jobs: MessageQueue
+    origin: Origin
+    job_spec: Callable[[Item], JobSpec]  # a backlog item as the job its message carries
+    max_in_flight: int
+    jobs_per_message: int
+    lease_s: float = 30.0
+    resend_after_s: float = 60.0
+    clock: Callable[[], float] = time.time
+    max_passes: int = 8  # a bound on the passes one trigger makes for others (see dispatch)
+
+    def dispatch(self, now: float) -> int:
+        """Admit what fits in the in-flight window, fairly. Returns the jobs admitted (0 if another dispatcher ran).
+
+        A trigger that finds the lease held is not lost: it asks the holder to
+        go round once more, so slots freed during a pass are filled. The
+        holder goes round at most `max_passes` times: under a steady stream of
+        submits someone always asks, and the holder (an HTTP request) would
+        never answer. What asks during the last pass waits for the next
+        trigger, which under such a stream comes at once (and the watchdog
+        comes within a minute).
+        """
+        holder = secrets.token_hex(8)
+        cursor = self.store.take_lease(holder, now, self.lease_s)
+        if cursor is None:
+            return 0
+        admitted = 0
+        for passes in range(1, self.max_passes + 1):
+            try:
+                admitted += self._admit_once(now, cursor)
+            except BaseException:
+                self.store.release_lease(holder, cursor + 1, now, self.lease_s, final=True)
+                raise
+            cursor += 1
+            now = self.clock()
+            if self.store.release_lease(holder, cursor, now, self.lease_s, final=passes == self.max_passes):
+                break
+        return admitted
+
+    def _admit_once(self, now: float, cursor: int) -> int:
+        self._resend_stale_outbox(now)
+        if not self.store.prepare_admission(now):
+            return 0
+        counts = self.store.callers()
+        held = {c.caller: c.in_flight for c in counts}
+        free = self.max_in_flight - sum(max(0, n) for n in held.values())
+        shares = fair_shares({c.caller: c.backlog for c in counts}, free, cursor, held, self.jobs_per_message)
+        chunks: dict[str, list[list[Item]]] = {}
+        for caller, share in shares.items():
+            items = self.store.backlog(caller, share)
+            chunks[caller] = [items[i : i + self.jobs_per_message] for i in range(0, len(items), self.jobs_per_message)]
+        # Interleaved, the caller holding the fewest slots first: a worker takes a batch's messages in
+        # turn, so a newcomer's message is not queued behind a whole share of a spiking caller's.
+        queue_order = sorted(chunks, key=lambda caller: max(0, held.get(caller, 0)))
+        admitted = 0
+        sent: list[str] = []
+        messages: list[OutboundMessage] = []
+        for chunk, caller in round_robin_chunks(chunks, queue_order):
+            body = JobEnvelope(origin=self.origin, group=caller,
+                               jobs=[self.job_spec(item) for item in chunk]).model_dump_json()
+            try:
+                sent.append(self.store.admit(caller, chunk, body, now))
+            except StaleWrite:
+                continue  # admitted by a dispatcher whose lease ran out under it; it sends them
+            messages.append(OutboundMessage(body=body, group_id=caller))
+            admitted += len(chunk)
+        if messages:
+            self.jobs.send(messages)
+            self.store.forget_outbox(sent)
+        return admitted
+
+    def _resend_stale_outbox(self, now: float) -> None:
+        # A dispatcher that crashed between admitting and sending left these; the ledger
+        # records each job once, so sending one twice is harmless.
+        stale = self.store.outbox(now - self.resend_after_s)
+        if stale:
+            self.jobs.send([OutboundMessage(body=body, group_id=JobEnvelope.model_validate_json(body).group)
+                            for _, body in stale])
+            self.store.forget_outbox([key for key, _ in stale])

@@ -1,0 +1,80 @@
+"""Admission's coordination in DynamoDB: one dispatcher's lease with its round-robin cursor, and the outbox."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from chalicelib.aws.clients import DynamoDBClient
+from chalicelib.aws.codec import from_item, to_item
+from chalicelib.aws.retry import batch_delete, domain_client, query_all
+from chalicelib.core.errors import StaleWrite
+
+
+class DispatchCoordination:
+    """A dispatcher's lease (one admitter at a time, with its round-robin cursor) and outbox, in one partition
+    of the state table. Fair compute's store and the typed jobs' store each have their own partition."""
+
+    DISPATCH_PK = ""
+
+    def __init__(self, client: DynamoDBClient, table_name: str):
+        self._db = domain_client(client)
+        self._table = table_name
+
+    @property
+    def _lease_key(self) -> dict[str, Any]:
+        return to_item({"pk": self.DISPATCH_PK, "sk": "LEASE"})
+
+    def _query(self, limit: int | None = None, **request: Any) -> list[dict[str, Any]]:
+        """Every item of a Query on the state table (up to `limit`), decoded."""
+        return [from_item(item) for item in query_all(self._db, limit, TableName=self._table, **request)]
+
+    def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
+        try:
+            found = self._db.update_item(
+                TableName=self._table, Key=self._lease_key,
+                UpdateExpression="SET holder = :holder, expires = :expires, again = :no",
+                # One dispatcher at a time: two would admit the same backlog heads twice.
+                ConditionExpression="attribute_not_exists(expires) OR expires < :now",
+                ExpressionAttributeValues=to_item({":holder": holder, ":expires": now + ttl_s, ":now": now,
+                                                   ":no": False}),
+                ReturnValues="ALL_NEW")
+        except StaleWrite:
+            # Held: ask the holder to go round again, so this trigger is not lost.
+            self._db.update_item(TableName=self._table, Key=self._lease_key, UpdateExpression="SET again = :yes",
+                                 ExpressionAttributeValues=to_item({":yes": True}))
+            return None
+        return int(from_item(found["Attributes"]).get("cursor", 0))
+
+    def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool:
+        values = {":zero": 0, ":cursor": cursor, ":holder": holder}
+        try:
+            self._db.update_item(
+                TableName=self._table, Key=self._lease_key, UpdateExpression="SET expires = :zero, #cursor = :cursor",
+                ConditionExpression="holder = :holder" + ("" if final else " AND again = :no"),
+                ExpressionAttributeNames={"#cursor": "cursor"},
+                ExpressionAttributeValues=to_item({**values, **({} if final else {":no": False})}))
+            return True
+        except StaleWrite:
+            pass
+        try:  # asked again while we held it (or we lost it): keep it for one more pass
+            self._db.update_item(
+                TableName=self._table, Key=self._lease_key,
+                UpdateExpression="SET expires = :expires, #cursor = :cursor, again = :no",
+                ConditionExpression="holder = :holder", ExpressionAttributeNames={"#cursor": "cursor"},
+                ExpressionAttributeValues=to_item({":expires": now + ttl_s, ":cursor": cursor, ":holder": holder,
+                                                   ":no": False}))
+            return False
+        except StaleWrite:
+            return True  # lost by expiry: the next holder goes on
+
+    def _outbox_put(self, key: str, body: str, now: float) -> dict[str, Any]:
+        return {"Put": {"TableName": self._table,
+                        "Item": to_item({"pk": self.DISPATCH_PK, "sk": key, "body": body, "created_at": now})}}
+
+    def outbox(self, created_before: float) -> list[tuple[str, str]]:
+        found = self._query(KeyConditionExpression="pk = :pk AND begins_with(sk, :out)",
+                            ExpressionAttributeValues=to_item({":pk": self.DISPATCH_PK, ":out": "OUT#"}),
+                            ConsistentRead=True)
+        return [(item["sk"], item["body"]) for item in found if float(item["created_at"]) < created_before]
+
+    def forget_outbox(self, keys: Sequence[str]) -> None:
+        batch_delete(self._db, self._table, [{"pk": self.DISPATCH_PK, "sk": key} for key in keys])

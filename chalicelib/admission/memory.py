@@ -1,0 +1,44 @@
+"""Admission coordination's in-memory twin."""
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+
+class MemoryDispatchCoordination:
+    """A dispatcher's lease, round-robin cursor and outbox (DispatchCoordination's twin)."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.lease: tuple[str, float] | None = None  # holder, expires
+        self.asked_again = False
+        self.cursor = 0
+        self.pending_sends: dict[str, tuple[float, str]] = {}
+
+    def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
+        with self.lock:
+            if self.lease is not None and self.lease[1] >= now:
+                self.asked_again = True
+                return None
+            self.lease, self.asked_again = (holder, now + ttl_s), False
+            return self.cursor
+
+    def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool:
+        with self.lock:
+            if self.lease is None or self.lease[0] != holder:
+                return True  # lost by expiry: the next holder goes on
+            self.cursor = cursor
+            if self.asked_again and not final:
+                self.lease, self.asked_again = (holder, now + ttl_s), False
+                return False
+            self.lease = None
+            return True
+
+    def outbox(self, created_before: float) -> list[tuple[str, str]]:
+        with self.lock:
+            return [(key, body) for key, (at, body) in self.pending_sends.items() if at < created_before]
+
+    def forget_outbox(self, keys: Sequence[str]) -> None:
+        with self.lock:
+            for key in keys:
+                self.pending_sends.pop(key, None)

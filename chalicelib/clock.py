@@ -1,0 +1,50 @@
+"""Pacer's clock: the ticks queue's messages, and the one-minute watchdog.
+
+Two features share the ticks queue: a paced run's self-rescheduling ticks
+(runs/pacing.py) and the wake-ups of scheduled typed jobs (typed/service.py).
+The watchdog runs each feature's duty that a lost message would otherwise
+leave undone: it restarts a run's dead tick chain, admits what waits in the
+fair backlogs, and sends wake-ups for typed jobs that fall due before it runs
+again.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pydantic import TypeAdapter
+
+from chalicelib.admission.service import Admission
+from chalicelib.core.queue import MessageQueue
+from chalicelib.runs.models import Tick
+from chalicelib.runs.pacing import Pacer
+from chalicelib.typed import service as typed
+from chalicelib.typed.models import WakeUp
+from chalicelib.typed.store import TypedJobStore
+
+log = logging.getLogger(__name__)
+CLOCK_MESSAGES: TypeAdapter[Tick | WakeUp] = TypeAdapter(Tick | WakeUp)
+
+
+@dataclass
+class Clock:
+    pacer: Pacer
+    admission: Admission
+    typed_jobs: TypedJobStore
+    ticks: MessageQueue
+
+    def on_message(self, body: str, now: float) -> str:
+        """One message of the ticks queue: a run's tick, or a scheduled typed job's wake-up."""
+        message = CLOCK_MESSAGES.validate_json(body)
+        if isinstance(message, WakeUp):
+            return typed.on_wake_up(message, self.ticks, self.admission, now)
+        return self.pacer.handle_tick(message, now)
+
+    def watchdog(self, now: float) -> dict[str, object]:
+        report: dict[str, object] = {"runs": self.pacer.watchdog(now)}
+        report["admitted"] = self.admission.admit_all()  # typed jobs' admission also promotes what fell due
+        try:
+            report["wake_ups"] = typed.wake_ups_due_soon(self.typed_jobs, self.ticks, now)
+        except Exception:
+            log.exception("could not send wake-ups for scheduled jobs; the next watchdog admits them")
+        return report

@@ -1,0 +1,1 @@
+"""Fair compute: numbers factored once, callers admitted fairly."""

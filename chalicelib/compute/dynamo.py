@@ -1,0 +1,209 @@
+"""Fair compute in DynamoDB (the state table).
+
+  CNUM#<number>   NUM                    the number's one record: status, factors (the dedup claim)
+  CREQ#<id>       REQ                    a request
+  CQ#<caller>     <submitted>#<id>       the caller's backlog, oldest first
+  CALLERS         <caller>               backlog, in_flight, done, failed
+  CWAIT#<caller>  <finished>#<id>        a wait sample (TTL a week)
+  CDISPATCH       LEASE | OUT#<id>       admission's lease and outbox
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from chalicelib.admission.dynamo import DispatchCoordination
+from chalicelib.admission.models import CallerCounts
+from chalicelib.aws.codec import from_item, to_item
+from chalicelib.aws.retry import MAX_ATTEMPTS, backoff, batch_put, call_with_conflict_retry
+from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest, NumberRecord
+from chalicelib.compute.store import ComputeStore
+from chalicelib.core.errors import Contended, StaleWrite
+from chalicelib.core.jobs import JobOutcome
+from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
+
+
+WAIT_TTL_S = 7 * 24 * 3600
+
+
+def _number_key(number: str) -> dict:
+    return to_item({"pk": f"CNUM#{number}", "sk": "NUM"})
+
+
+def _caller_key(caller: str) -> dict:
+    return to_item({"pk": "CALLERS", "sk": caller})
+
+
+def _backlog_sk(item_id: str, submitted_at: float) -> str:
+    return f"{submitted_at:017.6f}#{item_id}"
+
+
+class DynamoComputeStore(DispatchCoordination, ComputeStore):
+    """Fair compute's items in the state table (see the module docstring and docs/ARCHITECTURE.md)."""
+
+    DISPATCH_PK = "CDISPATCH"
+    CLAIMS_PER_TRANSACTION = 32  # 3 items each and one counter per caller: within DynamoDB's 100
+
+    def submit(self, request: ComputeRequest, now: float) -> ComputeRequest:
+        return self.submit_many([request], now)[0]
+
+    def submit_many(self, requests: Sequence[ComputeRequest], now: float) -> list[ComputeRequest]:
+        stored: dict[str, ComputeRequest] = {}
+        claiming: list[ComputeRequest] = []
+        for request in requests:  # a number repeated within the call is claimed by its first request only
+            if any(r.number == request.number for r in claiming):
+                stored[request.id] = request.model_copy(update={"owner": False})
+            else:
+                claiming.append(request.model_copy(update={"owner": True}))
+        for offset in range(0, len(claiming), self.CLAIMS_PER_TRANSACTION):
+            for request in self._claim(claiming[offset : offset + self.CLAIMS_PER_TRANSACTION]):
+                stored[request.id] = request
+        batch_put(self._db, self._table, [self._request_item(r) for r in stored.values() if not r.owner])
+        return [stored[r.id] for r in requests]
+
+    def _claim(self, owners: list[ComputeRequest]) -> list[ComputeRequest]:
+        """Claim each request's number in one transaction. A number someone else claimed first makes that
+        request a follower: the transaction is cancelled, names it, and is retried without it."""
+        followers: list[ComputeRequest] = []
+        attempt = 0
+        while owners:
+            try:
+                self._db.transact_write_items(TransactItems=self._claim_items(owners))
+                return owners + followers
+            except StaleWrite as exc:
+                lost = {i // 3 for i, code in enumerate(exc.reasons) if code == "ConditionalCheckFailed" and i % 3 == 0
+                        and i < 3 * len(owners)}
+                if not lost:
+                    raise
+                followers += [owners[i].model_copy(update={"owner": False}) for i in sorted(lost)]
+                owners = [r for i, r in enumerate(owners) if i not in lost]
+            except Contended:
+                attempt += 1
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                backoff(attempt)
+        return followers
+
+    def _claim_items(self, owners: list[ComputeRequest]) -> list[dict]:
+        items = []
+        for request in owners:  # three items per request, the claim first (see _claim)
+            items += [
+                {"Put": {
+                    "TableName": self._table,
+                    "Item": to_item({**_key_dict(_number_key(request.number)),
+                                     **NumberRecord(number=request.number, status="pending",
+                                                    job_id=request.id).model_dump(exclude_none=True)}),
+                    # The dedup claim: only the first request for a number puts this item, and only it is computed.
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }},
+                {"Put": {"TableName": self._table, "Item": self._request_item(request)}},
+                {"Put": {"TableName": self._table, "Item": to_item({
+                    "pk": f"CQ#{request.caller}", "sk": _backlog_sk(request.id, request.submitted_at),
+                    **ComputeBacklogItem(id=request.id, number=request.number,
+                                  submitted_at=request.submitted_at).model_dump()})}},
+            ]
+        for caller in sorted({r.caller for r in owners}):
+            added = sum(1 for r in owners if r.caller == caller)
+            items.append({"Update": {"TableName": self._table, "Key": _caller_key(caller),
+                                     "UpdateExpression": "ADD backlog :added",
+                                     "ExpressionAttributeValues": to_item({":added": added})}})
+        return items
+
+    def _request_item(self, request: ComputeRequest) -> dict:
+        return to_item({"pk": f"CREQ#{request.id}", "sk": "REQ", **request.model_dump()})
+
+    def request(self, request_id: str) -> ComputeRequest | None:
+        found = self._db.get_item(TableName=self._table, Key=to_item({"pk": f"CREQ#{request_id}", "sk": "REQ"}))
+        return ComputeRequest.model_validate(from_item(found["Item"])) if "Item" in found else None
+
+    def number(self, number: str) -> NumberRecord | None:
+        found = self._db.get_item(TableName=self._table, Key=_number_key(number), ConsistentRead=True)
+        return NumberRecord.model_validate(from_item(found["Item"])) if "Item" in found else None
+
+    def prepare_admission(self, now: float) -> bool:
+        return True  # nothing is scheduled, and nothing pauses
+
+    def callers(self) -> list[CallerCounts]:
+        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": "CALLERS"}),
+                            ConsistentRead=True)
+        return [CallerCounts(caller=item["sk"], **{k: int(item.get(k, 0)) for k in ("backlog", "in_flight", "done", "failed")})
+                for item in found]
+
+    def waits(self, caller: str, limit: int) -> list[float]:
+        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": f"CWAIT#{caller}"}),
+                            ScanIndexForward=False, limit=limit)
+        return [float(item["wait"]) for item in found[:limit]]
+
+    def backlog(self, caller: str, limit: int) -> list[ComputeBacklogItem]:
+        if limit <= 0:
+            return []
+        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": f"CQ#{caller}"}),
+                            ConsistentRead=True, limit=limit)
+        return [ComputeBacklogItem.model_validate(item) for item in found[:limit]]
+
+    def admit(self, caller: str, items: Sequence[ComputeBacklogItem], body: str, now: float) -> str:
+        key = f"OUT#{items[0].id}"
+        transaction = [
+            {"Delete": {"TableName": self._table,
+                        "Key": to_item({"pk": f"CQ#{caller}", "sk": _backlog_sk(item.id, item.submitted_at)}),
+                        # An item admitted already must not be sent again by this transaction.
+                        "ConditionExpression": "attribute_exists(pk)"}}
+            for item in items
+        ] + [
+            {"Update": {"TableName": self._table, "Key": _number_key(item.number),
+                        "UpdateExpression": "SET #status = :running, admitted_at = :now",
+                        "ConditionExpression": "#status = :pending",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": to_item({":running": "running", ":pending": "pending", ":now": now})}}
+            for item in items
+        ] + [
+            {"Update": {"TableName": self._table, "Key": _caller_key(caller),
+                        "UpdateExpression": "ADD backlog :minus, in_flight :plus",
+                        "ExpressionAttributeValues": to_item({":minus": -len(items), ":plus": len(items)})}},
+            self._outbox_put(key, body, now),
+        ]
+        call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=transaction))
+        return key
+
+
+def _key_dict(key: dict) -> dict:
+    return from_item(key)
+
+
+class ComputeSettlement(Settlement):
+    """The writes new compute outcomes make beside their result items: each number's record and a wait sample,
+    and the caller's counters once (a transaction may touch an item once). They ride in the ledger's
+    transaction, so they happen exactly when the results are new."""
+
+    items_per_outcome = 2
+    shared_items = 1
+
+    def __init__(self, state_table: str):
+        self._state = state_table
+
+    def writes(self, group: str, outcomes: Sequence[JobOutcome], now: float) -> SettlementWrites:
+        per_outcome: list[list[Write]] = []
+        for outcome in outcomes:
+            names = {"#status": "status", **({"#error": "error"} if outcome.error else {})}
+            writes: list[Write] = [{"Update": {
+                "TableName": self._state, "Key": _number_key(outcome.number or ""),
+                "UpdateExpression": "SET #status = :status, factors = :factors, finished_at = :at"
+                                    + (", #error = :error" if outcome.error else "") + " ADD computations :one",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": to_item({":status": outcome.outcome, ":factors": outcome.factors,
+                                                      ":at": outcome.finished_at, ":one": 1,
+                                                      **({":error": outcome.error} if outcome.error else {})}),
+            }}]
+            if outcome.submitted_at is not None:
+                writes.append({"Put": {"TableName": self._state, "Item": to_item({
+                    "pk": f"CWAIT#{group}", "sk": f"{outcome.finished_at:017.6f}#{outcome.job_id}",
+                    "wait": outcome.finished_at - outcome.submitted_at,
+                    "expires_at": int(outcome.finished_at) + WAIT_TTL_S})}})
+            per_outcome.append(writes)
+        done = sum(1 for o in outcomes if o.outcome == "done")
+        counters: Write = {"Update": {
+            "TableName": self._state, "Key": _caller_key(group),
+            "UpdateExpression": "ADD in_flight :minus, done :done, failed :failed",
+            "ExpressionAttributeValues": to_item({":minus": -len(outcomes), ":done": done,
+                                                  ":failed": len(outcomes) - done}),
+        }}
+        return SettlementWrites(per_outcome=per_outcome, shared=[counters])

@@ -1,0 +1,100 @@
+"""Fair compute's in-memory twin."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from chalicelib.admission.memory import MemoryDispatchCoordination
+from chalicelib.admission.models import CallerCounts
+from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest, NumberRecord
+from chalicelib.compute.store import ComputeStore
+from chalicelib.core.errors import StaleWrite
+from chalicelib.core.jobs import JobOutcome
+
+
+class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
+    def __init__(self):
+        super().__init__()
+        self.requests: dict[str, ComputeRequest] = {}
+        self.numbers: dict[str, NumberRecord] = {}
+        self.backlogs: dict[str, dict[str, ComputeBacklogItem]] = {}  # caller -> request id -> item
+        self.counts: dict[str, CallerCounts] = {}
+        self.wait_log: dict[str, list[float]] = {}
+
+    def _count(self, caller: str) -> CallerCounts:
+        return self.counts.setdefault(caller, CallerCounts(caller=caller))
+
+    def submit(self, request: ComputeRequest, now: float) -> ComputeRequest:
+        with self.lock:
+            owner = request.number not in self.numbers  # the claim: first request for a number computes it
+            stored = request.model_copy(update={"owner": owner})
+            self.requests[stored.id] = stored
+            if owner:
+                self.numbers[stored.number] = NumberRecord(number=stored.number, status="pending", job_id=stored.id)
+                self.backlogs.setdefault(stored.caller, {})[stored.id] = ComputeBacklogItem(
+                    id=stored.id, number=stored.number, submitted_at=stored.submitted_at)
+                self._count(stored.caller).backlog += 1
+            return stored.model_copy()
+
+    def submit_many(self, requests: Sequence[ComputeRequest], now: float) -> list[ComputeRequest]:
+        with self.lock:
+            return [self.submit(request, now) for request in requests]
+
+    def request(self, request_id: str) -> ComputeRequest | None:
+        with self.lock:
+            found = self.requests.get(request_id)
+            return found.model_copy() if found else None
+
+    def number(self, number: str) -> NumberRecord | None:
+        with self.lock:
+            found = self.numbers.get(number)
+            return found.model_copy() if found else None
+
+    def prepare_admission(self, now: float) -> bool:
+        return True  # nothing is scheduled, and nothing pauses
+
+    def callers(self) -> list[CallerCounts]:
+        with self.lock:
+            return [c.model_copy() for c in self.counts.values()]
+
+    def waits(self, caller: str, limit: int) -> list[float]:
+        with self.lock:
+            return list(self.wait_log.get(caller, [])[-limit:])
+
+    def backlog(self, caller: str, limit: int) -> list[ComputeBacklogItem]:
+        with self.lock:
+            items = sorted(self.backlogs.get(caller, {}).values(), key=lambda i: (i.submitted_at, i.id))
+            return items[:limit]
+
+    def admit(self, caller: str, items: Sequence[ComputeBacklogItem], body: str, now: float) -> str:
+        with self.lock:
+            backlog = self.backlogs.get(caller, {})
+            if any(item.id not in backlog for item in items):
+                raise StaleWrite("a backlog item was admitted already")
+            for item in items:
+                del backlog[item.id]
+                record = self.numbers[item.number]
+                self.numbers[item.number] = record.model_copy(update={"status": "running", "admitted_at": now})
+            counts = self._count(caller)
+            counts.backlog -= len(items)
+            counts.in_flight += len(items)
+            key = items[0].id
+            self.pending_sends[key] = (now, body)
+            return key
+
+    def settle(self, outcome: JobOutcome, now: float) -> bool:
+        """What the ledger does for a new compute outcome: the number's record and the caller's counters."""
+        with self.lock:
+            record = self.numbers.get(outcome.number)
+            if record is not None:
+                self.numbers[outcome.number] = record.model_copy(update={
+                    "status": outcome.outcome, "factors": outcome.factors, "error": outcome.error,
+                    "finished_at": outcome.finished_at, "computations": record.computations + 1})
+            counts = self._count(outcome.group)
+            counts.in_flight -= 1
+            if outcome.outcome == "done":
+                counts.done += 1
+            else:
+                counts.failed += 1
+            if outcome.submitted_at is not None:
+                self.wait_log.setdefault(outcome.group, []).append(outcome.finished_at - outcome.submitted_at)
+            return True

@@ -1,0 +1,77 @@
+"""Fair compute's models: the requests, the one record per number, the views."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from chalicelib.admission.models import CallerCounts
+from chalicelib.core.validation import Request
+
+
+class ComputeSubmit(Request):
+    number: str = Field(description="decimal digits, no sign")
+
+
+class ComputeBatchSubmit(Request):
+    numbers: list[str] = Field(min_length=1, max_length=100)
+
+
+ComputeStatus = Literal["pending", "running", "done", "failed"]
+
+
+class ComputeRequest(BaseModel):
+    """One caller's request for one number. Only the request that claimed the number (`owner`) is computed."""
+
+    id: str
+    caller: str
+    number: str
+    owner: bool
+    submitted_at: float
+
+
+class NumberRecord(BaseModel):
+    """The one stored factorisation of a number, shared by every request for it."""
+
+    number: str
+    status: ComputeStatus
+    job_id: str  # the owner request's id: the job that computes it
+    factors: list[str] = Field(default_factory=list)
+    error: str | None = None
+    computations: int = 0  # outcomes recorded for this number: 1 once done, whoever asked
+    admitted_at: float | None = None
+    finished_at: float | None = None
+
+
+class Accepted(BaseModel):
+    id: str
+    status: ComputeStatus
+
+
+class ComputeView(BaseModel):
+    id: str
+    caller: str
+    number: str
+    status: ComputeStatus
+    factors: list[str] = Field(default_factory=list)
+    cached: bool
+    error: str | None = None
+    submitted_at: float
+    admitted_at: float | None = None
+    finished_at: float | None = None
+    wait_s: float | None = None  # submitted to finished
+
+
+class ComputeBacklogItem(BaseModel):
+    id: str
+    number: str
+    submitted_at: float
+
+
+class CallerStats(CallerCounts):
+    p50_wait_s: float | None = None
+    p95_wait_s: float | None = None
+
+
+class Callers(BaseModel):
+    callers: list[CallerStats]

@@ -1,0 +1,1 @@
+"""What every feature shares: errors, the job envelope and outcome, times, validation, the queue port."""

@@ -1,0 +1,94 @@
+"""One error hierarchy for the domain. `app.py` maps these to HTTP in one place."""
+from __future__ import annotations
+
+
+class PacerError(Exception):
+    """Base of every error Pacer raises on purpose."""
+
+    code = "error"
+
+
+class InvalidInput(PacerError):
+    """A request that does not fit its model. Nothing was stored."""
+
+    code = "validation_error"
+
+    def __init__(self, message: str, fields: list[dict[str, str]] | None = None):
+        super().__init__(message)
+        self.fields = fields or []
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+
+
+class NotFound(PacerError):
+    code = "not_found"
+
+
+class Unauthenticated(PacerError):
+    """No credentials were given for an endpoint that needs them."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(PacerError):
+    """Credentials were given but do not grant this."""
+
+    code = "forbidden"
+
+
+class Conflict(PacerError):
+    """The request is valid but the current state forbids it."""
+
+    code = "conflict"
+
+
+class RunAlreadyActive(Conflict):
+    pass
+
+
+class NoActiveRun(Conflict):
+    pass
+
+
+class StaleWrite(PacerError):
+    """A conditional write lost a race: what it was based on has changed.
+
+    Services catch this and either retry from a fresh read or step aside,
+    because someone else did the work. `reasons` are DynamoDB's cancellation
+    reasons of a transaction, one per item, where the write was one.
+    """
+
+    code = "stale_write"
+
+    def __init__(self, message: str, reasons: list[str] | None = None):
+        super().__init__(message)
+        self.reasons = reasons or []
+
+
+class DependencyUnavailable(PacerError):
+    """An AWS dependency failed in a way the caller cannot fix."""
+
+    code = "dependency_unavailable"
+
+
+class Contended(DependencyUnavailable):
+    """An AWS dependency refused for now (a transaction conflict, throttling): a retry with backoff may succeed."""
+
+    code = "contended"
+
+    def __init__(self, message: str, reasons: list[str] | None = None):
+        super().__init__(message)
+        self.reasons = reasons or []
+
+
+class DuplicateRequest(Conflict):
+    """An Idempotency-Key was used before: the job it created, and the hash of the body that created it."""
+
+    code = "duplicate_request"
+
+    def __init__(self, job_id: str, body_hash: str):
+        super().__init__(f"this Idempotency-Key created job {job_id}")
+        self.job_id = job_id
+        self.body_hash = body_hash

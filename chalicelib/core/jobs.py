@@ -1,0 +1,69 @@
+"""The job as every way in shares it: what a message carries, and the outcome a worker records.
+
+A job is one unit of work with one outcome, whichever way it came in (its
+origin). Each job belongs to a group: its run for a paced job, its caller for
+fair compute and typed jobs. Counters and fairness are kept per group.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+
+# Which way a job came in. Outcomes are recorded the same way; only what they settle besides differs.
+Origin = Literal["run", "compute", "typed"]
+ORIGINS: tuple[Origin, ...] = ("run", "compute", "typed")
+
+SQS_MAX_DELAY_S = 900  # SQS's limit on DelaySeconds (and on a message's visibility delay as we use it)
+
+# Messages and results written before the vocabulary settled said `run_id` for the group and `task` for a
+# typed job's origin; both are still read, so messages in flight across an upgrade are not lost.
+_GROUP = Field(validation_alias=AliasChoices("group", "run_id"))
+
+
+def _origin_of(value: Any) -> Any:
+    return "typed" if value == "task" else value
+
+
+class JobSpec(BaseModel):
+    id: str
+    number: str | None = None  # runs and compute: decimal digits (numbers may exceed 64 bits)
+    attempt: int = 1
+    submitted_at: float | None = None  # compute and typed jobs: when the caller asked, for wait times
+    type: str | None = None  # typed jobs: the executor to run (typed/executors.py) …
+    payload: dict[str, Any] | None = None  # … and its payload, validated again by the executor
+
+
+class JobEnvelope(BaseModel):
+    """One SQS message: several jobs of one origin and one group, admitted together."""
+
+    v: Literal[1] = 1
+    origin: Origin = "run"
+    group: str = _GROUP  # the run, or the caller
+    jobs: list[JobSpec] = Field(min_length=1)
+
+    _read_origin = field_validator("origin", mode="before")(_origin_of)
+
+
+class JobOutcome(BaseModel):
+    job_id: str
+    group: str = _GROUP  # the run, or the caller (see JobEnvelope)
+    origin: Origin = "run"
+    submitted_at: float | None = None
+    number: str | None = None  # runs and compute
+    outcome: Literal["done", "failed"]
+    factors: list[str] = Field(default_factory=list)
+    result: dict[str, Any] | None = None  # typed jobs: what the executor returned
+    error: str | None = None
+    attempt: int
+    worker: str
+    finished_at: float
+
+    _read_origin = field_validator("origin", mode="before")(_origin_of)
+
+
+class OutboundMessage(BaseModel):
+    body: str
+    delay_seconds: int = Field(default=0, ge=0, le=SQS_MAX_DELAY_S)
+    # SQS fair queues (AWS): messages of one group (a caller) are not let crowd out other groups.
+    group_id: str | None = None

@@ -1,0 +1,1 @@
+"""Workers visible: heartbeats, the fleet view, the desired concurrency."""

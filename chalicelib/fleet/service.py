@@ -1,0 +1,98 @@
+"""Workers visible: heartbeats from each worker process, the fleet view, and the desired concurrency.
+
+On Lambda a "worker" is an execution environment: it beats while it
+handles batches and falls silent when AWS freezes or reaps it, which is
+what `down` means. Locally each runtime worker process beats every
+`heartbeat_s` from a daemon thread, idle or not.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Callable
+
+from chalicelib.core.times import iso
+from chalicelib.fleet.models import Fleet, WorkerBeat, WorkerView
+from chalicelib.fleet.store import FleetStore
+
+log = logging.getLogger(__name__)
+JOBS_SOURCE = "process_jobs"  # the event source whose concurrency the API controls
+STATE_WRITE_MIN_INTERVAL_S = 1.0
+
+
+def _iso(moment: float) -> str:
+    return iso(moment, timespec="seconds") or ""
+
+
+def fleet_view(store: FleetStore, now: float, down_after_s: float) -> Fleet:
+    views = []
+    for beat in sorted(store.beats(), key=lambda b: b.started_at):
+        silent = now - beat.last_beat_at
+        views.append(WorkerView(
+            id=beat.worker_id,
+            state="down" if silent > down_after_s and beat.state != "stopped" else beat.state,
+            started_at=_iso(beat.started_at),
+            last_beat_at=_iso(beat.last_beat_at),
+            seconds_since_beat=round(silent, 1),
+            jobs_done=beat.jobs_done,
+        ))
+    return Fleet(concurrency=store.concurrency(JOBS_SOURCE), down_after_s=down_after_s, workers=views)
+
+
+def set_concurrency(store: FleetStore, concurrency: int, now: float) -> None:
+    store.set_concurrency(JOBS_SOURCE, concurrency, now)
+
+
+class Heartbeat:
+    """One per worker process: tracks its state and jobs done, and beats on a timer."""
+
+    def __init__(self, store: FleetStore, worker_id: str, interval_s: float, clock: Callable[[], float] = time.time):
+        self._store = store
+        self._clock = clock
+        self._interval = interval_s
+        self._lock = threading.Lock()
+        self._beat = WorkerBeat(worker_id=worker_id, state="idle", started_at=clock(), last_beat_at=clock())
+        self._thread: threading.Thread | None = None
+        self._last_write = 0.0
+
+    @contextlib.contextmanager
+    def busy(self):
+        """Mark the worker busy for the duration; the block reports jobs done through the yielded callable."""
+        self._ensure_started()
+        done = []
+        self._set(state="busy")
+        try:
+            yield done.append
+        finally:
+            self._set(state="idle", jobs_done=self._beat.jobs_done + sum(done))
+
+    def _set(self, **changes) -> None:
+        with self._lock:
+            self._beat = self._beat.model_copy(update=changes)
+            # State changes are written at once, but at most once a second, so the
+            # fleet view follows the work without a write per batch.
+            due = self._clock() - self._last_write >= STATE_WRITE_MIN_INTERVAL_S
+        if due:
+            self.beat_now()
+
+    def beat_now(self) -> None:
+        with self._lock:
+            self._beat = self._beat.model_copy(update={"last_beat_at": self._clock()})
+            self._last_write = self._clock()
+            beat = self._beat
+        try:
+            self._store.save_beat(beat)
+        except Exception as exc:  # a missed beat must never fail the work itself
+            log.warning("heartbeat failed: %s", exc)
+
+    def _ensure_started(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._interval)
+            self.beat_now()

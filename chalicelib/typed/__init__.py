@@ -1,0 +1,1 @@
+"""Typed jobs: email, report and notification jobs with priorities, schedules, retries and a browser."""

@@ -1,0 +1,408 @@
+"""Typed jobs in DynamoDB.
+
+Typed-jobs table: one item per job (typed.models.TypedJob plus the listing attributes of
+typed.keys.listing_attributes). State table:
+  TQ#<caller>          <9-priority>#<created>#<id>   the caller's backlog: highest priority, then oldest, first
+  TSCHED               <due>#<id>                    jobs waiting for scheduled_for
+  TCALLERS             <caller>                      backlog, in_flight
+  TDISPATCH            LEASE | OUT#<id> | PAUSED     admission's lease and outbox; the admin's pause switch
+  TIDEM#<caller>#<key> IDEM                          an Idempotency-Key's claim: job id, body hash (TTL a day)
+  TSTATS               COUNTS#<shard>                jobs per status and per type, and in total
+  TSTATS               MIN#<minute>#<shard>          completed / failed that minute (TTL two hours)
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Sequence
+
+from chalicelib.admission.dynamo import DispatchCoordination
+from chalicelib.admission.models import CallerCounts
+from chalicelib.aws.codec import from_item, to_attr, to_item
+from chalicelib.aws.clients import DynamoDBClient
+from chalicelib.aws.retry import call_with_conflict_retry
+from chalicelib.core.errors import DuplicateRequest, StaleWrite
+from chalicelib.core.jobs import JobOutcome
+from chalicelib.core.times import iso_key
+from chalicelib.typed.keys import backlog_item, backlog_key, listing_attributes, schedule_key
+from chalicelib.typed.listing import ListPlan
+from chalicelib.typed.models import TypedBacklogItem, TypedJob, TypedJobStats, TimelineEntry
+from chalicelib.typed.store import TypedJobStore
+from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
+
+
+STATS_SHARDS = 8  # counters spread over this many items, so concurrent writers rarely touch the same one
+
+MINUTE_TTL_S = 2 * 3600
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+def stats_update(state_table: str, statuses: dict[str, int] | None = None, types: dict[str, int] | None = None,
+                 total: int = 0) -> dict | None:
+    """An Update adding to one (random) shard of the job counters; None if nothing changes."""
+    deltas = {**{f"s_{k}": v for k, v in (statuses or {}).items()}, **{f"t_{k}": v for k, v in (types or {}).items()},
+              "total": total}
+    deltas = {name: delta for name, delta in deltas.items() if delta}
+    if not deltas:
+        return None
+    names = {f"#a{i}": name for i, name in enumerate(deltas)}
+    return {"Update": {
+        "TableName": state_table, "Key": to_item({"pk": "TSTATS", "sk": f"COUNTS#{random.randrange(STATS_SHARDS)}"}),
+        "UpdateExpression": "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(deltas))),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": to_item({f":a{i}": delta for i, delta in enumerate(deltas.values())}),
+    }}
+
+
+def minute_update(state_table: str, now: float, completed: int, failed: int) -> dict:
+    minute = int(now) // 60 * 60
+    return {"Update": {
+        "TableName": state_table,
+        "Key": to_item({"pk": "TSTATS", "sk": f"MIN#{minute:010d}#{random.randrange(STATS_SHARDS)}"}),
+        "UpdateExpression": "SET expires_at = :expires ADD completed :completed, failed :failed",
+        "ExpressionAttributeValues": to_item({":expires": minute + MINUTE_TTL_S, ":completed": completed,
+                                              ":failed": failed}),
+    }}
+
+
+def _entry(status: str, at: float, worker: str | None, attempt: int, note: str | None) -> dict:
+    return to_attr([TimelineEntry(status=status, at=at, worker=worker, attempt=attempt, note=note).model_dump()])
+
+
+def _caller_update(state_table: str, caller: str, backlog: int = 0, in_flight: int = 0) -> dict:
+    deltas = {name: delta for name, delta in (("backlog", backlog), ("in_flight", in_flight)) if delta}
+    return {"Update": {
+        "TableName": state_table, "Key": to_item({"pk": "TCALLERS", "sk": caller}),
+        "UpdateExpression": "ADD " + ", ".join(f"{name} :{name}" for name in deltas),
+        "ExpressionAttributeValues": to_item({f":{name}": delta for name, delta in deltas.items()}),
+    }}
+
+
+class TypedJobSettlement(Settlement):
+    """The writes new typed-job outcomes make beside their result items: each job to completed or failed (with
+    its timeline entry), the caller's in-flight count, the status counters and the minute's throughput. They
+    ride in the ledger's transaction, so they happen exactly when the results are new."""
+
+    items_per_outcome = 1
+    shared_items = 3
+
+    def __init__(self, state_table: str, typed_jobs_table: str):
+        self._state = state_table
+        self._typed_jobs = typed_jobs_table
+
+    def writes(self, group: str, outcomes: Sequence[JobOutcome], now: float) -> SettlementWrites:
+        per_outcome: list[list[Write]] = []
+        for outcome in outcomes:
+            final = "completed" if outcome.outcome == "done" else "failed"
+            if final == "completed":
+                change, values = "#result = :result REMOVE #error", {":result": outcome.result or {}}
+            else:
+                change, values = "#error = :error REMOVE #result", {":error": outcome.error or "failed"}
+            per_outcome.append([{"Update": {
+                "TableName": self._typed_jobs, "Key": to_item({"id": outcome.job_id}),
+                "UpdateExpression": "SET #status = :final, place = :none, finished_at = :at, "
+                                    "timeline = list_append(timeline, :entry), " + change,
+                # Only the attempt that is running settles: not a stale copy from before a takeover or a retry.
+                "ConditionExpression": "#status = :running AND attempts = :attempt",
+                "ExpressionAttributeNames": {"#status": "status", "#result": "result", "#error": "error"},
+                "ExpressionAttributeValues": {
+                    **to_item({":final": final, ":none": "none", ":at": outcome.finished_at, ":running": "running",
+                               ":attempt": outcome.attempt, **values}),
+                    ":entry": _entry(final, outcome.finished_at, outcome.worker, outcome.attempt,
+                                     None if final == "completed" else (outcome.error or "")[:500]),
+                },
+            }}])
+        completed = sum(1 for o in outcomes if o.outcome == "done")
+        failed = len(outcomes) - completed
+        shared = [_caller_update(self._state, group, in_flight=-len(outcomes)),
+                  stats_update(self._state, {"running": -len(outcomes), "completed": completed, "failed": failed}),
+                  minute_update(self._state, now, completed, failed)]
+        return SettlementWrites(per_outcome=per_outcome, shared=[write for write in shared if write is not None])
+
+
+def typed_job_item(job: TypedJob, main_text: str) -> dict:
+    """A job as its tasks-table item: the job, and the attributes its GSIs key on and `q` searches."""
+    return to_item({**job.model_dump(exclude_none=True), **listing_attributes(job, main_text)})
+
+
+class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
+    """Typed jobs: job items in the tasks table; their backlogs, schedule, admission and counters in the state table."""
+
+    DISPATCH_PK = "TDISPATCH"
+
+    def __init__(self, client: DynamoDBClient, typed_jobs_table: str, state_table: str, results_table: str):
+        super().__init__(client, state_table)
+        self._tasks = typed_jobs_table
+        self._results = results_table
+
+    # -- job items --
+
+    def _job_key(self, job_id: str) -> dict:
+        return to_item({"id": job_id})
+
+    def _job_update(self, job_id: str, update: str, condition: str, values: dict, entry: dict | None = None) -> dict:
+        attribute_values = to_item(values)
+        if entry is not None:
+            attribute_values[":entry"] = entry
+        return {"TableName": self._tasks, "Key": self._job_key(job_id), "UpdateExpression": update,
+                "ConditionExpression": condition, "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": attribute_values}
+
+    def _transact(self, writes: list[dict | None]) -> None:
+        items = [write for write in writes if write is not None]
+        call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=items))
+
+    def _backlog_put(self, item: TypedBacklogItem) -> dict:
+        return {"Put": {"TableName": self._table, "Item": to_item(
+            {"pk": f"TQ#{item.caller}", "sk": backlog_key(item), **item.model_dump(exclude_none=True)})}}
+
+    def _backlog_delete(self, item: TypedBacklogItem, condition: bool = True) -> dict:
+        delete = {"TableName": self._table, "Key": to_item({"pk": f"TQ#{item.caller}", "sk": backlog_key(item)})}
+        if condition:
+            delete["ConditionExpression"] = "attribute_exists(pk)"  # admitted or cancelled already: not twice
+        return {"Delete": delete}
+
+    def _schedule_key(self, item: TypedBacklogItem) -> dict:
+        return to_item({"pk": "TSCHED", "sk": schedule_key(item)})
+
+    def create(self, job: TypedJob, main_text: str, idempotency: tuple[str, str, str] | None, now: float) -> TypedJob:
+        item = backlog_item(job)
+        writes: list[dict | None] = [
+            {"Put": {"TableName": self._tasks, "Item": typed_job_item(job, main_text),
+                     "ConditionExpression": "attribute_not_exists(id)"}},
+            stats_update(self._table, {"pending": 1}, {job.type: 1}, total=1),
+        ]
+        if job.place == "scheduled":
+            writes.append({"Put": {"TableName": self._table,
+                                   "Item": {**self._schedule_key(item), **to_item(item.model_dump(exclude_none=True))}}})
+        else:
+            writes += [self._backlog_put(item), _caller_update(self._table, job.caller, backlog=1)]
+        if idempotency is not None:
+            caller, key, body_hash = idempotency
+            writes.append({"Put": {
+                "TableName": self._table,
+                "Item": to_item({"pk": f"TIDEM#{caller}#{key}", "sk": "IDEM", "job_id": job.id, "body_hash": body_hash,
+                                 "expires_at": int(now) + IDEMPOTENCY_TTL_S}),
+                # The one condition that makes a retried POST create nothing: the key is unclaimed or expired
+                # (TTL deletes lazily, so an expired claim may still be there).
+                "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                "ExpressionAttributeValues": to_item({":now": int(now)}),
+            }})
+        try:
+            self._transact(writes)
+        except StaleWrite as exc:
+            if idempotency is None:
+                raise
+            claim = self._db.get_item(TableName=self._table, ConsistentRead=True,
+                                      Key=to_item({"pk": f"TIDEM#{idempotency[0]}#{idempotency[1]}", "sk": "IDEM"}))
+            if "Item" not in claim:
+                raise
+            found = from_item(claim["Item"])
+            raise DuplicateRequest(found["job_id"], found["body_hash"]) from exc
+        return job
+
+    def get(self, job_id: str) -> TypedJob | None:
+        found = self._db.get_item(TableName=self._tasks, Key=self._job_key(job_id), ConsistentRead=True)
+        return TypedJob.model_validate(from_item(found["Item"])) if "Item" in found else None
+
+    def list(self, plan: ListPlan, start: dict[str, str] | None, limit: int) -> tuple[list[TypedJob], bool]:
+        names = {"#h": plan.hash_attribute}
+        values: dict[str, Any] = {":h": plan.hash_value}
+        key = "#h = :h"
+        if plan.range_between is not None or plan.range_prefix is not None:
+            names["#r"] = plan.range_attribute
+        if plan.range_between is not None:
+            key += " AND #r BETWEEN :rlo AND :rhi"
+            values.update({":rlo": plan.range_between[0], ":rhi": plan.range_between[1]})
+        if plan.range_prefix is not None:
+            key += " AND begins_with(#r, :rprefix)"
+            values[":rprefix"] = plan.range_prefix
+        filters = []
+        if plan.type is not None:
+            names["#type"] = "type"
+            values[":type"] = plan.type
+            filters.append("#type = :type")
+        if plan.priority is not None:
+            values[":priority"] = plan.priority
+            filters.append("priority = :priority")
+        if plan.created_between is not None:
+            values.update({":clo": plan.created_between[0], ":chi": plan.created_between[1]})
+            filters.append("created_key BETWEEN :clo AND :chi")
+        if plan.q is not None:
+            values[":q"] = plan.q
+            names["#search"] = "search"
+            filters.append("contains(#search, :q)")
+        request = {"TableName": self._tasks, "IndexName": plan.index, "KeyConditionExpression": key,
+                   "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
+                   "ScanIndexForward": plan.forward}
+        if filters:
+            request["FilterExpression"] = " AND ".join(filters)
+        # One more than the page, so that `more` is exact and the last page is never an empty one.
+        matched: list[dict] = []
+        page = {"ExclusiveStartKey": to_item(start)} if start else {}
+        while len(matched) <= limit:
+            wanted = limit + 1 - len(matched)
+            # With a filter, DynamoDB's Limit counts the items read, not those kept: read bigger pages.
+            response = self._db.query(**request, Limit=max(wanted, 200) if filters else wanted, **page)
+            matched += response["Items"]
+            if "LastEvaluatedKey" not in response:
+                break
+            page = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+        return [TypedJob.model_validate(from_item(item)) for item in matched[:limit]], len(matched) > limit
+
+    # -- status changes --
+
+    def cancel(self, job: TypedJob, now: float) -> None:
+        item = backlog_item(job)
+        update = self._job_update(
+            job.id, "SET #status = :cancelled, place = :none, finished_at = :now, timeline = list_append(timeline, :entry)",
+            # Only where we saw it: if it was admitted or promoted meanwhile, the service reads it again.
+            "#status = :pending AND place = :place",
+            {":cancelled": "cancelled", ":none": "none", ":now": now, ":pending": "pending", ":place": job.place},
+            _entry("cancelled", now, None, job.attempts, "cancelled"))
+        writes: list[dict | None] = [{"Update": update},
+                                     stats_update(self._table, {"pending": -1, "cancelled": 1})]
+        if job.place == "queued":
+            writes += [self._backlog_delete(item), _caller_update(self._table, job.caller, backlog=-1)]
+        elif job.place == "scheduled":
+            writes.append({"Delete": {"TableName": self._table, "Key": self._schedule_key(item),
+                                      "ConditionExpression": "attribute_exists(pk)"}})
+        elif job.place == "admitted":
+            # Its message is in SQS: the worker that receives it skips it, so its slot is freed here.
+            writes.append(_caller_update(self._table, job.caller, in_flight=-1))
+        self._transact(writes)
+
+    def start(self, job_id: str, attempt: int, worker: str, now: float) -> None:
+        update = self._job_update(
+            job_id, "SET #status = :running, place = :none, attempts = :attempt, started_at = :now, "
+                    "timeline = list_append(timeline, :entry)",
+            # The race with a cancel is decided here: exactly one of the two conditional writes lands.
+            "#status = :pending AND place = :admitted AND attempts = :before",
+            {":running": "running", ":none": "none", ":attempt": attempt, ":now": now, ":pending": "pending",
+             ":admitted": "admitted", ":before": attempt - 1},
+            _entry("running", now, worker, attempt, None))
+        self._transact([{"Update": update}, stats_update(self._table, {"pending": -1, "running": 1})])
+
+    def take_over(self, job_id: str, attempt: int, worker: str, now: float, started_before: float) -> None:
+        update = self._job_update(
+            job_id, "SET started_at = :now, timeline = list_append(timeline, :entry)",
+            "#status = :running AND attempts = :attempt AND started_at < :stale",
+            {":now": now, ":running": "running", ":attempt": attempt, ":stale": started_before},
+            _entry("running", now, worker, attempt, "restarted: the worker that started this attempt did not settle it in time"))
+        call_with_conflict_retry(lambda: self._db.update_item(**update))
+
+    def requeue(self, job_id: str, attempt: int, worker: str, note: str, now: float) -> None:
+        update = self._job_update(
+            job_id, "SET #status = :pending, place = :admitted, #error = :error, timeline = list_append(timeline, :entry)",
+            "#status = :running AND attempts = :attempt",
+            {":pending": "pending", ":admitted": "admitted", ":error": note, ":running": "running", ":attempt": attempt},
+            _entry("pending", now, worker, attempt, note))
+        update["ExpressionAttributeNames"]["#error"] = "error"
+        self._transact([{"Update": update}, stats_update(self._table, {"running": -1, "pending": 1})])
+
+    def retry(self, job: TypedJob, now: float) -> None:
+        requeued = job.model_copy(update={"place": "queued"})
+        update = self._job_update(
+            job.id, "SET #status = :pending, place = :queued, attempts = :zero, timeline = list_append(timeline, :entry) "
+                    "REMOVE #error, #result, started_at, finished_at",
+            "#status = :failed",
+            {":pending": "pending", ":queued": "queued", ":zero": 0, ":failed": "failed"},
+            _entry("pending", now, None, 0, "retried by admin"))
+        update["ExpressionAttributeNames"].update({"#error": "error", "#result": "result"})
+        self._transact([
+            {"Update": update},
+            # The failed outcome goes, so the ledger records the next one (its condition is "no result yet").
+            {"Delete": {"TableName": self._results, "Key": to_item({"job_id": job.id})}},
+            self._backlog_put(backlog_item(requeued)),
+            _caller_update(self._table, job.caller, backlog=1),
+            stats_update(self._table, {"failed": -1, "pending": 1}),
+        ])
+
+    # -- admission --
+
+    def paused(self) -> bool:
+        found = self._db.get_item(TableName=self._table, Key=to_item({"pk": self.DISPATCH_PK, "sk": "PAUSED"}),
+                                  ConsistentRead=True)
+        return bool(from_item(found["Item"]).get("paused")) if "Item" in found else False
+
+    def set_paused(self, paused: bool, now: float) -> None:
+        self._db.put_item(TableName=self._table, Item=to_item(
+            {"pk": self.DISPATCH_PK, "sk": "PAUSED", "paused": paused, "updated_at": now}))
+
+    def prepare_admission(self, now: float) -> bool:
+        due = self._query(KeyConditionExpression="pk = :pk AND sk <= :now",
+                          ExpressionAttributeValues=to_item({":pk": "TSCHED", ":now": iso_key(now) + "~"}),
+                          ConsistentRead=True, limit=100)
+        for found in due[:100]:
+            item = TypedBacklogItem.model_validate(found)
+            queued = item.model_copy(update={"due": None})
+            promote = self._job_update(item.id, "SET place = :queued", "#status = :pending AND place = :scheduled",
+                                       {":queued": "queued", ":pending": "pending", ":scheduled": "scheduled"})
+            try:
+                self._transact([
+                    {"Delete": {"TableName": self._table, "Key": self._schedule_key(item),
+                                "ConditionExpression": "attribute_exists(pk)"}},
+                    {"Update": promote},
+                    self._backlog_put(queued),
+                    _caller_update(self._table, item.caller, backlog=1),
+                ])
+            except StaleWrite:
+                continue  # cancelled meanwhile
+        return not self.paused()
+
+    def due_by(self, until: float, limit: int) -> list[float]:
+        found = self._query(KeyConditionExpression="pk = :pk AND sk <= :until",
+                            ExpressionAttributeValues=to_item({":pk": "TSCHED", ":until": iso_key(until) + "~"}),
+                            ProjectionExpression="due", limit=limit)
+        return [float(item["due"]) for item in found[:limit]]
+
+    def callers(self) -> list[CallerCounts]:
+        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": "TCALLERS"}),
+                            ConsistentRead=True)
+        return [CallerCounts(caller=item["sk"], backlog=int(item.get("backlog", 0)),
+                             in_flight=int(item.get("in_flight", 0))) for item in found]
+
+    def backlog(self, caller: str, limit: int) -> list[TypedBacklogItem]:
+        if limit <= 0:
+            return []
+        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": f"TQ#{caller}"}),
+                            ConsistentRead=True, limit=limit)
+        return [TypedBacklogItem.model_validate(item) for item in found[:limit]]
+
+    def admit(self, caller: str, items: Sequence[TypedBacklogItem], body: str, now: float) -> str:
+        key = f"OUT#{items[0].id}"
+        writes: list[dict | None] = []
+        for item in items:
+            writes.append(self._backlog_delete(item))
+            writes.append({"Update": self._job_update(item.id, "SET place = :admitted",
+                                                      "#status = :pending AND place = :queued",
+                                                      {":admitted": "admitted", ":pending": "pending", ":queued": "queued"})})
+        writes += [_caller_update(self._table, caller, backlog=-len(items), in_flight=len(items)),
+                   self._outbox_put(key, body, now)]
+        self._transact(writes)
+        return key
+
+    # -- stats --
+
+    def stats(self, since_minute: int, until_minute: int) -> TypedJobStats:
+        counts = self._query(KeyConditionExpression="pk = :pk AND begins_with(sk, :counts)",
+                             ExpressionAttributeValues=to_item({":pk": "TSTATS", ":counts": "COUNTS#"}))
+        minutes = self._query(KeyConditionExpression="pk = :pk AND sk BETWEEN :since AND :until",
+                              ExpressionAttributeValues=to_item({":pk": "TSTATS", ":since": f"MIN#{since_minute:010d}",
+                                                                 ":until": f"MIN#{until_minute:010d}~"}))
+        by_status: dict[str, int] = {}
+        by_type: dict[str, int] = {}
+        total = 0
+        for shard in counts:
+            for name, value in shard.items():
+                if name.startswith("s_"):
+                    by_status[name[2:]] = by_status.get(name[2:], 0) + int(value)
+                elif name.startswith("t_"):
+                    by_type[name[2:]] = by_type.get(name[2:], 0) + int(value)
+            total += int(shard.get("total", 0))
+        per_minute: dict[int, tuple[int, int]] = {}
+        for shard in minutes:
+            minute = int(shard["sk"].split("#")[1])
+            done, failed = per_minute.get(minute, (0, 0))
+            per_minute[minute] = (done + int(shard.get("completed", 0)), failed + int(shard.get("failed", 0)))
+        return TypedJobStats(by_status=by_status, by_type=by_type, total=total, minutes=per_minute)

@@ -1,0 +1,77 @@
+"""Typed jobs' models: the stored job, its timeline, its place in admission, the counters."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from chalicelib.core.validation import Request
+
+
+TypedJobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+TYPED_JOB_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "failed", "cancelled")
+
+
+# Where a pending job waits: the schedule (until scheduled_for), its caller's backlog, or SQS (admitted).
+# A job that is not pending is nowhere.
+TypedJobPlace = Literal["scheduled", "queued", "admitted", "none"]
+
+
+class TimelineEntry(BaseModel):
+    status: TypedJobStatus
+    at: float
+    worker: str | None = None
+    attempt: int = 0
+    note: str | None = None
+
+
+class TypedJob(BaseModel):
+    """A typed job as stored: one item in the tasks table, keyed by id."""
+
+    id: str
+    type: str
+    priority: int
+    status: TypedJobStatus
+    place: TypedJobPlace
+    payload: dict[str, Any]
+    caller: str
+    created_at: float
+    scheduled_for: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0  # attempts started (since the last admin retry)
+    max_attempts: int
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+class TypedBacklogItem(BaseModel):
+    """A pending job in its caller's backlog or in the schedule: what admission needs to send it."""
+
+    id: str
+    type: str
+    priority: int
+    payload: dict[str, Any]
+    caller: str
+    created_at: float
+    due: float | None = None  # the schedule only
+
+
+class TypedJobStats(BaseModel):
+    by_status: dict[str, int]
+    by_type: dict[str, int]
+    total: int
+    minutes: dict[int, tuple[int, int]]  # epoch minute start -> (completed, failed)
+
+
+class SetDispatch(Request):
+    paused: bool
+
+
+class WakeUp(BaseModel):
+    """A wake-up for typed-job admission, sent on the ticks queue when a job is scheduled: it comes back when the
+    job falls due (SQS delays at most 15 minutes, so a later one waits again), and admission runs then."""
+
+    due: float

@@ -1,0 +1,240 @@
+"""Typed jobs: submit, list, read, cancel, retry, stats, and the wake-ups of scheduled jobs.
+
+A typed job is one item in the typed-jobs table. It waits in the schedule
+(until `scheduled_for`) or in its caller's backlog (highest priority first,
+then oldest), both in DynamoDB; the shared dispatcher (admission/dispatcher.py,
+`origin="typed"`) admits it to the one jobs queue within a bounded in-flight
+window, round robin across callers; the one worker starts it with a
+conditional `pending -> running` (typed/attempts.py), runs its type's executor,
+and records the outcome through the result ledger, which settles the job in
+the same transaction. Every status change appends to the job's timeline in the
+write that makes it.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import json
+import math
+import secrets
+from typing import Any
+
+from pydantic import ValidationError
+
+from chalicelib.admission.service import Admission
+from chalicelib.core.errors import Conflict, DuplicateRequest, NotFound, StaleWrite
+from chalicelib.core.jobs import SQS_MAX_DELAY_S, OutboundMessage
+from chalicelib.core.queue import MessageQueue
+from chalicelib.core.times import iso
+from chalicelib.core.validation import check_caller, field_errors, invalid
+from chalicelib.typed.executors import Registry
+from chalicelib.typed.listing import JOB_ID, decode_token, encode_token, index_keys, parse_list_query, plan_list
+from chalicelib.typed.models import TYPED_JOB_STATUSES, TypedJob, TimelineEntry, WakeUp
+from chalicelib.typed.store import TypedJobStore
+
+
+log = logging.getLogger(__name__)
+DEFAULT_CALLER = "anonymous"
+
+MAX_IDEMPOTENCY_KEY = 200
+
+THROUGHPUT_MINUTES = 60
+
+WAKE_UP_HORIZON_S = 75  # the watchdog runs each minute: it covers what falls due until just after its next run
+
+
+def new_job_id() -> str:
+    return "j-" + secrets.token_hex(8)
+
+
+def parse_new_job(data: dict, registry: Registry):
+    try:
+        return registry.new_job_adapter().validate_python(data)
+    except ValidationError as exc:
+        raise invalid(field_errors(exc, registry.names)) from exc
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise invalid([{"field": "Idempotency-Key",
+                        "message": f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"}])
+    return key
+
+
+def view(job: TypedJob, timeline: bool = True) -> dict:
+    body = {
+        "id": job.id, "type": job.type, "priority": job.priority, "status": job.status, "payload": job.payload,
+        "caller": job.caller, "created_at": iso(job.created_at), "scheduled_for": iso(job.scheduled_for),
+        "started_at": iso(job.started_at), "finished_at": iso(job.finished_at), "attempts": job.attempts,
+        "max_attempts": job.max_attempts, "result": job.result, "error": job.error,
+    }
+    if timeline:
+        body["timeline"] = [{"status": e.status, "at": iso(e.at), "worker": e.worker, "attempt": e.attempt,
+                             "note": e.note} for e in job.timeline]
+    return body
+
+
+def body_hash(command) -> str:
+    canonical = json.dumps(command.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit(store: TypedJobStore, registry: Registry, admission: Admission, ticks: MessageQueue, data: dict[str, Any],
+           caller: str | None, idempotency_key: str | None, max_attempts: int, now: float) -> tuple[TypedJob, bool]:
+    """Validate, then store the job (with its idempotency claim, in one transaction), then admit it, or for a
+    scheduled job ask for a wake-up when it falls due. Returns (job, created)."""
+    job, created = _create(store, registry, data, caller, idempotency_key, max_attempts, now)
+    if created and job.place == "scheduled":
+        _wake_up_when_due(ticks, job.scheduled_for or now, now)
+    elif created:
+        admission.admit("typed")
+    return job, created
+
+
+def _create(store: TypedJobStore, registry: Registry, data: dict[str, Any], caller: str | None,
+            idempotency_key: str | None, max_attempts: int, now: float) -> tuple[TypedJob, bool]:
+    command = parse_new_job(data, registry)
+    caller = check_caller(caller or DEFAULT_CALLER)
+    key = check_idempotency_key(idempotency_key)
+    due = command.scheduled_for.timestamp() if command.scheduled_for else None
+    waits = due is not None and due > now
+    job_id = new_job_id()
+    payload = command.payload.model_dump(mode="json", by_alias=True)
+    job = TypedJob(
+        id=job_id, type=command.type, priority=command.priority, status="pending",
+        place="scheduled" if waits else "queued", payload=payload, caller=caller, created_at=now,
+        scheduled_for=due, max_attempts=max_attempts,
+        timeline=[TimelineEntry(status="pending", at=now, attempt=0,
+                                note=f"created; scheduled for {iso(due)}" if waits else "created")],
+    )
+    claim = (caller, key, body_hash(command)) if key else None
+    try:
+        return store.create(job, registry.main_text(job.type, payload), claim, now), True
+    except DuplicateRequest as duplicate:
+        if duplicate.body_hash != claim[2]:
+            raise Conflict(f"Idempotency-Key {key!r} was used for job {duplicate.job_id} with a different body") from None
+        existing = store.get(duplicate.job_id)
+        if existing is None:  # the claim outlived its job: cannot happen unless someone deleted the job
+            raise Conflict(f"Idempotency-Key {key!r} names job {duplicate.job_id}, which no longer exists") from None
+        return existing, False
+
+
+def wake_up(due: float, now: float) -> OutboundMessage:
+    """A ticks-queue message that comes back when `due` comes, so admission runs then and not at the next
+    watchdog, up to a minute later."""
+    delay = min(SQS_MAX_DELAY_S, max(0, math.ceil(due - now)))
+    return OutboundMessage(body=WakeUp(due=due).model_dump_json(), delay_seconds=delay)
+
+
+def _wake_up_when_due(ticks: MessageQueue, due: float, now: float) -> None:
+    """Best effort: without the wake-up, the watchdog admits the job up to a minute after it is due."""
+    try:
+        wake_up_when_due(ticks, due, now)
+    except Exception:
+        log.exception("could not schedule a wake-up for %s; the watchdog admits the job", due)
+
+
+def on_wake_up(message: WakeUp, ticks: MessageQueue, admission: Admission, now: float) -> str:
+    """A wake-up came back from the ticks queue: admit what fell due, or wait the rest if it came early."""
+    if message.due > now:
+        _wake_up_when_due(ticks, message.due, now)
+        return "early"
+    return f"admitted {admission.admit('typed')}"
+
+
+def wake_up_when_due(ticks: MessageQueue, due: float, now: float) -> None:
+    """For a job just scheduled: SQS can delay a message 15 minutes at most, so a later job waits for the
+    watchdog's `wake_ups_due_soon`."""
+    if due - now <= SQS_MAX_DELAY_S:
+        ticks.send([wake_up(due, now)])
+
+
+def wake_ups_due_soon(store: TypedJobStore, ticks: MessageQueue, now: float) -> int:
+    """Run by the watchdog: one wake-up for each second in which scheduled jobs fall due before it runs again."""
+    seconds = sorted({math.ceil(due) for due in store.due_by(now + WAKE_UP_HORIZON_S, 100) if due > now})
+    ticks.send([wake_up(second, now) for second in seconds])
+    return len(seconds)
+
+
+def get(store: TypedJobStore, job_id: str) -> TypedJob:
+    job = store.get(job_id) if JOB_ID.match(job_id) else None
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def list_jobs(store: TypedJobStore, registry: Registry, params: dict[str, str]) -> dict:
+    query = parse_list_query(params, registry)
+    plan = plan_list(query)
+    start = decode_token(plan, query.next) if query.next else None
+    jobs, more = store.list(plan, start, query.limit)
+    return {"jobs": [view(job, timeline=False) for job in jobs],
+            "next": encode_token(plan, index_keys(plan, jobs[-1])) if more and jobs else None}
+
+
+def cancel(store: TypedJobStore, admission: Admission, job_id: str, now: float) -> TypedJob:
+    """pending -> cancelled, and out of wherever it waits; an admitted job's slot goes to the next. 409 once it runs
+    or has finished."""
+    job = _cancel(store, job_id, now)
+    admission.admit("typed")
+    return job
+
+
+def _cancel(store: TypedJobStore, job_id: str, now: float) -> TypedJob:
+    for _ in range(10):
+        job = get(store, job_id)
+        if job.status != "pending":
+            raise Conflict(f"job {job_id} is {job.status}: only a pending job can be cancelled")
+        try:
+            store.cancel(job, now)
+            return get(store, job_id)
+        except StaleWrite:
+            continue  # admitted, promoted or started since we read it: look again
+    raise Conflict(f"job {job_id} kept changing; try again")
+
+
+def retry(store: TypedJobStore, admission: Admission, job_id: str, now: float) -> TypedJob:
+    """An admin's second chance for a failed job: pending again, attempts from 1, back in its caller's backlog."""
+    job = get(store, job_id)
+    if job.status != "failed":
+        raise Conflict(f"job {job_id} is {job.status}: only a failed job can be retried")
+    try:
+        store.retry(job, now)
+    except StaleWrite as exc:
+        raise Conflict(f"job {job_id} changed while it was being retried") from exc
+    admission.admit("typed")
+    return get(store, job_id)
+
+
+def stats(store: TypedJobStore, registry: Registry, now: float) -> dict:
+    current = int(now) // 60 * 60
+    since = current - (THROUGHPUT_MINUTES - 1) * 60
+    counts = store.stats(since, current)
+    by_type = {name: 0 for name in registry.names}
+    by_type.update({name: count for name, count in counts.by_type.items() if count or name in by_type})
+    return {
+        "total": counts.total,
+        "by_status": {status: max(0, counts.by_status.get(status, 0)) for status in TYPED_JOB_STATUSES},
+        "by_type": by_type,
+        "throughput": [
+            {"minute": iso(minute).replace(".000Z", "Z"), "completed": counts.minutes.get(minute, (0, 0))[0],
+             "failed": counts.minutes.get(minute, (0, 0))[1]}
+            for minute in range(since, current + 1, 60)
+        ],
+    }
+
+
+def set_paused(store: TypedJobStore, admission: Admission, paused: bool, now: float) -> dict[str, Any]:
+    """Pause or resume typed jobs' admission (jobs already admitted still run); resuming admits at once."""
+    store.set_paused(paused, now)
+    if not paused:
+        admission.admit("typed")
+    return dispatch_state(store)
+
+
+def dispatch_state(store: TypedJobStore) -> dict[str, Any]:
+    callers = store.callers()
+    return {"paused": store.paused(), "backlog": sum(c.backlog for c in callers),
+            "in_flight": sum(c.in_flight for c in callers)}

@@ -1,0 +1,69 @@
+"""Typed jobs' store port."""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from chalicelib.admission.models import CallerCounts
+from chalicelib.typed.listing import ListPlan
+from chalicelib.typed.models import TypedBacklogItem, TypedJob, TypedJobStats
+
+
+class TypedJobStore(Protocol):
+    """Typed jobs: the job items, the schedule and per-caller backlogs, admission's lease and outbox, the counters.
+
+    Every status change is one conditional write (or transaction) that also appends to the job's timeline and
+    moves the stats counters; each raises StaleWrite when its condition fails.
+    """
+
+    def create(self, job: TypedJob, main_text: str, idempotency: tuple[str, str, str] | None, now: float) -> TypedJob:
+        """Store a new pending job in the schedule or its caller's backlog, with its claim (caller, key, body hash)
+        on an Idempotency-Key in the same transaction. Raises DuplicateRequest if the key was claimed already."""
+
+    def get(self, job_id: str) -> TypedJob | None: ...
+
+    def list(self, plan: "ListPlan", start: dict[str, str] | None, limit: int) -> tuple[list[TypedJob], bool]:
+        """Up to `limit` jobs of the plan's listing after `start` (index keys), and whether more follow."""
+
+    def cancel(self, job: TypedJob, now: float) -> None:
+        """pending -> cancelled, and out of the schedule, the backlog or the in-flight count, as `job.place` says.
+        Raises StaleWrite unless the job is still pending in that place."""
+
+    def start(self, job_id: str, attempt: int, worker: str, now: float) -> None:
+        """pending (admitted, `attempt - 1` attempts so far) -> running. Raises StaleWrite otherwise."""
+
+    def take_over(self, job_id: str, attempt: int, worker: str, now: float, started_before: float) -> None:
+        """Restart a running attempt whose worker did not settle it in time (started before `started_before`)."""
+
+    def requeue(self, job_id: str, attempt: int, worker: str, note: str, now: float) -> None:
+        """running (this attempt) -> pending, waiting for its retry message."""
+
+    def retry(self, job: TypedJob, now: float) -> None:
+        """failed -> pending, attempts from 0, back in the backlog; its failed result item is removed."""
+
+    def stats(self, since_minute: int, until_minute: int) -> TypedJobStats: ...
+
+    def paused(self) -> bool: ...
+
+    def set_paused(self, paused: bool, now: float) -> None: ...
+
+    # Admission (compute.Dispatcher drives these, as for fair compute).
+    def prepare_admission(self, now: float) -> bool:
+        """Move scheduled jobs that are due into their callers' backlogs; False while admission is paused."""
+
+    def due_by(self, until: float, limit: int) -> list[float]:
+        """When the scheduled jobs due by `until` fall due, earliest first (at most `limit`)."""
+
+    def callers(self) -> list[CallerCounts]: ...
+
+    def backlog(self, caller: str, limit: int) -> list[TypedBacklogItem]:
+        """The caller's next jobs: highest priority first, then the oldest."""
+
+    def admit(self, caller: str, items: Sequence[TypedBacklogItem], body: str, now: float) -> str: ...
+
+    def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None: ...
+
+    def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool: ...
+
+    def outbox(self, created_before: float) -> list[tuple[str, str]]: ...
+
+    def forget_outbox(self, keys: Sequence[str]) -> None: ...

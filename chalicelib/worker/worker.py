@@ -1,0 +1,208 @@
+"""The job worker: run each job of a message, record results exactly once, retry failures.
+
+The worker knows no origin: each message's origin names the runner that
+begins, runs and hands back its jobs (worker/runner.py). A run's or a compute
+request's job is a number to factor; a typed job runs its type's executor
+after a conditional `pending -> running` (typed/attempts.py).
+
+A message (`JobEnvelope`) carries several jobs. Their outcomes are written in
+one transaction with the run's counters, so a redelivered or duplicated
+message changes nothing. A job that raises is retried on its own, in a new
+message delayed by exponential backoff with full jitter; after its last
+attempt it is recorded as `failed`. A message that cannot be parsed, or whose
+outcomes cannot be stored, is reported as a batch item failure so SQS
+redelivers it, and redrives it to the DLQ after maxReceiveCount. Its reason is
+logged for the DLQ view, and its visibility is shortened to a backoff so a
+poison message reaches the DLQ in about half a minute rather than after five
+full visibility timeouts.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, TypeVar
+
+from pydantic import ValidationError
+
+from chalicelib.core.jobs import JobEnvelope, JobOutcome, JobSpec, Origin, OutboundMessage
+from chalicelib.core.queue import MessageQueue
+from chalicelib.dlq.store import FailureLog
+from chalicelib.fleet.service import Heartbeat
+from chalicelib.worker.ledger import ResultLedger
+from chalicelib.worker.retry import RetryPolicy
+from chalicelib.worker.runner import Done, Held, JobRunner
+
+log = logging.getLogger(__name__)
+
+
+T = TypeVar("T")
+
+
+def round_robin(items: list[T], key: Callable[[T], str]) -> list[T]:
+    """`items` reordered to take one of each key in turn, keeping the order within a key."""
+    turn: dict[str, int] = {}
+    ranked: list[tuple[int, int, T]] = []
+    for position, item in enumerate(items):
+        k = key(item)
+        turn[k] = turn.get(k, -1) + 1
+        ranked.append((turn[k], position, item))
+    return [item for _, _, item in sorted(ranked, key=lambda r: r[:2])]
+
+
+@dataclass
+class Record:
+    """The parts of an SQS record the worker reads."""
+
+    message_id: str
+    body: str
+    receipt_handle: str = ""
+    receive_count: int = 1
+
+
+class HeldBack(Exception):
+    """A message some of whose jobs are attempts another worker is running: it comes back once they must have ended.
+
+    The jobs it could settle are settled; `done` counts them.
+    """
+
+    def __init__(self, retry_after_s: int, done: int, job_ids: list[str]):
+        super().__init__(f"held back {retry_after_s} s: {', '.join(job_ids)} running on another worker")
+        self.retry_after_s, self.done = retry_after_s, done
+
+
+@dataclass
+class BatchResult:
+    failed_ids: list[str]  # messages to redeliver
+    jobs_done: int  # jobs given an outcome by this batch
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        """Lambda's partial batch response: only the failed messages come back."""
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failed_ids]}
+
+
+@dataclass
+class JobWorker:
+    ledger: ResultLedger
+    retries: MessageQueue  # the jobs queue: retried jobs go back here, and failed messages are held back
+    policy: RetryPolicy
+    runners: Mapping[Origin, JobRunner]
+    worker_id: str
+    failures: FailureLog | None = None
+    heartbeat: Heartbeat | None = None  # told when the worker is busy, and how many jobs it settled
+    settled: Callable[[JobEnvelope], None] | None = None  # told of each message whose outcomes are stored
+
+    def process(self, records: Iterable[Record], now: Callable[[], float]) -> BatchResult:
+        """Process a batch; report the messages that must be redelivered."""
+        if self.heartbeat is None:
+            return self._process(records, now)
+        with self.heartbeat.busy() as done:
+            result = self._process(records, now)
+            done(result.jobs_done)
+        return result
+
+    def _process(self, records: Iterable[Record], now: Callable[[], float]) -> BatchResult:
+        """Messages are taken round robin across their groups (a run, or a caller), so a caller with one
+        message in a batch of another's ten is served first, not last. `settled` is told of each message
+        as soon as its outcomes are stored, so freed slots can be refilled while the rest of the batch is
+        still being worked on."""
+        failed: list[tuple[Record, str]] = []
+        held: dict[str, int] = {}  # message id -> seconds until it may come back
+        done = 0
+        parsed: list[tuple[Record, JobEnvelope]] = []
+        for record in records:
+            try:
+                parsed.append((record, JobEnvelope.model_validate_json(record.body)))
+            except ValidationError as exc:
+                log.error("unparseable message %s left for the DLQ: %s", record.message_id, exc)
+                failed.append((record, f"unparseable message: {exc.errors()[0]['msg']}"))
+        for record, envelope in round_robin(parsed, key=lambda pair: pair[1].group):
+            try:
+                done += self.process_envelope(envelope, now)
+                self._tell_settled(envelope)
+            except HeldBack as exc:
+                done += exc.done
+                if exc.done:
+                    self._tell_settled(envelope)  # the jobs it could settle freed their slots
+                failed.append((record, str(exc)))
+                held[record.message_id] = exc.retry_after_s
+            except Exception as exc:
+                log.exception("message %s will be redelivered", record.message_id)
+                failed.append((record, f"{type(exc).__name__}: {exc}"))
+        if failed:
+            self._note_failures(failed, held, now())
+        return BatchResult(failed_ids=[record.message_id for record, _ in failed], jobs_done=done)
+
+    def _tell_settled(self, envelope: JobEnvelope) -> None:
+        if self.settled is not None:
+            self.settled(envelope)
+
+    def _note_failures(self, failed: list[tuple[Record, str]], held: dict[str, int], now: float) -> None:
+        # Both are best effort: without them the message still comes back, only later and unexplained.
+        try:
+            if self.failures is not None:
+                self.failures.record([(r.message_id, r.receive_count, reason) for r, reason in failed], now)
+            self.retries.delay_redelivery(
+                [(r.receipt_handle, held.get(r.message_id) or self.policy.delay_before(r.receive_count + 1))
+                 for r, _ in failed if r.receipt_handle]
+            )
+        except Exception:
+            log.exception("could not note %d failed message(s)", len(failed))
+
+    def process_envelope(self, envelope: JobEnvelope, now: Callable[[], float]) -> int:
+        runner = self.runners[envelope.origin]
+        outcomes: list[JobOutcome] = []
+        retry: list[tuple[int, JobSpec]] = []
+        held: list[tuple[str, Held]] = []
+        for job in envelope.jobs:
+            next_job = job.model_copy(update={"attempt": job.attempt + 1})
+            begun = runner.begin(job, self.worker_id, now())
+            if begun == "resend":  # handed back for a retry whose message may be lost: send it (again)
+                retry.append((self.policy.delay_before(next_job.attempt), next_job))
+            if isinstance(begun, Held):
+                held.append((job.id, begun))
+            if begun != "run":
+                continue
+            try:
+                done = runner.run(job)
+            except Exception as exc:  # any failure of the job itself is retried, then recorded
+                permanent = getattr(exc, "permanent", False)  # say, a factorisation over its budget: it would fail again
+                reason = str(exc) if permanent else f"{type(exc).__name__}: {exc}"
+                if job.attempt < self.policy.max_attempts and not permanent:
+                    delay = self.policy.delay_before(next_job.attempt)
+                    if runner.requeue(job, self.worker_id, f"retry in {delay} s: {reason}", now()):
+                        retry.append((delay, next_job))
+                else:
+                    outcomes.append(self._outcome(envelope, job, now(), error=reason))
+                continue
+            outcomes.append(self._outcome(envelope, job, now(), done=done))
+        if retry:
+            self.retries.send(
+                [
+                    OutboundMessage(
+                        body=JobEnvelope(origin=envelope.origin, group=envelope.group, jobs=[job]).model_dump_json(),
+                        delay_seconds=delay, group_id=envelope.group if envelope.origin != "run" else None,
+                    )
+                    for delay, job in retry
+                ]
+            )
+        recorded = self.ledger.record(outcomes, now()) if outcomes else 0
+        if held:
+            raise HeldBack(max(h.retry_after_s for _, h in held), recorded, [job_id for job_id, _ in held])
+        return recorded
+
+    def _outcome(self, envelope: JobEnvelope, job: JobSpec, finished_at: float, done: Done | None = None,
+                 error: str | None = None) -> JobOutcome:
+        return JobOutcome(
+            job_id=job.id,
+            group=envelope.group,
+            origin=envelope.origin,
+            submitted_at=job.submitted_at,
+            number=job.number,
+            outcome="failed" if error else "done",
+            factors=done.factors if done else [],
+            result=done.result if done else None,
+            error=error,
+            attempt=job.attempt,
+            worker=self.worker_id,
+            finished_at=finished_at,
+        )
