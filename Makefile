@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-fast browser bench bench-quick drills drills-quick clean
+.PHONY: up test test-fast typecheck browser bench bench-quick drills drills-quick clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 up: $(STAMP)
 	$(PY) -m infra.stack --workers $(or $(WORKERS),2)
 
-## test: everything CI runs: unit, contract, runtime conformance, integration, browser.
-test: $(STAMP) browser
+## test: everything CI runs: the type check, then unit, contract, runtime conformance, integration, browser.
+test: $(STAMP) browser typecheck
 	$(PY) -m pytest
+
+## typecheck: mypy, strict, on chalicelib/ and app.py (mypy.ini): every adapter and twin held to its port.
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 ## test-fast: unit and contract tests only (no processes, no browser).
 test-fast: $(STAMP)

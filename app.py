@@ -9,8 +9,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
-from chalice import Chalice, CORSConfig, Rate, Response
-from chalice.app import SQSEvent
+from chalice.app import Chalice, CORSConfig, Rate, Request, Response, SQSEvent
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.compute import service as compute
@@ -47,14 +46,20 @@ def _error_response(error: PacerError) -> Response:
     body: dict[str, Any] = {"error": error.code, "message": str(error)}
     if isinstance(error, InvalidInput) and error.fields:
         body["fields"] = error.fields
-    headers = {"WWW-Authenticate": 'Bearer realm="pacer-admin"'} if status == 401 else {}
+    headers: dict[str, str | list[str]] = {"WWW-Authenticate": 'Bearer realm="pacer-admin"'} if status == 401 else {}
     return Response(body=body, status_code=status, headers=headers)
+
+
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None, "only a route handler has a request"
+    return request
 
 
 def require_admin() -> None:
     """Admin endpoints need `Authorization: Bearer <PACER_ADMIN_TOKEN>`."""
     expected = container().settings.admin_token
-    given = app.current_request.headers.get("authorization", "")
+    given = _request().headers.get("authorization", "")
     if not given:
         raise Unauthenticated("admin endpoint: send Authorization: Bearer <admin token>")
     scheme, _, token = given.partition(" ")
@@ -65,8 +70,13 @@ def require_admin() -> None:
         raise Forbidden("the admin token is not valid")
 
 
+def _query_params() -> dict[str, str]:
+    params = _request().query_params
+    return {name: params[name] for name in params} if params else {}
+
+
 def _limit(default: int, maximum: int) -> int:
-    raw = (app.current_request.query_params or {}).get("limit", str(default))
+    raw = _query_params().get("limit", str(default))
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
         raise InvalidInput(f"limit: must be a whole number from 1 to {maximum}", [{"field": "limit", "message": raw}])
     return int(raw)
@@ -93,7 +103,7 @@ def api(path: str, methods: list[str], **options: Any) -> Callable[[View], View]
 
 
 def read_json_object() -> dict[str, Any]:
-    raw = app.current_request.raw_body or b""
+    raw = _request().raw_body or b""
     limit = container().settings.max_body_bytes
     if len(raw) > limit:
         raise PayloadTooLarge(f"body is {len(raw)} bytes; the limit is {limit}")
@@ -189,7 +199,7 @@ def redrive_dead_letters() -> Any:
 
 
 def _caller() -> str | None:
-    return app.current_request.headers.get("x-caller-id")
+    return _request().headers.get("x-caller-id")
 
 
 @api("/api/compute", ["POST"], content_types=JSON_BODIES)
@@ -225,7 +235,7 @@ def list_callers() -> Any:
 
 @api("/api/jobs", ["POST"], content_types=JSON_BODIES)
 def submit_job() -> Any:
-    c, headers = container(), app.current_request.headers
+    c, headers = container(), _request().headers
     job, created = typed.submit(c.typed_jobs, c.registry, c.admission, c.ticks_queue, read_json_object(),
                                 headers.get("x-caller-id"), headers.get("idempotency-key"), c.settings.max_attempts,
                                 time.time())
@@ -234,8 +244,7 @@ def submit_job() -> Any:
 
 @api("/api/jobs", ["GET"])
 def list_jobs() -> Any:
-    params = app.current_request.query_params or {}
-    return typed.list_jobs(container().typed_jobs, container().registry, {name: params[name] for name in params})
+    return typed.list_jobs(container().typed_jobs, container().registry, _query_params())
 
 
 @api("/api/jobs/dispatch", ["GET"])

@@ -8,7 +8,7 @@ from typing import Sequence
 class MemoryDispatchCoordination:
     """A dispatcher's lease, round-robin cursor and outbox (DispatchCoordination's twin)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.RLock()
         self.lease: tuple[str, float] | None = None  # holder, expires
         self.asked_again = False

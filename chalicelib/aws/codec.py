@@ -32,13 +32,14 @@ def _from_decimals(value: Any) -> Any:
     return value
 
 
-def to_attr(value: Any) -> dict:
-    return _serializer.serialize(_to_decimals(value))
+def to_attr(value: Any) -> dict[str, Any]:
+    attribute: dict[str, Any] = _serializer.serialize(_to_decimals(value))
+    return attribute
 
 
-def to_item(data: dict[str, Any]) -> dict[str, dict]:
+def to_item(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {key: to_attr(value) for key, value in data.items()}
 
 
-def from_item(item: dict[str, dict]) -> dict[str, Any]:
+def from_item(item: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {key: _from_decimals(_deserializer.deserialize(value)) for key, value in item.items()}

@@ -10,7 +10,7 @@ from chalicelib.dlq.store import DeadLetterQueue
 
 
 class MemoryQueue(MessageQueue, DeadLetterQueue):
-    def __init__(self):
+    def __init__(self) -> None:
         self.sent: list[OutboundMessage] = []
         self.delayed: dict[str, int] = {}  # receipt handle -> seconds held back
 
@@ -23,7 +23,7 @@ class MemoryQueue(MessageQueue, DeadLetterQueue):
     def peek(self, limit: int) -> list[DeadLetter]:
         return [DeadLetter(message_id=f"m{i}", body=m.body, receive_count=1) for i, m in enumerate(self.sent[:limit])]
 
-    def move_to(self, target: "MemoryQueue", limit: int) -> int:
+    def move_to(self, target: MessageQueue, limit: int) -> int:
         moving, self.sent = self.sent[:limit], self.sent[limit:]
         target.send(moving)
         return len(moving)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from typing import Any, Sequence
 
 from chalicelib.aws.clients import SQSClient
 from chalicelib.aws.retry import domain_client
@@ -71,14 +71,15 @@ class SqsQueue(MessageQueue, DeadLetterQueue):
                          for i, (handle, seconds) in enumerate(chunk)],
             )
 
-    def _take(self, wanted: int, hold_s: int) -> list[dict]:
-        return self._sqs.receive_message(
+    def _take(self, wanted: int, hold_s: int) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self._sqs.receive_message(
             QueueUrl=self.url, MaxNumberOfMessages=min(SQS_BATCH, wanted), VisibilityTimeout=hold_s,
             WaitTimeSeconds=0, AttributeNames=["All"],
         ).get("Messages", [])
+        return messages
 
     def peek(self, limit: int) -> list[DeadLetter]:
-        taken: dict[str, dict] = {}
+        taken: dict[str, dict[str, Any]] = {}
         while len(taken) < limit:
             batch = [m for m in self._take(limit - len(taken), PEEK_HOLD_S) if m["MessageId"] not in taken]
             if not batch:
@@ -95,7 +96,7 @@ class SqsQueue(MessageQueue, DeadLetterQueue):
             for m in taken.values()
         ]
 
-    def move_to(self, target: "SqsQueue", limit: int) -> int:
+    def move_to(self, target: MessageQueue, limit: int) -> int:
         moved = 0
         while moved < limit:
             batch = self._take(limit - moved, PEEK_HOLD_S)
@@ -118,11 +119,11 @@ def _sent_at(epoch_ms: str | None) -> str | None:
 class DuplicatingQueue:
     """A drill: sends every message twice, as an at-least-once queue may deliver it."""
 
-    def __init__(self, queue):
+    def __init__(self, queue: SqsQueue):
         self._queue = queue
 
     def send(self, messages: Sequence[OutboundMessage]) -> None:
         self._queue.send(list(messages) * 2)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._queue, name)

@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from chalicelib.admission.dynamo import DispatchCoordination
 from chalicelib.admission.models import CallerCounts
@@ -25,11 +25,11 @@ from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
 WAIT_TTL_S = 7 * 24 * 3600
 
 
-def _number_key(number: str) -> dict:
+def _number_key(number: str) -> dict[str, Any]:
     return to_item({"pk": f"CNUM#{number}", "sk": "NUM"})
 
 
-def _caller_key(caller: str) -> dict:
+def _caller_key(caller: str) -> dict[str, Any]:
     return to_item({"pk": "CALLERS", "sk": caller})
 
 
@@ -83,7 +83,7 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
                 backoff(attempt)
         return followers
 
-    def _claim_items(self, owners: list[ComputeRequest]) -> list[dict]:
+    def _claim_items(self, owners: list[ComputeRequest]) -> list[dict[str, Any]]:
         items = []
         for request in owners:  # three items per request, the claim first (see _claim)
             items += [
@@ -108,7 +108,7 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
                                      "ExpressionAttributeValues": to_item({":added": added})}})
         return items
 
-    def _request_item(self, request: ComputeRequest) -> dict:
+    def _request_item(self, request: ComputeRequest) -> dict[str, Any]:
         return to_item({"pk": f"CREQ#{request.id}", "sk": "REQ", **request.model_dump()})
 
     def request(self, request_id: str) -> ComputeRequest | None:
@@ -165,7 +165,7 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
         return key
 
 
-def _key_dict(key: dict) -> dict:
+def _key_dict(key: dict[str, Any]) -> dict[str, Any]:
     return from_item(key)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from multiprocessing.connection import Connection
 
 from sympy import factorint, isprime
 
@@ -31,7 +32,7 @@ def _expand(powers: dict[int, int]) -> list[int]:
     return [int(prime) for prime, power in sorted(powers.items()) for _ in range(power)]
 
 
-def _factor_into(number: int, pipe) -> None:
+def _factor_into(number: int, pipe: Connection) -> None:
     pipe.send(factorint(number))
     pipe.close()
 

@@ -12,7 +12,7 @@ from chalicelib.core.jobs import JobOutcome
 
 
 class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.requests: dict[str, ComputeRequest] = {}
         self.numbers: dict[str, NumberRecord] = {}
@@ -84,9 +84,10 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
     def settle(self, outcome: JobOutcome, now: float) -> bool:
         """What the ledger does for a new compute outcome: the number's record and the caller's counters."""
         with self.lock:
-            record = self.numbers.get(outcome.number)
+            number = outcome.number or ""
+            record = self.numbers.get(number)
             if record is not None:
-                self.numbers[outcome.number] = record.model_copy(update={
+                self.numbers[number] = record.model_copy(update={
                     "status": outcome.outcome, "factors": outcome.factors, "error": outcome.error,
                     "finished_at": outcome.finished_at, "computations": record.computations + 1})
             counts = self._count(outcome.group)

@@ -27,7 +27,7 @@ def new_request_id() -> str:
 
 def check_number(raw: str, field: str, max_digits: int) -> str:
     """The number as canonical digits, or InvalidInput naming `field` and the problem."""
-    def bad(message: str):
+    def bad(message: str) -> InvalidInput:
         return InvalidInput(f"{field}: {message}", [{"field": field, "message": message}])
 
     if raw == "":

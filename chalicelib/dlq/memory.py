@@ -5,7 +5,7 @@ from chalicelib.dlq.store import FailureLog
 
 
 class MemoryFailureLog(FailureLog):
-    def __init__(self):
+    def __init__(self) -> None:
         self.saved: dict[str, str] = {}
 
     def record(self, failures: list[tuple[str, int, str]], now: float) -> None:

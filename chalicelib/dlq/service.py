@@ -1,6 +1,7 @@
 """The dead-letter queue: what is in it, why, and moving it back."""
 from __future__ import annotations
 
+from chalicelib.core.queue import MessageQueue
 from chalicelib.dlq.models import DeadLetters, Redriven
 from chalicelib.dlq.store import DeadLetterQueue, FailureLog
 
@@ -14,6 +15,6 @@ def dead_letters(dlq: DeadLetterQueue, failures: FailureLog, limit: int) -> Dead
     )
 
 
-def redrive(dlq: DeadLetterQueue, source: DeadLetterQueue, limit: int) -> Redriven:
+def redrive(dlq: DeadLetterQueue, source: MessageQueue, limit: int) -> Redriven:
     moved = dlq.move_to(source, limit)
     return Redriven(moved=moved, remaining=dlq.depth()["visible"])

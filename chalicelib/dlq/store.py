@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from chalicelib.core.queue import MessageQueue
 from chalicelib.dlq.models import DeadLetter
 
 
@@ -10,7 +11,7 @@ class DeadLetterQueue(Protocol):
     def peek(self, limit: int) -> list[DeadLetter]:
         """Up to `limit` messages, left in the queue and visible again at once."""
 
-    def move_to(self, target: "DeadLetterQueue", limit: int) -> int:
+    def move_to(self, target: MessageQueue, limit: int) -> int:
         """Move up to `limit` messages to `target` (send, then delete): at least once."""
 
     def depth(self) -> dict[str, int]: ...

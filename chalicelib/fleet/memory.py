@@ -6,7 +6,7 @@ from chalicelib.fleet.store import FleetStore
 
 
 class MemoryFleetStore(FleetStore):
-    def __init__(self):
+    def __init__(self) -> None:
         self.saved: dict[str, WorkerBeat] = {}
         self.desired: dict[str, int] = {}
 

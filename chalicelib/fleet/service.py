@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 from chalicelib.core.times import iso
 from chalicelib.fleet.models import Fleet, WorkerBeat, WorkerView
@@ -58,17 +58,17 @@ class Heartbeat:
         self._last_write = 0.0
 
     @contextlib.contextmanager
-    def busy(self):
+    def busy(self) -> Iterator[Callable[[int], None]]:
         """Mark the worker busy for the duration; the block reports jobs done through the yielded callable."""
         self._ensure_started()
-        done = []
+        done: list[int] = []
         self._set(state="busy")
         try:
             yield done.append
         finally:
             self._set(state="idle", jobs_done=self._beat.jobs_done + sum(done))
 
-    def _set(self, **changes) -> None:
+    def _set(self, **changes: Any) -> None:
         with self._lock:
             self._beat = self._beat.model_copy(update=changes)
             # State changes are written at once, but at most once a second, so the

@@ -22,11 +22,11 @@ from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
 BUCKET_TTL_S = 24 * 3600
 
 
-def run_key(run_id: str) -> dict:
+def run_key(run_id: str) -> dict[str, Any]:
     return to_item({"pk": f"RUN#{run_id}", "sk": "META"})
 
 
-def bucket_update(table: str, run_id: str, now: float, **counts: int) -> dict:
+def bucket_update(table: str, run_id: str, now: float, **counts: int) -> dict[str, Any]:
     """An Update that adds `counts` to the run's throughput bucket for this second."""
     second = int(now)
     counts = {name: count for name, count in counts.items() if count}
@@ -97,7 +97,8 @@ class DynamoRunStore(RunStore):
         except StaleWrite as exc:
             raise RunAlreadyActive("another run was started at the same moment") from exc
 
-    def _update_run(self, run: Run, set_values: dict[str, Any], condition: str, condition_values: dict[str, Any]):
+    def _update_run(self, run: Run, set_values: dict[str, Any], condition: str,
+                    condition_values: dict[str, Any]) -> dict[str, Any]:
         names = {f"#{key}": key for key in set_values}
         names["#state"] = "state"
         return {

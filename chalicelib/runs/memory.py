@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any, Callable
 
 from chalicelib.core.errors import RunAlreadyActive, StaleWrite
 from chalicelib.core.jobs import JobOutcome
@@ -10,7 +11,7 @@ from chalicelib.runs.store import RunStore
 
 
 class MemoryRunStore(RunStore):
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.RLock()
         self.runs: dict[str, Run] = {}
         self.current_id: str | None = None
@@ -34,14 +35,14 @@ class MemoryRunStore(RunStore):
             self.runs[run.run_id] = run.model_copy()
             self.current_id = run.run_id
 
-    def _update_if(self, run: Run, condition, **changes) -> None:
+    def _update_if(self, run: Run, condition: Callable[[Run], bool], **changes: Any) -> None:
         with self.lock:
             stored = self.runs.get(run.run_id)
             if stored is None or not condition(stored):
                 raise StaleWrite(f"run {run.run_id} changed")
             self.runs[run.run_id] = stored.model_copy(update=changes)
 
-    def _holds_clock(self, seen: Run):
+    def _holds_clock(self, seen: Run) -> Callable[[Run], bool]:
         return lambda stored: (
             stored.state == "running" and stored.tick_token == seen.tick_token and stored.enqueued == seen.enqueued
             and stored.anchor_at == seen.anchor_at

@@ -92,7 +92,7 @@ def envelopes_for(run: Run, start: int, end: int, now: float, jobs_per_message: 
         delay = min(SQS_MAX_DELAY_S, max(0, math.floor(due_time(run, index) - now)))
         groups.setdefault(delay, []).append(JobSpec(id=job_id(run.run_id, index), number=job_number(run.run_id, index)))
     return [
-        Timed(delay, JobEnvelope(run_id=run.run_id, jobs=jobs[offset : offset + jobs_per_message]))
+        Timed(delay, JobEnvelope(group=run.run_id, jobs=jobs[offset : offset + jobs_per_message]))
         for delay, jobs in sorted(groups.items())
         for offset in range(0, len(jobs), jobs_per_message)
     ]
@@ -132,7 +132,7 @@ class Pacer:
             self.runs.advance(run, end=plan.end, next_token=next_token, now=now)
         except StaleWrite:
             return "lost race"  # another copy of this tick, a rate change or a stop got there first
-        if next_token:
+        if plan.next_tick_delay is not None:
             self.send_tick(Tick(run_id=run.run_id, token=next_token), plan.next_tick_delay)
         if plan.messages:
             self.jobs.send([timed.message() for timed in plan.messages])

@@ -49,7 +49,7 @@ def change_rate(command: ChangeRate, pacer: Pacer, now: float) -> Run:
             pacer.runs.change_rate(run, x=command.x, y=command.y, anchor_at=anchor_at, now=now)
         except StaleWrite:
             continue  # a tick claimed jobs meanwhile; re-anchor on the fresh cursor
-        return pacer.runs.get(run.run_id)
+        return _reread(pacer.runs, run.run_id)
     raise StaleWrite("the run kept changing; try again")
 
 
@@ -59,7 +59,14 @@ def stop_run(pacer: Pacer, now: float) -> Run:
         pacer.runs.stop(run, now)
     except StaleWrite as exc:
         raise NoActiveRun("the run stopped or completed meanwhile") from exc
-    return pacer.runs.get(run.run_id)
+    return _reread(pacer.runs, run.run_id)
+
+
+def _reread(runs: RunStore, run_id: str) -> Run:
+    run = runs.get(run_id)
+    if run is None:  # runs are never deleted
+        raise NoActiveRun(f"run {run_id} is gone")
+    return run
 
 
 def _active_run(runs: RunStore) -> Run:

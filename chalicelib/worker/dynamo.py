@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from botocore.exceptions import ClientError
 from chalicelib.aws.clients import DynamoDBClient
 
 from chalicelib.aws.codec import to_item

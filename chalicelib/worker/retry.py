@@ -17,7 +17,7 @@ class RetryPolicy:
     def delay_before(self, attempt: int, rng: Callable[[], float] = random.random) -> int:
         """Full jitter: uniform in [0, base * 2^(attempt-2)], capped, for the `attempt`th try."""
         ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** max(0, attempt - 2))
-        return min(SQS_MAX_DELAY_S, round(ceiling * rng()))
+        return min(SQS_MAX_DELAY_S, int(round(ceiling * rng())))
 
 
 class InjectedFailure(RuntimeError):
