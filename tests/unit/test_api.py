@@ -141,10 +141,12 @@ def test_admin_endpoints_answer_401_without_a_token_and_403_with_a_wrong_one(cli
 
 def test_admin_endpoints_refuse_everyone_when_no_token_is_configured(client, c):
     c.settings.admin_token = ""
-    code, body = admin(client, "put", "/api/workers", token="", body={"concurrency": 3})
-    assert code in (401, 403)
-    code, body = admin(client, "put", "/api/workers", token="anything", body={"concurrency": 3})
-    assert code == 403 and "PACER_ADMIN_TOKEN" in body["message"]
+    code, body = admin(client, "put", "/api/workers", token=None, body={"concurrency": 3})
+    assert code == 401 and "Authorization" in body["message"]
+    for token in ("", "anything", "secret"):  # "" sends "Bearer ": a header, but an empty token
+        code, body = admin(client, "put", "/api/workers", token=token, body={"concurrency": 3})
+        assert code == 403 and body["error"] == "forbidden" and "PACER_ADMIN_TOKEN" in body["message"], (token, body)
+    assert c.fleet.desired == {}
 
 
 def test_an_admin_sets_the_worker_concurrency_and_anyone_can_see_it(client, c):

@@ -1,4 +1,6 @@
 """The job worker: exactly-once outcomes, retries with backoff, poison messages."""
+from dataclasses import dataclass
+
 import pytest
 
 from chalicelib.runs import service as runs
@@ -74,14 +76,25 @@ def test_an_unparseable_message_is_reported_failed_and_the_rest_of_the_batch_pro
     assert c.runs.current().processed == 1
 
 
-def test_a_failed_message_has_its_reason_logged_and_is_held_back_with_backoff(c):
+@dataclass(frozen=True)
+class FixedJitterPolicy(RetryPolicy):
+    """The shared policy with its jitter roll fixed, so a test can name the exact delay it must produce."""
+    roll: float = 1.0
+
+    def delay_before(self, attempt, rng=None):
+        return super().delay_before(attempt, rng=lambda: self.roll)
+
+
+@pytest.mark.parametrize("max_delay_s, roll, delay", [(60, 1.0, 8), (60, 0.5, 4), (3, 1.0, 3)])
+def test_a_failed_message_has_its_reason_logged_and_is_held_back_with_backoff(c, max_delay_s, roll, delay):
     failures = MemoryFailureLog()
     w = worker(c)
     w.failures = failures
-    w.policy = RetryPolicy(base_delay_s=1, max_delay_s=60)
+    w.policy = FixedJitterPolicy(base_delay_s=1, max_delay_s=max_delay_s, roll=roll)
     w.process([Record("poison", "not json", receipt_handle="h1", receive_count=4)], lambda: T0)
     assert "unparseable message" in failures.reasons(["poison"])["poison"]
-    assert 0 <= c.jobs_queue.delayed["h1"] <= 8  # full jitter under 1 s * 2^3
+    # Received 4 times, so the next is attempt 5: ceiling min(cap, 1 s * 2^(5-2) = 8 s), times the jitter roll.
+    assert c.jobs_queue.delayed == {"h1": delay}
 
 
 def test_injected_failures_strike_at_the_configured_rate_only():
