@@ -12,6 +12,7 @@ typed.keys.listing_attributes). State table:
 """
 from __future__ import annotations
 
+import builtins
 import random
 from typing import Any, Sequence
 
@@ -25,7 +26,7 @@ from chalicelib.core.jobs import JobOutcome
 from chalicelib.core.times import iso_key
 from chalicelib.typed.keys import backlog_item, backlog_key, listing_attributes, schedule_key
 from chalicelib.typed.listing import ListPlan
-from chalicelib.typed.models import TypedBacklogItem, TypedJob, TypedJobStats, TimelineEntry
+from chalicelib.typed.models import TypedBacklogItem, TypedJob, TypedJobStats, TypedJobStatus, TimelineEntry
 from chalicelib.typed.store import TypedJobStore
 from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
 
@@ -38,7 +39,7 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 
 
 def stats_update(state_table: str, statuses: dict[str, int] | None = None, types: dict[str, int] | None = None,
-                 total: int = 0) -> dict | None:
+                 total: int = 0) -> dict[str, Any] | None:
     """An Update adding to one (random) shard of the job counters; None if nothing changes."""
     deltas = {**{f"s_{k}": v for k, v in (statuses or {}).items()}, **{f"t_{k}": v for k, v in (types or {}).items()},
               "total": total}
@@ -54,7 +55,7 @@ def stats_update(state_table: str, statuses: dict[str, int] | None = None, types
     }}
 
 
-def minute_update(state_table: str, now: float, completed: int, failed: int) -> dict:
+def minute_update(state_table: str, now: float, completed: int, failed: int) -> dict[str, Any]:
     minute = int(now) // 60 * 60
     return {"Update": {
         "TableName": state_table,
@@ -65,11 +66,11 @@ def minute_update(state_table: str, now: float, completed: int, failed: int) -> 
     }}
 
 
-def _entry(status: str, at: float, worker: str | None, attempt: int, note: str | None) -> dict:
+def _entry(status: TypedJobStatus, at: float, worker: str | None, attempt: int, note: str | None) -> dict[str, Any]:
     return to_attr([TimelineEntry(status=status, at=at, worker=worker, attempt=attempt, note=note).model_dump()])
 
 
-def _caller_update(state_table: str, caller: str, backlog: int = 0, in_flight: int = 0) -> dict:
+def _caller_update(state_table: str, caller: str, backlog: int = 0, in_flight: int = 0) -> dict[str, Any]:
     deltas = {name: delta for name, delta in (("backlog", backlog), ("in_flight", in_flight)) if delta}
     return {"Update": {
         "TableName": state_table, "Key": to_item({"pk": "TCALLERS", "sk": caller}),
@@ -86,14 +87,15 @@ class TypedJobSettlement(Settlement):
     items_per_outcome = 1
     shared_items = 3
 
-    def __init__(self, state_table: str, typed_jobs_table: str):
+    def __init__(self, state_table: str, typed_jobs_table: str) -> None:
         self._state = state_table
         self._typed_jobs = typed_jobs_table
 
     def writes(self, group: str, outcomes: Sequence[JobOutcome], now: float) -> SettlementWrites:
         per_outcome: list[list[Write]] = []
         for outcome in outcomes:
-            final = "completed" if outcome.outcome == "done" else "failed"
+            final: TypedJobStatus = "completed" if outcome.outcome == "done" else "failed"
+            values: dict[str, Any]  # the result (a dict) or the error (a str)
             if final == "completed":
                 change, values = "#result = :result REMOVE #error", {":result": outcome.result or {}}
             else:
@@ -120,7 +122,7 @@ class TypedJobSettlement(Settlement):
         return SettlementWrites(per_outcome=per_outcome, shared=[write for write in shared if write is not None])
 
 
-def typed_job_item(job: TypedJob, main_text: str) -> dict:
+def typed_job_item(job: TypedJob, main_text: str) -> dict[str, Any]:
     """A job as its tasks-table item: the job, and the attributes its GSIs key on and `q` searches."""
     return to_item({**job.model_dump(exclude_none=True), **listing_attributes(job, main_text)})
 
@@ -130,17 +132,18 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
 
     DISPATCH_PK = "TDISPATCH"
 
-    def __init__(self, client: DynamoDBClient, typed_jobs_table: str, state_table: str, results_table: str):
+    def __init__(self, client: DynamoDBClient, typed_jobs_table: str, state_table: str, results_table: str) -> None:
         super().__init__(client, state_table)
         self._tasks = typed_jobs_table
         self._results = results_table
 
     # -- job items --
 
-    def _job_key(self, job_id: str) -> dict:
+    def _job_key(self, job_id: str) -> dict[str, Any]:
         return to_item({"id": job_id})
 
-    def _job_update(self, job_id: str, update: str, condition: str, values: dict, entry: dict | None = None) -> dict:
+    def _job_update(self, job_id: str, update: str, condition: str, values: dict[str, Any],
+                    entry: dict[str, Any] | None = None) -> dict[str, Any]:
         attribute_values = to_item(values)
         if entry is not None:
             attribute_values[":entry"] = entry
@@ -148,26 +151,26 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                 "ConditionExpression": condition, "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": attribute_values}
 
-    def _transact(self, writes: list[dict | None]) -> None:
+    def _transact(self, writes: list[dict[str, Any] | None]) -> None:
         items = [write for write in writes if write is not None]
         call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=items))
 
-    def _backlog_put(self, item: TypedBacklogItem) -> dict:
+    def _backlog_put(self, item: TypedBacklogItem) -> dict[str, Any]:
         return {"Put": {"TableName": self._table, "Item": to_item(
             {"pk": f"TQ#{item.caller}", "sk": backlog_key(item), **item.model_dump(exclude_none=True)})}}
 
-    def _backlog_delete(self, item: TypedBacklogItem, condition: bool = True) -> dict:
+    def _backlog_delete(self, item: TypedBacklogItem, condition: bool = True) -> dict[str, Any]:
         delete = {"TableName": self._table, "Key": to_item({"pk": f"TQ#{item.caller}", "sk": backlog_key(item)})}
         if condition:
             delete["ConditionExpression"] = "attribute_exists(pk)"  # admitted or cancelled already: not twice
         return {"Delete": delete}
 
-    def _schedule_key(self, item: TypedBacklogItem) -> dict:
+    def _schedule_key(self, item: TypedBacklogItem) -> dict[str, Any]:
         return to_item({"pk": "TSCHED", "sk": schedule_key(item)})
 
     def create(self, job: TypedJob, main_text: str, idempotency: tuple[str, str, str] | None, now: float) -> TypedJob:
         item = backlog_item(job)
-        writes: list[dict | None] = [
+        writes: list[dict[str, Any] | None] = [
             {"Put": {"TableName": self._tasks, "Item": typed_job_item(job, main_text),
                      "ConditionExpression": "attribute_not_exists(id)"}},
             stats_update(self._table, {"pending": 1}, {job.type: 1}, total=1),
@@ -205,6 +208,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         found = self._db.get_item(TableName=self._tasks, Key=self._job_key(job_id), ConsistentRead=True)
         return TypedJob.model_validate(from_item(found["Item"])) if "Item" in found else None
 
+    # Below this method, `list` in the class body names it, not the builtin: later annotations say builtins.list.
     def list(self, plan: ListPlan, start: dict[str, str] | None, limit: int) -> tuple[list[TypedJob], bool]:
         names = {"#h": plan.hash_attribute}
         values: dict[str, Any] = {":h": plan.hash_value}
@@ -238,7 +242,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         if filters:
             request["FilterExpression"] = " AND ".join(filters)
         # One more than the page, so that `more` is exact and the last page is never an empty one.
-        matched: list[dict] = []
+        matched: list[dict[str, Any]] = []
         page = {"ExclusiveStartKey": to_item(start)} if start else {}
         while len(matched) <= limit:
             wanted = limit + 1 - len(matched)
@@ -260,7 +264,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
             "#status = :pending AND place = :place",
             {":cancelled": "cancelled", ":none": "none", ":now": now, ":pending": "pending", ":place": job.place},
             _entry("cancelled", now, None, job.attempts, "cancelled"))
-        writes: list[dict | None] = [{"Update": update},
+        writes: list[dict[str, Any] | None] = [{"Update": update},
                                      stats_update(self._table, {"pending": -1, "cancelled": 1})]
         if job.place == "queued":
             writes += [self._backlog_delete(item), _caller_update(self._table, job.caller, backlog=-1)]
@@ -350,19 +354,19 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                 continue  # cancelled meanwhile
         return not self.paused()
 
-    def due_by(self, until: float, limit: int) -> list[float]:
+    def due_by(self, until: float, limit: int) -> builtins.list[float]:
         found = self._query(KeyConditionExpression="pk = :pk AND sk <= :until",
                             ExpressionAttributeValues=to_item({":pk": "TSCHED", ":until": iso_key(until) + "~"}),
                             ProjectionExpression="due", limit=limit)
         return [float(item["due"]) for item in found[:limit]]
 
-    def callers(self) -> list[CallerCounts]:
+    def callers(self) -> builtins.list[CallerCounts]:
         found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": "TCALLERS"}),
                             ConsistentRead=True)
         return [CallerCounts(caller=item["sk"], backlog=int(item.get("backlog", 0)),
                              in_flight=int(item.get("in_flight", 0))) for item in found]
 
-    def backlog(self, caller: str, limit: int) -> list[TypedBacklogItem]:
+    def backlog(self, caller: str, limit: int) -> builtins.list[TypedBacklogItem]:
         if limit <= 0:
             return []
         found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": f"TQ#{caller}"}),
@@ -371,7 +375,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
 
     def admit(self, caller: str, items: Sequence[TypedBacklogItem], body: str, now: float) -> str:
         key = f"OUT#{items[0].id}"
-        writes: list[dict | None] = []
+        writes: list[dict[str, Any] | None] = []
         for item in items:
             writes.append(self._backlog_delete(item))
             writes.append({"Update": self._job_update(item.id, "SET place = :admitted",

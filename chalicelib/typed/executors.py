@@ -7,7 +7,7 @@ registered, a pydantic discriminated union on `type`, so adding a fourth type
 is one model and one registered function:
 
     @REGISTRY.register("sms", SmsPayload, main_text="text")
-    def send_sms(payload: SmsPayload) -> dict:
+    def send_sms(payload: SmsPayload) -> dict[str, Any]:
         return {"segments": 1 + len(payload.text) // 160}
 
 The executors only simulate the work: each attempt sleeps the configured
@@ -94,7 +94,7 @@ class NotificationPayload(Payload):
     message: str = Field(min_length=1, max_length=1000)
 
 
-Executor = Callable[[Any], dict]
+Executor = Callable[[Any], dict[str, Any]]  # takes its type's payload model
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,10 @@ class JobType:
 class Registry:
     """The registered job types. The request model is rebuilt whenever a type is added or removed."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._types: dict[str, JobType] = {}
         self._lock = threading.Lock()
-        self._adapter: TypeAdapter | None = None
+        self._adapter: TypeAdapter[Any] | None = None
 
     def register(self, name: str, payload: type[Payload], main_text: str) -> Callable[[Executor], Executor]:
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name):
@@ -139,7 +139,8 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return name in self._types
 
-    def new_job_adapter(self) -> TypeAdapter:
+    # Any: the request models are built at run time from what is registered, so no static type names them.
+    def new_job_adapter(self) -> TypeAdapter[Any]:
         """The request body `{type, priority?, payload, scheduled_for?}`: a discriminated union on `type`."""
         with self._lock:
             if self._adapter is None:
@@ -152,11 +153,11 @@ class Registry:
                 self._adapter = TypeAdapter(Annotated[union, Field(discriminator="type")])
             return self._adapter
 
-    def main_text(self, name: str, payload: dict) -> str:
+    def main_text(self, name: str, payload: dict[str, Any]) -> str:
         kind = self._types.get(name)
         return str(payload.get(kind.main_text, "")) if kind else ""
 
-    def run(self, name: str, payload: dict, latency_s: float = 0.0) -> dict:
+    def run(self, name: str, payload: dict[str, Any], latency_s: float = 0.0) -> dict[str, Any]:
         """Run one attempt: validate the payload again, simulate the latency, execute."""
         kind = self._types.get(name)
         if kind is None:
@@ -181,18 +182,18 @@ def _receipt(prefix: str) -> str:
 
 
 @REGISTRY.register("email", EmailPayload, main_text="subject")
-def send_email(payload: EmailPayload) -> dict:
+def send_email(payload: EmailPayload) -> dict[str, Any]:
     return {"simulated": True, "message_id": _receipt("msg"), "to": payload.to}
 
 
 @REGISTRY.register("report", ReportPayload, main_text="report_type")
-def build_report(payload: ReportPayload) -> dict:
+def build_report(payload: ReportPayload) -> dict[str, Any]:
     days = (payload.date_range.to - payload.date_range.from_).days + 1
     return {"simulated": True, "report_id": _receipt("rpt"), "format": payload.format, "days": days,
             "url": f"sim://reports/{payload.report_type}.{payload.format}"}
 
 
 @REGISTRY.register("notification", NotificationPayload, main_text="message")
-def notify(payload: NotificationPayload) -> dict:
+def notify(payload: NotificationPayload) -> dict[str, Any]:
     return {"simulated": True, "notification_id": _receipt("ntf"), "channel": payload.channel,
             "user_id": payload.user_id}

@@ -102,6 +102,7 @@ class ListPlan:
 
 
 def plan_list(query: ListQuery) -> ListPlan:
+    value: str  # a status, a type or "job": the index partition's hash key
     if query.status is not None:
         partition, value = "status", query.status
     elif query.type is not None:

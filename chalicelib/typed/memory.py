@@ -1,7 +1,8 @@
 """Typed jobs' in-memory twin: the same conditions on each status change, checked under one lock."""
 from __future__ import annotations
 
-from typing import Sequence
+import builtins
+from typing import Any, Callable, Sequence, cast
 
 from chalicelib.admission.memory import MemoryDispatchCoordination
 from chalicelib.admission.models import CallerCounts
@@ -9,14 +10,14 @@ from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.typed.keys import backlog_item, backlog_key, listing_attributes
 from chalicelib.typed.listing import ListPlan
-from chalicelib.typed.models import TypedBacklogItem, TypedJob, TypedJobStats, TimelineEntry
+from chalicelib.typed.models import TypedBacklogItem, TypedJob, TypedJobStats, TypedJobStatus, TimelineEntry
 from chalicelib.typed.store import TypedJobStore
 
 
 class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
     """DynamoTypedJobStore's twin: the same conditions on each status change, checked under one lock."""
 
-    def __init__(self, results: dict[str, JobOutcome] | None = None):
+    def __init__(self, results: dict[str, JobOutcome] | None = None) -> None:
         super().__init__()
         self.results: dict[str, JobOutcome] = {} if results is None else results  # the ledger's, when shared
         self.jobs: dict[str, TypedJob] = {}
@@ -40,7 +41,8 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
         for status, delta in deltas.items():
             self.by_status[status] = self.by_status.get(status, 0) + delta
 
-    def _change(self, job_id: str, condition, entry: TimelineEntry | None = None, **changes) -> TypedJob:
+    def _change(self, job_id: str, condition: Callable[[TypedJob], bool], entry: TimelineEntry | None = None,
+                **changes: Any) -> TypedJob:
         job = self.jobs.get(job_id)
         if job is None or not condition(job):
             raise StaleWrite(f"job {job_id} changed")
@@ -52,7 +54,7 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
         self.backlogs.setdefault(item.caller, {})[backlog_key(item)] = item
         self._count(item.caller).backlog += 1
 
-    def _attributes(self, job: TypedJob) -> dict:
+    def _attributes(self, job: TypedJob) -> dict[str, Any]:
         return {**job.model_dump(), **listing_attributes(job, self.main_texts[job.id])}
 
     # -- job items --
@@ -81,6 +83,7 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
             found = self.jobs.get(job_id)
             return found.model_copy() if found else None
 
+    # Below this method, `list` in the class body names it, not the builtin: later annotations say builtins.list.
     def list(self, plan: ListPlan, start: dict[str, str] | None, limit: int) -> tuple[list[TypedJob], bool]:
         with self.lock:
             rows = [(attributes[plan.range_attribute], job) for job in self.jobs.values()
@@ -142,7 +145,7 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
     def settle(self, outcome: JobOutcome, now: float) -> bool:
         """What the ledger does for a typed job's outcome; False if that attempt is no longer the running one.
         Throughput counts it in the minute it is recorded, as DynamoDB's settlement does."""
-        final = "completed" if outcome.outcome == "done" else "failed"
+        final: TypedJobStatus = "completed" if outcome.outcome == "done" else "failed"
         with self.lock:
             try:
                 job = self._change(
@@ -176,22 +179,24 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
 
     def prepare_admission(self, now: float) -> bool:
         with self.lock:
-            due = sorted((item for item in self.schedule.values() if (item.due or 0) <= now), key=lambda i: i.due)
+            # An item in the schedule always has its due time (backlog_item sets it for a scheduled job).
+            due = sorted((item for item in self.schedule.values() if (item.due or 0) <= now),
+                         key=lambda i: cast(float, i.due))
             for item in due[:100]:
                 self._change(item.id, lambda s: s.status == "pending" and s.place == "scheduled", place="queued")
                 del self.schedule[item.id]
                 self._enqueue(item.model_copy(update={"due": None}))
             return not self.is_paused
 
-    def due_by(self, until: float, limit: int) -> list[float]:
+    def due_by(self, until: float, limit: int) -> builtins.list[float]:
         with self.lock:
-            return sorted(item.due for item in self.schedule.values() if (item.due or 0) <= until)[:limit]
+            return sorted(cast(float, item.due) for item in self.schedule.values() if (item.due or 0) <= until)[:limit]
 
-    def callers(self) -> list[CallerCounts]:
+    def callers(self) -> builtins.list[CallerCounts]:
         with self.lock:
             return [c.model_copy() for c in self.counts.values()]
 
-    def backlog(self, caller: str, limit: int) -> list[TypedBacklogItem]:
+    def backlog(self, caller: str, limit: int) -> builtins.list[TypedBacklogItem]:
         with self.lock:
             backlog = self.backlogs.get(caller, {})
             return [backlog[key].model_copy() for key in sorted(backlog)[:max(0, limit)]]

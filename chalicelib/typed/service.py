@@ -17,9 +17,9 @@ import logging
 import json
 import math
 import secrets
-from typing import Any
+from typing import Any, cast
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from chalicelib.admission.service import Admission
 from chalicelib.core.errors import Conflict, DuplicateRequest, NotFound, StaleWrite
@@ -47,7 +47,8 @@ def new_job_id() -> str:
     return "j-" + secrets.token_hex(8)
 
 
-def parse_new_job(data: dict, registry: Registry):
+# Any: the request models are built at run time from the registry (Registry.new_job_adapter).
+def parse_new_job(data: dict[str, Any], registry: Registry) -> Any:
     try:
         return registry.new_job_adapter().validate_python(data)
     except ValidationError as exc:
@@ -63,8 +64,8 @@ def check_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-def view(job: TypedJob, timeline: bool = True) -> dict:
-    body = {
+def view(job: TypedJob, timeline: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "id": job.id, "type": job.type, "priority": job.priority, "status": job.status, "payload": job.payload,
         "caller": job.caller, "created_at": iso(job.created_at), "scheduled_for": iso(job.scheduled_for),
         "started_at": iso(job.started_at), "finished_at": iso(job.finished_at), "attempts": job.attempts,
@@ -76,7 +77,7 @@ def view(job: TypedJob, timeline: bool = True) -> dict:
     return body
 
 
-def body_hash(command) -> str:
+def body_hash(command: BaseModel) -> str:
     canonical = json.dumps(command.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -113,6 +114,7 @@ def _create(store: TypedJobStore, registry: Registry, data: dict[str, Any], call
     try:
         return store.create(job, registry.main_text(job.type, payload), claim, now), True
     except DuplicateRequest as duplicate:
+        assert claim is not None  # the store raises DuplicateRequest only for a claim it was given
         if duplicate.body_hash != claim[2]:
             raise Conflict(f"Idempotency-Key {key!r} was used for job {duplicate.job_id} with a different body") from None
         existing = store.get(duplicate.job_id)
@@ -165,7 +167,7 @@ def get(store: TypedJobStore, job_id: str) -> TypedJob:
     return job
 
 
-def list_jobs(store: TypedJobStore, registry: Registry, params: dict[str, str]) -> dict:
+def list_jobs(store: TypedJobStore, registry: Registry, params: dict[str, str]) -> dict[str, Any]:
     query = parse_list_query(params, registry)
     plan = plan_list(query)
     start = decode_token(plan, query.next) if query.next else None
@@ -208,7 +210,7 @@ def retry(store: TypedJobStore, admission: Admission, job_id: str, now: float) -
     return get(store, job_id)
 
 
-def stats(store: TypedJobStore, registry: Registry, now: float) -> dict:
+def stats(store: TypedJobStore, registry: Registry, now: float) -> dict[str, Any]:
     current = int(now) // 60 * 60
     since = current - (THROUGHPUT_MINUTES - 1) * 60
     counts = store.stats(since, current)
@@ -219,7 +221,8 @@ def stats(store: TypedJobStore, registry: Registry, now: float) -> dict:
         "by_status": {status: max(0, counts.by_status.get(status, 0)) for status in TYPED_JOB_STATUSES},
         "by_type": by_type,
         "throughput": [
-            {"minute": iso(minute).replace(".000Z", "Z"), "completed": counts.minutes.get(minute, (0, 0))[0],
+            # iso is None only for None: a minute is always a time.
+            {"minute": cast(str, iso(minute)).replace(".000Z", "Z"), "completed": counts.minutes.get(minute, (0, 0))[0],
              "failed": counts.minutes.get(minute, (0, 0))[1]}
             for minute in range(since, current + 1, 60)
         ],

@@ -1,6 +1,7 @@
 """Typed jobs' store port."""
 from __future__ import annotations
 
+import builtins
 from typing import Protocol, Sequence
 
 from chalicelib.admission.models import CallerCounts
@@ -21,6 +22,7 @@ class TypedJobStore(Protocol):
 
     def get(self, job_id: str) -> TypedJob | None: ...
 
+    # Below this method, `list` in the class body names it, not the builtin: later annotations say builtins.list.
     def list(self, plan: "ListPlan", start: dict[str, str] | None, limit: int) -> tuple[list[TypedJob], bool]:
         """Up to `limit` jobs of the plan's listing after `start` (index keys), and whether more follow."""
 
@@ -50,12 +52,12 @@ class TypedJobStore(Protocol):
     def prepare_admission(self, now: float) -> bool:
         """Move scheduled jobs that are due into their callers' backlogs; False while admission is paused."""
 
-    def due_by(self, until: float, limit: int) -> list[float]:
+    def due_by(self, until: float, limit: int) -> builtins.list[float]:
         """When the scheduled jobs due by `until` fall due, earliest first (at most `limit`)."""
 
-    def callers(self) -> list[CallerCounts]: ...
+    def callers(self) -> builtins.list[CallerCounts]: ...
 
-    def backlog(self, caller: str, limit: int) -> list[TypedBacklogItem]:
+    def backlog(self, caller: str, limit: int) -> builtins.list[TypedBacklogItem]:
         """The caller's next jobs: highest priority first, then the oldest."""
 
     def admit(self, caller: str, items: Sequence[TypedBacklogItem], body: str, now: float) -> str: ...
@@ -64,6 +66,6 @@ class TypedJobStore(Protocol):
 
     def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool: ...
 
-    def outbox(self, created_before: float) -> list[tuple[str, str]]: ...
+    def outbox(self, created_before: float) -> builtins.list[tuple[str, str]]: ...
 
     def forget_outbox(self, keys: Sequence[str]) -> None: ...
