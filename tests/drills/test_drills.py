@@ -69,7 +69,8 @@ def queue_counts(stack, name: str) -> int:
 def outcomes(stack, run_id: str) -> list[dict]:
     items, kwargs = [], {}
     while True:
-        page = stack.aws["dynamodb"].scan(TableName=RESULTS_TABLE.name, FilterExpression="run_id = :r",
+        page = stack.aws["dynamodb"].scan(TableName=RESULTS_TABLE.name, FilterExpression="#group = :r",
+                                          ExpressionAttributeNames={"#group": "group"},  # a reserved word
                                           ExpressionAttributeValues={":r": {"S": run_id}}, **kwargs)
         items += page["Items"]
         if "LastEvaluatedKey" not in page:

@@ -28,7 +28,8 @@ def result_items(aws, run_id: str) -> list[dict]:
     items, kwargs = [], {}
     while True:
         page = aws["dynamodb"].scan(
-            TableName=RESULTS_TABLE.name, FilterExpression="run_id = :r",
+            TableName=RESULTS_TABLE.name, FilterExpression="#group = :r",
+            ExpressionAttributeNames={"#group": "group"},  # a reserved word
             ExpressionAttributeValues={":r": {"S": run_id}}, **kwargs)
         items += page["Items"]
         if "LastEvaluatedKey" not in page:
