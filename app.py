@@ -15,8 +15,17 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.compute import service as compute
 from chalicelib.compute.models import ComputeBatchSubmit, ComputeSubmit
 from chalicelib.container import container
-from chalicelib.core.errors import (Conflict, DependencyUnavailable, Forbidden, InvalidInput, NotFound, PacerError,
-                                    PayloadTooLarge, StaleWrite, Unauthenticated)
+from chalicelib.core.errors import (
+    Conflict,
+    DependencyUnavailable,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PacerError,
+    PayloadTooLarge,
+    StaleWrite,
+    Unauthenticated,
+)
 from chalicelib.core.validation import field_errors, invalid
 from chalicelib.dlq import service as dlq
 from chalicelib.fleet import service as fleet

@@ -21,7 +21,6 @@ from chalicelib.core.errors import Contended, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
 
-
 WAIT_TTL_S = 7 * 24 * 3600
 
 

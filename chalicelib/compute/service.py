@@ -11,12 +11,11 @@ import secrets
 from typing import Sequence
 
 from chalicelib.admission.service import Admission
-from chalicelib.compute.models import (Accepted, ComputeBacklogItem, CallerStats, Callers, ComputeRequest, ComputeView)
+from chalicelib.compute.models import Accepted, Callers, CallerStats, ComputeBacklogItem, ComputeRequest, ComputeView
 from chalicelib.compute.store import ComputeStore
 from chalicelib.core.errors import InvalidInput
 from chalicelib.core.jobs import JobSpec
 from chalicelib.core.validation import check_caller
-
 
 WAIT_SAMPLE = 1000  # the latest waits per caller that p50/p95 are taken over
 

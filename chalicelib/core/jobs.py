@@ -16,7 +16,7 @@ ORIGINS: tuple[Origin, ...] = ("run", "compute", "typed")
 
 SQS_MAX_DELAY_S = 900  # SQS's limit on DelaySeconds (and on a message's visibility delay as we use it)
 
-# Messages and results written before the vocabulary settled said `run_id` for the group and `task` for a
+# Messages written before the vocabulary settled said `run_id` for the group and `task` for a
 # typed job's origin; both are still read, so messages in flight across an upgrade are not lost.
 _GROUP = Field(validation_alias=AliasChoices("group", "run_id"))
 

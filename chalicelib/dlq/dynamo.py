@@ -8,7 +8,6 @@ from chalicelib.aws.codec import from_item, to_item
 from chalicelib.aws.retry import batch_put, domain_client
 from chalicelib.dlq.store import FailureLog
 
-
 FAILURE_TTL_S = 14 * 24 * 3600  # as long as the DLQ keeps a message
 
 

@@ -7,7 +7,6 @@ from chalicelib.aws.retry import domain_client
 from chalicelib.fleet.models import WorkerBeat
 from chalicelib.fleet.store import FleetStore
 
-
 BEAT_TTL_S = 24 * 3600
 
 

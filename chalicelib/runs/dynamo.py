@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from chalicelib.aws.codec import from_item, to_attr, to_item
 from chalicelib.aws.clients import DynamoDBClient
+from chalicelib.aws.codec import from_item, to_attr, to_item
 from chalicelib.aws.retry import call_with_conflict_retry, domain_client
 from chalicelib.core.errors import RunAlreadyActive, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.runs.models import Run, Slice, ThroughputBucket
 from chalicelib.runs.store import RunStore
 from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
-
 
 BUCKET_TTL_S = 24 * 3600
 

@@ -7,7 +7,6 @@ from pydantic import BaseModel, Field
 
 from chalicelib.core.validation import Request
 
-
 # A run may ask for 1,000,000 jobs per 1/600 minute (0.1 s); that is "as fast as
 # the workers go". A week is the slowest period worth pacing.
 MAX_X = 1_000_000

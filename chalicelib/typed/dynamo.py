@@ -18,18 +18,17 @@ from typing import Any, Sequence
 
 from chalicelib.admission.dynamo import DispatchCoordination
 from chalicelib.admission.models import CallerCounts
-from chalicelib.aws.codec import from_item, to_attr, to_item
 from chalicelib.aws.clients import DynamoDBClient
+from chalicelib.aws.codec import from_item, to_attr, to_item
 from chalicelib.aws.retry import call_with_conflict_retry
 from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.core.times import iso_key
 from chalicelib.typed.keys import backlog_item, backlog_key, listing_attributes, schedule_key
 from chalicelib.typed.listing import ListPlan
-from chalicelib.typed.models import TypedBacklogItem, TypedJob, TypedJobStats, TypedJobStatus, TimelineEntry
+from chalicelib.typed.models import TimelineEntry, TypedBacklogItem, TypedJob, TypedJobStats, TypedJobStatus
 from chalicelib.typed.store import TypedJobStore
 from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
-
 
 STATS_SHARDS = 8  # counters spread over this many items, so concurrent writers rarely touch the same one
 
@@ -123,18 +122,18 @@ class TypedJobSettlement(Settlement):
 
 
 def typed_job_item(job: TypedJob, main_text: str) -> dict[str, Any]:
-    """A job as its tasks-table item: the job, and the attributes its GSIs key on and `q` searches."""
+    """A job as its typed-jobs table item: the job, and the attributes its GSIs key on and `q` searches."""
     return to_item({**job.model_dump(exclude_none=True), **listing_attributes(job, main_text)})
 
 
 class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
-    """Typed jobs: job items in the tasks table; their backlogs, schedule, admission and counters in the state table."""
+    """Typed jobs: job items in the typed-jobs table; their backlogs, schedule, admission and counters in the state table."""
 
     DISPATCH_PK = "TDISPATCH"
 
     def __init__(self, client: DynamoDBClient, typed_jobs_table: str, state_table: str, results_table: str) -> None:
         super().__init__(client, state_table)
-        self._tasks = typed_jobs_table
+        self._typed_jobs = typed_jobs_table
         self._results = results_table
 
     # -- job items --
@@ -147,7 +146,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         attribute_values = to_item(values)
         if entry is not None:
             attribute_values[":entry"] = entry
-        return {"TableName": self._tasks, "Key": self._job_key(job_id), "UpdateExpression": update,
+        return {"TableName": self._typed_jobs, "Key": self._job_key(job_id), "UpdateExpression": update,
                 "ConditionExpression": condition, "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": attribute_values}
 
@@ -171,7 +170,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
     def create(self, job: TypedJob, main_text: str, idempotency: tuple[str, str, str] | None, now: float) -> TypedJob:
         item = backlog_item(job)
         writes: list[dict[str, Any] | None] = [
-            {"Put": {"TableName": self._tasks, "Item": typed_job_item(job, main_text),
+            {"Put": {"TableName": self._typed_jobs, "Item": typed_job_item(job, main_text),
                      "ConditionExpression": "attribute_not_exists(id)"}},
             stats_update(self._table, {"pending": 1}, {job.type: 1}, total=1),
         ]
@@ -205,7 +204,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         return job
 
     def get(self, job_id: str) -> TypedJob | None:
-        found = self._db.get_item(TableName=self._tasks, Key=self._job_key(job_id), ConsistentRead=True)
+        found = self._db.get_item(TableName=self._typed_jobs, Key=self._job_key(job_id), ConsistentRead=True)
         return TypedJob.model_validate(from_item(found["Item"])) if "Item" in found else None
 
     # Below this method, `list` in the class body names it, not the builtin: later annotations say builtins.list.
@@ -236,7 +235,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
             values[":q"] = plan.q
             names["#search"] = "search"
             filters.append("contains(#search, :q)")
-        request = {"TableName": self._tasks, "IndexName": plan.index, "KeyConditionExpression": key,
+        request = {"TableName": self._typed_jobs, "IndexName": plan.index, "KeyConditionExpression": key,
                    "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
                    "ScanIndexForward": plan.forward}
         if filters:

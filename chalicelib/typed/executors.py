@@ -25,8 +25,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Callable, Literal, Union
 
-from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
-                      create_model, model_validator)
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 FAIL_MARKER = "#fail"
 

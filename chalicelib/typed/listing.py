@@ -23,7 +23,6 @@ from chalicelib.typed.executors import Registry
 from chalicelib.typed.keys import created_key, priority_key
 from chalicelib.typed.models import TypedJob, TypedJobStatus
 
-
 JOB_ID = re.compile(r"^j-[0-9a-f]{16}$")
 
 MAX_TOKEN = 2000

@@ -10,7 +10,7 @@ from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.typed.keys import backlog_item, backlog_key, listing_attributes
 from chalicelib.typed.listing import ListPlan
-from chalicelib.typed.models import TypedBacklogItem, TypedJob, TypedJobStats, TypedJobStatus, TimelineEntry
+from chalicelib.typed.models import TimelineEntry, TypedBacklogItem, TypedJob, TypedJobStats, TypedJobStatus
 from chalicelib.typed.store import TypedJobStore
 
 

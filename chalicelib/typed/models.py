@@ -7,7 +7,6 @@ from pydantic import BaseModel, Field
 
 from chalicelib.core.validation import Request
 
-
 TypedJobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 TYPED_JOB_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "failed", "cancelled")
@@ -27,7 +26,7 @@ class TimelineEntry(BaseModel):
 
 
 class TypedJob(BaseModel):
-    """A typed job as stored: one item in the tasks table, keyed by id."""
+    """A typed job as stored: one item in the typed-jobs table, keyed by id."""
 
     id: str
     type: str

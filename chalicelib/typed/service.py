@@ -13,8 +13,8 @@ write that makes it.
 from __future__ import annotations
 
 import hashlib
-import logging
 import json
+import logging
 import math
 import secrets
 from typing import Any, cast
@@ -29,9 +29,8 @@ from chalicelib.core.times import iso
 from chalicelib.core.validation import check_caller, field_errors, invalid
 from chalicelib.typed.executors import Registry
 from chalicelib.typed.listing import JOB_ID, decode_token, encode_token, index_keys, parse_list_query, plan_list
-from chalicelib.typed.models import TYPED_JOB_STATUSES, TypedJob, TimelineEntry, WakeUp
+from chalicelib.typed.models import TYPED_JOB_STATUSES, TimelineEntry, TypedJob, WakeUp
 from chalicelib.typed.store import TypedJobStore
-
 
 log = logging.getLogger(__name__)
 DEFAULT_CALLER = "anonymous"

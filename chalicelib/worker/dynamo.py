@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from chalicelib.aws.clients import DynamoDBClient
-
 from chalicelib.aws.codec import to_item
 from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, backoff, domain_client
 from chalicelib.core.errors import Contended, DependencyUnavailable, StaleWrite

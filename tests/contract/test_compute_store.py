@@ -4,13 +4,13 @@ import boto3
 import pytest
 
 from chalicelib.compute.dynamo import DynamoComputeStore
-from chalicelib.container import dynamo_ledger
 from chalicelib.compute.memory import MemoryComputeStore
-from tests.fakes import memory_ledger
-from chalicelib.core.errors import StaleWrite
 from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest
+from chalicelib.container import dynamo_ledger
+from chalicelib.core.errors import StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.resources import RESULTS_TABLE, STATE_TABLE, TYPED_JOBS_TABLE
+from tests.fakes import memory_ledger
 
 T0 = 1_800_000_000.0
 

@@ -7,21 +7,21 @@ import json
 import boto3
 import pytest
 
-from chalicelib.dlq.dynamo import DynamoFailureLog
-from chalicelib.fleet.dynamo import DynamoFleetStore
-from chalicelib.runs.dynamo import DynamoRunStore
-from chalicelib.container import dynamo_ledger
 from chalicelib.aws.memory import MemoryQueue
-from chalicelib.dlq.memory import MemoryFailureLog
-from chalicelib.fleet.memory import MemoryFleetStore
-from chalicelib.runs.memory import MemoryRunStore
-from tests.fakes import memory_ledger
 from chalicelib.aws.sqs import SqsQueue
+from chalicelib.container import dynamo_ledger
 from chalicelib.core.errors import RunAlreadyActive, StaleWrite
 from chalicelib.core.jobs import JobOutcome, OutboundMessage
+from chalicelib.dlq.dynamo import DynamoFailureLog
+from chalicelib.dlq.memory import MemoryFailureLog
+from chalicelib.fleet.dynamo import DynamoFleetStore
+from chalicelib.fleet.memory import MemoryFleetStore
 from chalicelib.fleet.models import WorkerBeat
-from chalicelib.runs.models import Run
 from chalicelib.resources import JOBS_DLQ, JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE, TYPED_JOBS_TABLE
+from chalicelib.runs.dynamo import DynamoRunStore
+from chalicelib.runs.memory import MemoryRunStore
+from chalicelib.runs.models import Run
+from tests.fakes import memory_ledger
 
 T0 = 1_800_000_000.0
 

@@ -2,16 +2,16 @@
 import boto3
 import pytest
 
+from chalicelib.container import dynamo_ledger
+from chalicelib.core.errors import DuplicateRequest, StaleWrite
+from chalicelib.core.jobs import JobOutcome
+from chalicelib.resources import RESULTS_TABLE, STATE_TABLE, TYPED_JOBS_TABLE
 from chalicelib.typed import service as jobs
 from chalicelib.typed.dynamo import DynamoTypedJobStore, typed_job_item
-from chalicelib.container import dynamo_ledger
-from chalicelib.typed.memory import MemoryTypedJobStore
-from tests.fakes import memory_ledger
-from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.typed.executors import REGISTRY
-from chalicelib.core.jobs import JobOutcome
+from chalicelib.typed.memory import MemoryTypedJobStore
 from chalicelib.typed.models import TimelineEntry, TypedJob
-from chalicelib.resources import RESULTS_TABLE, STATE_TABLE, TYPED_JOBS_TABLE
+from tests.fakes import memory_ledger
 
 T0 = 1_800_000_000.0
 

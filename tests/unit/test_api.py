@@ -5,8 +5,8 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.core.jobs import JobOutcome
 from chalicelib.container import reset_container
+from chalicelib.core.jobs import JobOutcome
 from tests.fakes import MemoryContainer
 
 

@@ -6,9 +6,9 @@ import pytest
 
 from chalicelib.admission.dispatcher import Dispatcher, fair_shares
 from chalicelib.compute import service as compute
-from chalicelib.compute.service import compute_job_spec
 from chalicelib.compute.factoring import BudgetExceeded, prime_factors_within
 from chalicelib.compute.models import ComputeRequest
+from chalicelib.compute.service import compute_job_spec
 from chalicelib.core.jobs import JobEnvelope
 from chalicelib.worker.retry import RetryPolicy
 from chalicelib.worker.runner import NumberRunner

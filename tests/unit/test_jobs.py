@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib.typed import service as jobs
-from chalicelib.typed.executors import Payload, REGISTRY
 from chalicelib.core.jobs import JobEnvelope, OutboundMessage
+from chalicelib.typed import service as jobs
+from chalicelib.typed.executors import REGISTRY, Payload
 from chalicelib.typed.models import WakeUp
 from chalicelib.worker.worker import Record
 from tests.fakes import MemoryContainer

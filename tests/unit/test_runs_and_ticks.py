@@ -1,9 +1,9 @@
 """Run lifecycle and the tick chain, over the in-memory adapters."""
 import pytest
 
-from chalicelib.runs import service as runs
 from chalicelib.core.errors import NoActiveRun, RunAlreadyActive, StaleWrite
 from chalicelib.core.jobs import JobEnvelope
+from chalicelib.runs import service as runs
 from chalicelib.runs.models import ChangeRate, StartRun, Tick
 from tests.fakes import MemoryContainer
 

@@ -3,10 +3,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from chalicelib.runs import service as runs
 from chalicelib.core.jobs import JobEnvelope, JobSpec
-from chalicelib.runs.models import StartRun
 from chalicelib.dlq.memory import MemoryFailureLog
+from chalicelib.runs import service as runs
+from chalicelib.runs.models import StartRun
 from chalicelib.worker.retry import InjectedFailure, RetryPolicy, with_injected_failures
 from chalicelib.worker.runner import NumberRunner
 from chalicelib.worker.worker import JobWorker, Record
