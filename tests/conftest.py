@@ -7,8 +7,10 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+from moto import mock_aws
 
 from infra.emulator import free_port
+from infra.provision import provision
 from infra.stack import Stack
 
 LOG_DIR = Path(__file__).resolve().parent.parent / ".run" / "logs"
@@ -63,3 +65,16 @@ def wait_until(predicate, timeout: float, interval: float = 0.25, what: str = "c
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+@pytest.fixture
+def moto_aws(monkeypatch):
+    """moto's in-process AWS with Pacer's tables and queues provisioned: boto3 clients made after it talk to
+    moto. The contract suites use it as `request.getfixturevalue("moto_aws")` in a fixture's moto branch."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        provision()
+        yield

@@ -27,6 +27,13 @@ class DispatchCoordination:
         """Every item of a Query on the state table (up to `limit`), decoded."""
         return [from_item(item) for item in query_all(self._db, limit, TableName=self._table, **request)]
 
+    def _partition(self, pk: str, limit: int | None = None, **request: Any) -> list[dict[str, Any]]:
+        """The items of one partition of the state table in sort key order (up to `limit`), decoded."""
+        if limit is not None and limit <= 0:
+            return []
+        return self._query(limit, KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": pk}),
+                           **request)
+
     def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
         try:
             found = self._db.update_item(

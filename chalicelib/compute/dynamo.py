@@ -122,22 +122,15 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
         return True  # nothing is scheduled, and nothing pauses
 
     def callers(self) -> list[CallerCounts]:
-        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": "CALLERS"}),
-                            ConsistentRead=True)
         return [CallerCounts(caller=item["sk"], **{k: int(item.get(k, 0)) for k in ("backlog", "in_flight", "done", "failed")})
-                for item in found]
+                for item in self._partition("CALLERS", ConsistentRead=True)]
 
     def waits(self, caller: str, limit: int) -> list[float]:
-        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": f"CWAIT#{caller}"}),
-                            ScanIndexForward=False, limit=limit)
-        return [float(item["wait"]) for item in found[:limit]]
+        return [float(item["wait"]) for item in self._partition(f"CWAIT#{caller}", limit, ScanIndexForward=False)]
 
     def backlog(self, caller: str, limit: int) -> list[ComputeBacklogItem]:
-        if limit <= 0:
-            return []
-        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": f"CQ#{caller}"}),
-                            ConsistentRead=True, limit=limit)
-        return [ComputeBacklogItem.model_validate(item) for item in found[:limit]]
+        return [ComputeBacklogItem.model_validate(item)
+                for item in self._partition(f"CQ#{caller}", limit, ConsistentRead=True)]
 
     def admit(self, caller: str, items: Sequence[ComputeBacklogItem], body: str, now: float) -> str:
         key = f"OUT#{items[0].id}"

@@ -360,17 +360,13 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         return [float(item["due"]) for item in found[:limit]]
 
     def callers(self) -> builtins.list[CallerCounts]:
-        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": "TCALLERS"}),
-                            ConsistentRead=True)
         return [CallerCounts(caller=item["sk"], backlog=int(item.get("backlog", 0)),
-                             in_flight=int(item.get("in_flight", 0))) for item in found]
+                             in_flight=int(item.get("in_flight", 0)))
+                for item in self._partition("TCALLERS", ConsistentRead=True)]
 
     def backlog(self, caller: str, limit: int) -> builtins.list[TypedBacklogItem]:
-        if limit <= 0:
-            return []
-        found = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": f"TQ#{caller}"}),
-                            ConsistentRead=True, limit=limit)
-        return [TypedBacklogItem.model_validate(item) for item in found[:limit]]
+        return [TypedBacklogItem.model_validate(item)
+                for item in self._partition(f"TQ#{caller}", limit, ConsistentRead=True)]
 
     def admit(self, caller: str, items: Sequence[TypedBacklogItem], body: str, now: float) -> str:
         key = f"OUT#{items[0].id}"

@@ -5,13 +5,12 @@ from typing import Mapping, Sequence
 
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import to_item
-from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, backoff, domain_client
+from chalicelib.aws.retry import MAX_ATTEMPTS, MAX_TRANSACT_ITEMS, backoff, domain_client
 from chalicelib.core.errors import Contended, DependencyUnavailable, StaleWrite
 from chalicelib.core.jobs import JobOutcome, Origin
 from chalicelib.worker.ledger import ResultLedger
 from chalicelib.worker.settlement import Settlement, Write
 
-MAX_ATTEMPTS = 10
 
 
 class DynamoResultLedger(ResultLedger):

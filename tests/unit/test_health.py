@@ -3,31 +3,17 @@ so the 503 path is proved against real probes, not a fake container's health()."
 import boto3
 import pytest
 from chalice.test import Client
-from moto import mock_aws
 
 from app import app
 from chalicelib.container import Container, reset_container
 from chalicelib.resources import JOBS_DLQ, JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE, TICKS_QUEUE, TYPED_JOBS_TABLE
 from chalicelib.settings import Settings
-from infra.provision import provision
 
 CHECKS = ("jobs_queue", "state_table", "results_table", "typed_jobs_table")
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    """moto's in-process AWS with every table and queue provisioned, as tests/contract/conftest.py's moto_aws."""
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        provision()
-        yield
-
-
-@pytest.fixture
-def client(aws):
+def client(moto_aws):
     settings = Settings(state_table=STATE_TABLE.name, results_table=RESULTS_TABLE.name,
                         typed_jobs_table=TYPED_JOBS_TABLE.name, jobs_queue=JOBS_QUEUE.name,
                         jobs_dlq=JOBS_DLQ.name, ticks_queue=TICKS_QUEUE.name)

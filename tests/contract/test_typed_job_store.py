@@ -1,4 +1,4 @@
-"""The typed jobs' store and the ledger's task settlement: one suite on the in-memory twin and on DynamoDB (moto)."""
+"""The typed jobs' store and the ledger's typed-job settlement: one suite on the in-memory twin and on DynamoDB (moto)."""
 import boto3
 import pytest
 
