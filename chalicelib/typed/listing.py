@@ -12,6 +12,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -100,6 +101,16 @@ class ListPlan:
                 and (self.q is None or self.q in attributes["search"]))
 
 
+# The span of times a key spells in its fixed width, so in order. Every job is created well inside it, so clamping a
+# bound into it changes no listing (a created_to before the epoch keeps only jobs created at the epoch itself: none).
+FIRST_KEY_TIME = 0.0
+LAST_KEY_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+
+
+def key_time(moment: datetime) -> str:
+    return iso_key(min(max(moment.timestamp(), FIRST_KEY_TIME), LAST_KEY_TIME))
+
+
 def plan_list(query: ListQuery) -> ListPlan:
     value: str  # a status, a type or "job": the index partition's hash key
     if query.status is not None:
@@ -110,8 +121,10 @@ def plan_list(query: ListQuery) -> ListPlan:
         partition, value = "all", "job"
     created = None
     if query.created_from or query.created_to:
-        low = iso_key(query.created_from.timestamp()) if query.created_from else ""
-        high = iso_key(query.created_to.timestamp()) + "~" if query.created_to else "~"  # '~' sorts after "#<id>"
+        # DynamoDB refuses an empty bound, and a BETWEEN whose low is above its high: an open end is the first or
+        # last key, and both ends are keys (clamped to the span keys can spell) whatever times were asked for.
+        low = key_time(query.created_from) if query.created_from else iso_key(FIRST_KEY_TIME)
+        high = key_time(query.created_to) + "~" if query.created_to else "~"  # '~' sorts after "#<id>" and digits
         created = (low, high)
     by_created = query.sort == "created"
     return ListPlan(

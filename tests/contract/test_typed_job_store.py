@@ -1,4 +1,6 @@
 """The typed jobs' store and the ledger's typed-job settlement: one suite on the in-memory twin and on DynamoDB (moto)."""
+from datetime import datetime, timezone
+
 import boto3
 import pytest
 
@@ -237,3 +239,14 @@ def test_listing_queries_a_gsi_and_never_scans(request):
         jobs.list_jobs(store, REGISTRY, params)
     assert {name for name, _ in calls} == {"Query"}
     assert {index for _, index in calls} == {"by-all-created", "by-status-created", "by-type-priority"}
+
+
+def test_a_created_range_open_at_either_end_lists_the_jobs_inside_it(stores):
+    store, _ = stores
+    created = create(store, *(new_job(i) for i in range(5)))
+    up_to_2 = {"created_to": datetime.fromtimestamp(T0 + 2, timezone.utc).isoformat()}
+    from_3 = {"created_from": datetime.fromtimestamp(T0 + 3, timezone.utc).isoformat()}
+    assert walk(store, up_to_2) == [job.id for job in reversed(created[:3])]  # both ends are inclusive
+    assert walk(store, from_3) == [job.id for job in reversed(created[3:])]
+    assert walk(store, {**up_to_2, "sort": "priority"}) == walk(store, {**up_to_2, "order": "asc"})[::-1]
+    assert walk(store, {"created_to": "1969-12-31T23:59:59Z"}) == []  # before any job, and any key
