@@ -7,11 +7,13 @@ from pydantic import BaseModel, Field
 
 from chalicelib.core.validation import Request
 
-# A run may ask for 1,000,000 jobs per 1/600 minute (0.1 s); that is "as fast as
-# the workers go". A week is the slowest period worth pacing.
+# A run may ask for 1,000,000 jobs per 0.001 minute (60 ms); that is "as fast as
+# the workers go", and bounds the rate well inside what DynamoDB's numbers hold (a
+# tinier y underflowed or overflowed them when the run was written). A week is the
+# slowest period worth pacing.
 MAX_X = 1_000_000
 
-
+MIN_Y_MINUTES = 0.001
 MAX_Y_MINUTES = 7 * 24 * 60
 
 MAX_TOTAL = 10_000_000
@@ -19,13 +21,13 @@ MAX_TOTAL = 10_000_000
 
 class StartRun(Request):
     x: int = Field(ge=1, le=MAX_X, description="jobs per y minutes")
-    y: float = Field(gt=0, le=MAX_Y_MINUTES, allow_inf_nan=False, description="minutes, may be fractional")
+    y: float = Field(ge=MIN_Y_MINUTES, le=MAX_Y_MINUTES, allow_inf_nan=False, description="minutes, may be fractional")
     total: int | None = Field(default=None, ge=1, le=MAX_TOTAL, description="stop after this many jobs")
 
 
 class ChangeRate(Request):
     x: int = Field(ge=1, le=MAX_X)
-    y: float = Field(gt=0, le=MAX_Y_MINUTES, allow_inf_nan=False)
+    y: float = Field(ge=MIN_Y_MINUTES, le=MAX_Y_MINUTES, allow_inf_nan=False)
 
 
 RunState = Literal["running", "stopped"]

@@ -88,6 +88,33 @@ def test_put_run_with_no_run_gets_409_and_a_bad_rate_gets_400(client, c):
     assert c.runs.current().x == 60
 
 
+# A y below 0.001 minutes underflowed DynamoDB's numbers (500) or left their range (503), or stored a rate of 1e131.
+TOO_FAST = [{"x": 1, "y": 5e-324}, {"x": 1, "y": 1e-131}, {"x": 1_000_000, "y": 1e-125}, {"x": 1, "y": 0.000999}]
+
+
+@pytest.mark.parametrize("body", TOO_FAST)
+def test_a_y_below_a_thousandth_of_a_minute_gets_400_naming_y_and_its_bound_and_starts_nothing(client, c, body):
+    code, answer = call(client, "post", "/api/run", body)
+    assert code == 400 and [f["field"] for f in answer["fields"]] == ["y"] and "0.001" in answer["message"], answer
+    assert c.runs.current() is None and c.ticks_queue.sent == []
+    assert call(client, "get", "/api/status")[1]["state"] == "idle"
+
+
+@pytest.mark.parametrize("body", TOO_FAST)
+def test_a_y_below_a_thousandth_of_a_minute_gets_400_naming_y_and_leaves_the_rate_unchanged(client, c, body):
+    call(client, "post", "/api/run", {"x": 60, "y": 1})
+    before = c.runs.current()
+    code, answer = call(client, "put", "/api/run", body)
+    assert code == 400 and [f["field"] for f in answer["fields"]] == ["y"] and "0.001" in answer["message"], answer
+    assert c.runs.current() == before
+
+
+def test_the_fastest_rate_allowed_is_a_million_jobs_per_thousandth_of_a_minute(client, c):
+    code, body = call(client, "post", "/api/run", {"x": 1_000_000, "y": 0.001})
+    assert code == 201 and body["configured_per_min"] == 1e9
+    assert call(client, "put", "/api/run", {"x": 1_000_000, "y": 0.001})[0] == 200
+
+
 def test_stop_halts_the_run_and_a_second_stop_gets_409(client):
     call(client, "post", "/api/run", {"x": 60, "y": 1})
     code, body = call(client, "post", "/api/stop")
