@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     executor_latency_s: float = Field(default=0.05, ge=0.0, le=25.0)  # each attempt's simulated work
 
     status_cache_s: float = 0.5  # many pollers share one read per this interval
-    max_body_bytes: int = 16 * 1024
+    # Bigger than the largest valid body with room: a compute batch of 100 numbers of compute_max_digits (200)
+    # is about 20 KB of JSON. Over it, 413.
+    max_body_bytes: int = 32 * 1024
 
     @property
     def pace(self) -> PaceSettings:

@@ -62,7 +62,7 @@ def test_a_body_that_is_not_an_object_gets_400(client, c):
 
 
 def test_an_oversized_body_gets_413_and_stores_nothing(client, c):
-    code, answer = call(client, "post", "/api/run", raw=json.dumps({"x": 1, "y": 1, "pad": "a" * 20000}))
+    code, answer = call(client, "post", "/api/run", raw=json.dumps({"x": 1, "y": 1, "pad": "a" * 40_000}))
     assert code == 413 and "limit" in answer["message"]
     assert c.runs.current() is None
 

@@ -105,6 +105,26 @@ def test_the_batch_endpoint_accepts_up_to_100_numbers_and_answers_an_id_each(cli
     assert code == 202 and len(body["jobs"]) == 100 and len({j["id"] for j in body["jobs"]}) == 100
 
 
+def largest_batch(count=100, digits=200):
+    """Distinct numbers of the most digits allowed: the biggest body a valid batch needs."""
+    return {"numbers": [str(10 ** (digits - 1) + n) for n in range(count)]}
+
+
+def test_the_largest_valid_batch_fits_the_body_limit(client, c):
+    body = largest_batch()
+    assert len(json.dumps(body)) > 20_000  # 100 numbers of 200 digits
+    code, answer = post(client, "/api/compute/batch", body)
+    assert code == 202, answer
+    assert len(answer["jobs"]) == 100 and len(c.compute.requests) == 100
+
+
+def test_a_body_over_the_limit_gets_413_and_stores_nothing(client, c):
+    padded = json.dumps({**largest_batch(), "pad": " " * c.settings.max_body_bytes})
+    code, answer = post(client, "/api/compute/batch", None, raw=padded)
+    assert code == 413 and f"the limit is {c.settings.max_body_bytes}" in answer["message"]
+    assert c.compute.requests == {} and c.compute.numbers == {} and c.jobs_queue.sent == []
+
+
 def test_an_unknown_compute_id_is_404(client):
     assert get(client, "/api/compute/c-nope")[0] == 404
 
