@@ -56,10 +56,10 @@ class ComputeView(BaseModel):
     factors: list[str] = Field(default_factory=list)
     cached: bool
     error: str | None = None
-    submitted_at: float
-    admitted_at: float | None = None
-    finished_at: float | None = None
-    wait_s: float | None = None  # submitted to finished
+    submitted_at: str  # ISO 8601, as every time the API gives
+    admitted_at: str | None = None
+    finished_at: str | None = None
+    wait_s: float | None = None  # seconds, submitted to finished
 
 
 class ComputeBacklogItem(BaseModel):

@@ -15,6 +15,7 @@ from chalicelib.compute.models import Accepted, Callers, CallerStats, ComputeBac
 from chalicelib.compute.store import ComputeStore
 from chalicelib.core.errors import InvalidInput
 from chalicelib.core.jobs import JobSpec
+from chalicelib.core.times import iso
 from chalicelib.core.validation import check_caller
 
 WAIT_SAMPLE = 1000  # the latest waits per caller that p50/p95 are taken over
@@ -67,8 +68,8 @@ def view(store: ComputeStore, request: ComputeRequest) -> ComputeView:
     return ComputeView(
         id=request.id, caller=request.caller, number=request.number, status=status,
         factors=record.factors if record and status == "done" else [], cached=not request.owner,
-        error=record.error if record else None, submitted_at=request.submitted_at,
-        admitted_at=record.admitted_at if record and request.owner else None, finished_at=finished,
+        error=record.error if record else None, submitted_at=iso(request.submitted_at),
+        admitted_at=iso(record.admitted_at if record and request.owner else None), finished_at=iso(finished),
         wait_s=None if finished is None else round(finished - request.submitted_at, 6),
     )
 

@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import overload
 
 
+# A time always gives a string, so callers holding one need no cast; None gives None.
+@overload
+def iso(moment: float, timespec: str = ...) -> str: ...
+@overload
+def iso(moment: float | None, timespec: str = ...) -> str | None: ...
 def iso(moment: float | None, timespec: str = "milliseconds") -> str | None:
     """The API's times: ISO 8601 UTC with a `Z`, to the millisecond unless `timespec` says otherwise."""
     if moment is None:

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import secrets
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -220,8 +220,7 @@ def stats(store: TypedJobStore, registry: Registry, now: float) -> dict[str, Any
         "by_status": {status: max(0, counts.by_status.get(status, 0)) for status in TYPED_JOB_STATUSES},
         "by_type": by_type,
         "throughput": [
-            # iso is None only for None: a minute is always a time.
-            {"minute": cast(str, iso(minute)).replace(".000Z", "Z"), "completed": counts.minutes.get(minute, (0, 0))[0],
+            {"minute": iso(minute).replace(".000Z", "Z"), "completed": counts.minutes.get(minute, (0, 0))[0],
              "failed": counts.minutes.get(minute, (0, 0))[1]}
             for minute in range(since, current + 1, 60)
         ],

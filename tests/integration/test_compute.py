@@ -2,6 +2,7 @@
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import pytest
 import requests
@@ -33,6 +34,11 @@ def caller_stats(api, caller: str) -> dict:
     return next((c for c in answer["callers"] if c["caller"] == caller), {"done": 0, "backlog": 0, "in_flight": 0})
 
 
+def moment(text: str) -> float:
+    """An API time (ISO 8601 with a `Z`) as epoch seconds."""
+    return datetime.fromisoformat(text).timestamp()
+
+
 def view(api, request_id: str) -> dict:
     response = api.get(f"{api.base_url}/api/compute/{request_id}", timeout=10)
     assert response.status_code == 200, response.text
@@ -49,13 +55,14 @@ def test_a_small_caller_finishes_its_20_before_a_big_caller_with_2000_queued_fin
 
     wait_until(small_all_done, timeout=120, interval=0.5, what="the small caller's 20 numbers")
     small_views = [view(api, i) for i in small_ids]
-    arrived, last_done = min(v["submitted_at"] for v in small_views), max(v["finished_at"] for v in small_views)
+    arrived = min(moment(v["submitted_at"]) for v in small_views)
+    last_done = max(moment(v["finished_at"]) for v in small_views)
 
     final = wait_until(lambda: (s := caller_stats(api, big))["done"] == 2000 and s, timeout=600, interval=2,
                        what="the big caller's 2,000 numbers")
     # Counted from the stored finish times, so how often this test polls does not change the answer.
     with ThreadPoolExecutor(8) as pool:
-        big_finished = [v["finished_at"] for v in pool.map(lambda i: view(api, i), big_ids)]
+        big_finished = [moment(v["finished_at"]) for v in pool.map(lambda i: view(api, i), big_ids)]
     big_done_meanwhile = sum(arrived < t <= last_done for t in big_finished)
     assert big_done_meanwhile < 200, f"the big caller finished {big_done_meanwhile} while the small one waited"
     assert (final["backlog"], final["in_flight"], final["failed"]) == (0, 0, 0)

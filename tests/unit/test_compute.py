@@ -1,6 +1,7 @@
 """Fair compute through the HTTP adapter and the services, over the in-memory twins."""
 import json
 import time
+from datetime import datetime
 
 import pytest
 
@@ -56,6 +57,29 @@ def test_post_compute_answers_202_with_an_id_and_get_returns_the_factors_once_a_
     assert code == 200
     assert (view["status"], view["factors"], view["cached"], view["caller"]) == ("done", ["2", "2", "2", "3", "3", "5"], False, "alice")
     assert view["wait_s"] is not None and view["finished_at"] >= view["submitted_at"]
+
+
+def moment(text):
+    """An API time back as epoch seconds: ISO 8601 with a `Z`, as every time the API gives."""
+    assert isinstance(text, str) and text.endswith("Z"), text
+    return datetime.fromisoformat(text).timestamp()
+
+
+def test_a_compute_views_times_are_iso_strings_of_the_stored_moments_and_its_wait_is_seconds(client, c):
+    _, body = post(client, "/api/compute", {"number": "360"})
+    pending = get(client, f"/api/compute/{body['id']}")[1]
+    request = c.compute.requests[body["id"]]
+    assert abs(moment(pending["submitted_at"]) - request.submitted_at) < 0.001  # to the millisecond
+    assert abs(moment(pending["admitted_at"]) - c.compute.numbers["360"].admitted_at) < 0.001  # admitted at once
+    assert pending["finished_at"] is None and pending["wait_s"] is None
+    run_worker(c)
+    done, record = get(client, f"/api/compute/{body['id']}")[1], c.compute.numbers["360"]
+    assert abs(moment(done["admitted_at"]) - record.admitted_at) < 0.001
+    assert abs(moment(done["finished_at"]) - record.finished_at) < 0.001
+    assert done["wait_s"] == round(record.finished_at - request.submitted_at, 6)
+    _, again = post(client, "/api/compute", {"number": "360"}, caller="bob")
+    cached = get(client, f"/api/compute/{again['id']}")[1]
+    assert cached["admitted_at"] is None and moment(cached["finished_at"]) >= moment(cached["submitted_at"])
 
 
 def test_a_big_number_is_factored_exactly_as_strings(client, c):
