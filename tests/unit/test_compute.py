@@ -259,6 +259,25 @@ def test_factoring_a_hard_number_stops_at_its_budget():
         prime_factors_within(nextprime(10**40) * nextprime(10**45), 0.5)
 
 
+def test_flint_factors_agree_with_sympy_in_process_and_in_the_budgeted_child():
+    import random
+
+    from sympy import factorint, nextprime
+    rng = random.Random(11)
+    numbers = [2, 3, 4, 97, 2**64 + 1, 10**18 + 9, 2**100, 3**70, 1234567891011121314151617181920]
+    numbers += [rng.randrange(2, 10**30) for _ in range(40)]
+    numbers += [nextprime(rng.randrange(10**14, 10**15)) * nextprime(rng.randrange(10**14, 10**15)) for _ in range(3)]
+    for number in numbers:
+        expected = sorted(int(p) for p, power in factorint(number).items() for _ in range(power))
+        assert prime_factors_within(number, 10) == expected, number  # past 100 bits in a forked child
+
+
+def test_seed_two_example_of_42_digits_is_factored_within_the_budget():
+    # FLINT takes about 0.04 s (bench/factoring.py measures it); past the budget this would raise BudgetExceeded.
+    factors = prime_factors_within(100000000000000000050700000000000000004563, 10)
+    assert factors == [100000000000000000039, 1000000000000000000117]
+
+
 def test_a_dispatch_triggered_while_another_holds_the_lease_is_not_lost():
     from chalicelib.aws.memory import MemoryQueue
     from chalicelib.compute.memory import MemoryComputeStore
