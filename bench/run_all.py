@@ -1,10 +1,10 @@
-"""Every benchmark (issues #3, #5 and #6), with its figures against the targets. `--quick` is CI's short form."""
+"""Every benchmark (issues #3, #5, #6 and #12), with its figures against the targets. `--quick` is CI's short form."""
 from __future__ import annotations
 
 import argparse
 import json
 
-from bench import fairness, jobs_list, load, pacing, status_latency, throughput
+from bench import calls, factoring, fairness, jobs_list, load, pacing, status_latency, throughput
 from bench.common import OUT
 
 
@@ -20,6 +20,8 @@ def main() -> None:
         "fairness": fairness.main(["--scale", "0.05" if quick else "1"]),
         "load": load.main(["--n", "300" if quick else "10000", "--callers", "10"]),
         "jobs_list": jobs_list.main(["--quick"] if quick else []),
+        "calls": calls.main(["--scale", "0.25" if quick else "1"]),
+        "factoring": factoring.main(["--from-digits", "60" if quick else "40"]),
     }
     two = next(r for r in results["throughput"] if r["workers"] == 2)
     print("\nagainst the targets" + (" (quick form: indicative only)" if quick else ""))
@@ -41,6 +43,12 @@ def main() -> None:
     listing = results["jobs_list"]
     print(f"  GET /api/jobs p99     : {listing['p99_ms']} ms (p50 {listing['p50_ms']}, p95 {listing['p95_ms']}) with "
           f"{listing['jobs_stored']:,} jobs, by status, {listing['clients']} clients, {listing['errors']} errors")
+    for row in results["calls"]:
+        print(f"  AWS calls per job     : {row['calls_per_job']} for {row['way_in']} ({row['jobs']} jobs, "
+              f"{row['jobs_per_s']} jobs/s)")
+    engine = results["factoring"]
+    print(f"  factoring             : seed 002's 42 digits in {engine['seed_example_s']} s; largest balanced "
+          f"semiprime within {engine['budget_s']:g} s: {engine['largest_digits']} digits ({engine['largest_s']} s)")
     OUT.mkdir(exist_ok=True)
     (OUT / ("results-quick.json" if quick else "results.json")).write_text(json.dumps(results, indent=2))
 

@@ -73,7 +73,11 @@ class Container:
     @cached_property
     def session(self) -> Any:
         import boto3
-        return boto3.session.Session()
+        session = boto3.session.Session()
+        if self.settings.aws_call_log:  # the benchmarks count every AWS call (aws/metering.py)
+            from chalicelib.aws.metering import CallMeter
+            CallMeter(self.settings.aws_call_log).attach(session)
+        return session
 
     def _client(self, service: str) -> Any:
         from botocore.config import Config

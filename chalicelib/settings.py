@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # Drills only: faults injected on purpose.
     failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)  # share of job attempts that raise
     drill_duplicate_sends: bool = False  # send every message twice
+    # Benchmarks only: a folder where each process writes how many AWS calls it made (aws/metering.py).
+    aws_call_log: str = ""
 
     lookahead_s: float = 1.0
     max_in_flight: int = 2000
