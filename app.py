@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from chalice.app import Chalice, CORSConfig, Rate, Request, Response, SQSEvent
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.admission.models import SetWeight
 from chalicelib.compute import service as compute
 from chalicelib.compute.models import ComputeBatchSubmit, ComputeSubmit
 from chalicelib.container import container
@@ -240,6 +241,13 @@ def get_compute(request_id: str) -> Any:
 @api("/api/callers", ["GET"])
 def list_callers() -> Any:
     return compute.callers(container().compute).model_dump()
+
+
+@api("/api/callers/{caller}", ["PUT"], content_types=JSON_BODIES)
+def weigh_caller(caller: str) -> Any:
+    require_admin()
+    command = parse_body(SetWeight)
+    return container().admission.set_weight(caller, command.weight, time.time())
 
 
 @api("/api/jobs", ["POST"], content_types=JSON_BODIES)

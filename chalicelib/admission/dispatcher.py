@@ -19,18 +19,20 @@ from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
 from chalicelib.core.queue import MessageQueue
 
 
-def fair_shares(backlogs: dict[str, int], free: int, cursor: int,
-                in_flight: dict[str, int] | None = None, quantum: int = 1) -> dict[str, int]:
+def fair_shares(backlogs: dict[str, int], free: int, cursor: int, in_flight: dict[str, int] | None = None,
+                quantum: int = 1, weights: dict[str, float] | None = None) -> dict[str, int]:
     """Split `free` slots of the in-flight window across the callers with a backlog.
 
     Each `quantum` of slots (a message's worth) goes to the wanting caller
-    with the fewest jobs in flight, counting the slots already given (ties
-    rotate from `cursor`). With equal in-flight counts that is deficit round
-    robin; a caller that has just arrived is first in line until it holds as
-    many slots as the others: max-min fair shares of the window, so a
-    newcomer waits for slots to free, not for a spiking caller's backlog.
-    Whole quanta keep messages full: ten freed slots split five and five
-    would cost two ledger transactions where one does.
+    with the fewest jobs in flight per unit of weight, counting the slots
+    already given (ties rotate from `cursor`). With equal weights and
+    in-flight counts that is deficit round robin; a caller that has just
+    arrived is first in line until it holds as many slots as the others:
+    max-min fair shares of the window, so a newcomer waits for slots to free,
+    not for a spiking caller's backlog. A caller of weight 2 is given slots
+    until it holds twice what a caller of weight 1 holds. Whole quanta keep
+    messages full: ten freed slots split five and five would cost two ledger
+    transactions where one does.
     """
     order = sorted(caller for caller, backlog in backlogs.items() if backlog > 0)
     if not order:
@@ -38,13 +40,15 @@ def fair_shares(backlogs: dict[str, int], free: int, cursor: int,
     start = cursor % len(order)
     order = order[start:] + order[:start]
     held = {caller: max(0, (in_flight or {}).get(caller, 0)) for caller in order}
+    weight = {caller: (weights or {}).get(caller, 1.0) for caller in order}
     shares = dict.fromkeys(order, 0)
     left = max(0, free)
     while left > 0:
         wanting = [c for c in order if shares[c] < backlogs[c]]
         if not wanting:
             break
-        chosen = min(wanting, key=lambda c: held[c] + shares[c])  # min keeps the first of equals: the rotation
+        # min keeps the first of equals: the rotation
+        chosen = min(wanting, key=lambda c: (held[c] + shares[c]) / weight[c])
         given = min(max(1, quantum), left, backlogs[chosen] - shares[chosen])
         shares[chosen] += given
         left -= given
@@ -110,7 +114,8 @@ class Dispatcher(Generic[Item]):
         counts = self.store.callers()
         held = {c.caller: c.in_flight for c in counts}
         free = self.max_in_flight - sum(max(0, n) for n in held.values())
-        shares = fair_shares({c.caller: c.backlog for c in counts}, free, cursor, held, self.jobs_per_message)
+        shares = fair_shares({c.caller: c.backlog for c in counts}, free, cursor, held, self.jobs_per_message,
+                             {c.caller: c.weight for c in counts})
         chunks: dict[str, list[list[Item]]] = {}
         for caller, share in shares.items():
             items = self.store.backlog(caller, share)

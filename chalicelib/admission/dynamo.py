@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from chalicelib.admission.models import CallerCounts
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_item
 from chalicelib.aws.retry import batch_delete, domain_client, query_all
@@ -10,9 +11,11 @@ from chalicelib.core.errors import StaleWrite
 
 
 class DispatchCoordination:
-    """A dispatcher's lease (one admitter at a time, with its round-robin cursor) and outbox, in one partition
-    of the state table. Fair compute's store and the typed jobs' store each have their own partition."""
+    """A feature's admission state in the state table: each caller's counts and weight (one item per caller in
+    the CALLERS_PK partition), and a dispatcher's lease (one admitter at a time, with its round-robin cursor)
+    and outbox (the DISPATCH_PK partition). Fair compute's store and the typed jobs' store each have theirs."""
 
+    CALLERS_PK = ""
     DISPATCH_PK = ""
 
     def __init__(self, client: DynamoDBClient, table_name: str):
@@ -33,6 +36,16 @@ class DispatchCoordination:
             return []
         return self._query(limit, KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": pk}),
                            **request)
+
+    def callers(self) -> list[CallerCounts]:
+        return [CallerCounts(caller=item["sk"], weight=float(item.get("weight", 1)),
+                             **{k: int(item.get(k, 0)) for k in ("backlog", "in_flight", "done", "failed")})
+                for item in self._partition(self.CALLERS_PK, ConsistentRead=True)]
+
+    def set_weight(self, caller: str, weight: float, now: float) -> None:
+        self._db.update_item(TableName=self._table, Key=to_item({"pk": self.CALLERS_PK, "sk": caller}),
+                             UpdateExpression="SET weight = :weight, weighed_at = :now",
+                             ExpressionAttributeValues=to_item({":weight": weight, ":now": now}))
 
     def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
         try:

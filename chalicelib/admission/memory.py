@@ -1,19 +1,35 @@
 """Admission coordination's in-memory twin."""
 from __future__ import annotations
 
+import builtins
 import threading
 from typing import Sequence
 
+from chalicelib.admission.models import CallerCounts
+
 
 class MemoryDispatchCoordination:
-    """A dispatcher's lease, round-robin cursor and outbox (DispatchCoordination's twin)."""
+    """Each caller's counts and weight, a dispatcher's lease, round-robin cursor and outbox (DispatchCoordination's
+    twin)."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self.counts: dict[str, CallerCounts] = {}
         self.lease: tuple[str, float] | None = None  # holder, expires
         self.asked_again = False
         self.cursor = 0
         self.pending_sends: dict[str, tuple[float, str]] = {}
+
+    def _count(self, caller: str) -> CallerCounts:
+        return self.counts.setdefault(caller, CallerCounts(caller=caller))
+
+    def callers(self) -> builtins.list[CallerCounts]:
+        with self.lock:
+            return [c.model_copy() for c in self.counts.values()]
+
+    def set_weight(self, caller: str, weight: float, now: float) -> None:
+        with self.lock:
+            self._count(caller).weight = weight
 
     def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
         with self.lock:

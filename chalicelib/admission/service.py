@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 
 from chalicelib.admission.dispatcher import Dispatcher
 from chalicelib.core.jobs import JobEnvelope, Origin
+from chalicelib.core.validation import check_caller
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +39,11 @@ class Admission:
 
     def admit_all(self) -> dict[str, int]:
         return {origin: self.admit(origin) for origin in self.dispatchers}
+
+    def set_weight(self, caller: str | None, weight: float, now: float) -> dict[str, Any]:
+        """Weigh a caller in every way in's fair shares (a caller is one identity across them); the next
+        dispatch uses it."""
+        caller = check_caller(caller)
+        for dispatcher in self.dispatchers.values():
+            dispatcher.store.set_weight(caller, weight, now)
+        return {"caller": caller, "weight": weight}

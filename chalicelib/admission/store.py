@@ -25,6 +25,10 @@ class AdmissionStore(Protocol[Item]):
         """The caller's next `limit` backlog items, in the order they should be admitted."""
         ...
 
+    def set_weight(self, caller: str, weight: float, now: float) -> None:
+        """The caller's weight in fair shares from now on (it shows in `callers`)."""
+        ...
+
     def admit(self, caller: str, items: Sequence[Item], body: str, now: float) -> str:
         """Move items from the backlog to in flight, with their message in the outbox (one transaction).
 

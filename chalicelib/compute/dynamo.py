@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from chalicelib.admission.dynamo import DispatchCoordination
-from chalicelib.admission.models import CallerCounts
 from chalicelib.aws.codec import from_item, to_item
 from chalicelib.aws.retry import MAX_ATTEMPTS, backoff, batch_put, call_with_conflict_retry
 from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest, NumberRecord
@@ -39,6 +38,7 @@ def _backlog_sk(item_id: str, submitted_at: float) -> str:
 class DynamoComputeStore(DispatchCoordination, ComputeStore):
     """Fair compute's items in the state table (see the module docstring and docs/ARCHITECTURE.md)."""
 
+    CALLERS_PK = "CALLERS"
     DISPATCH_PK = "CDISPATCH"
     CLAIMS_PER_TRANSACTION = 32  # 3 items each and one counter per caller: within DynamoDB's 100
 
@@ -120,10 +120,6 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
 
     def prepare_admission(self, now: float) -> bool:
         return True  # nothing is scheduled, and nothing pauses
-
-    def callers(self) -> list[CallerCounts]:
-        return [CallerCounts(caller=item["sk"], **{k: int(item.get(k, 0)) for k in ("backlog", "in_flight", "done", "failed")})
-                for item in self._partition("CALLERS", ConsistentRead=True)]
 
     def waits(self, caller: str, limit: int) -> list[float]:
         return [float(item["wait"]) for item in self._partition(f"CWAIT#{caller}", limit, ScanIndexForward=False)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Sequence
 
 from chalicelib.admission.memory import MemoryDispatchCoordination
-from chalicelib.admission.models import CallerCounts
 from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest, NumberRecord
 from chalicelib.compute.store import ComputeStore
 from chalicelib.core.errors import StaleWrite
@@ -17,11 +16,7 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
         self.requests: dict[str, ComputeRequest] = {}
         self.numbers: dict[str, NumberRecord] = {}
         self.backlogs: dict[str, dict[str, ComputeBacklogItem]] = {}  # caller -> request id -> item
-        self.counts: dict[str, CallerCounts] = {}
         self.wait_log: dict[str, list[float]] = {}
-
-    def _count(self, caller: str) -> CallerCounts:
-        return self.counts.setdefault(caller, CallerCounts(caller=caller))
 
     def submit(self, request: ComputeRequest, now: float) -> ComputeRequest:
         with self.lock:
@@ -51,10 +46,6 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
 
     def prepare_admission(self, now: float) -> bool:
         return True  # nothing is scheduled, and nothing pauses
-
-    def callers(self) -> list[CallerCounts]:
-        with self.lock:
-            return [c.model_copy() for c in self.counts.values()]
 
     def waits(self, caller: str, limit: int) -> list[float]:
         with self.lock:

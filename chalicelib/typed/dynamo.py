@@ -17,7 +17,6 @@ import random
 from typing import Any, Sequence
 
 from chalicelib.admission.dynamo import DispatchCoordination
-from chalicelib.admission.models import CallerCounts
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_attr, to_item
 from chalicelib.aws.retry import call_with_conflict_retry
@@ -129,6 +128,7 @@ def typed_job_item(job: TypedJob, main_text: str) -> dict[str, Any]:
 class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
     """Typed jobs: job items in the typed-jobs table; their backlogs, schedule, admission and counters in the state table."""
 
+    CALLERS_PK = "TCALLERS"
     DISPATCH_PK = "TDISPATCH"
 
     def __init__(self, client: DynamoDBClient, typed_jobs_table: str, state_table: str, results_table: str) -> None:
@@ -358,11 +358,6 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                             ExpressionAttributeValues=to_item({":pk": "TSCHED", ":until": iso_key(until) + "~"}),
                             ProjectionExpression="due", limit=limit)
         return [float(item["due"]) for item in found[:limit]]
-
-    def callers(self) -> builtins.list[CallerCounts]:
-        return [CallerCounts(caller=item["sk"], backlog=int(item.get("backlog", 0)),
-                             in_flight=int(item.get("in_flight", 0)))
-                for item in self._partition("TCALLERS", ConsistentRead=True)]
 
     def backlog(self, caller: str, limit: int) -> builtins.list[TypedBacklogItem]:
         return [TypedBacklogItem.model_validate(item)

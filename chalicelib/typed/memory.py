@@ -5,7 +5,6 @@ import builtins
 from typing import Any, Callable, Sequence, cast
 
 from chalicelib.admission.memory import MemoryDispatchCoordination
-from chalicelib.admission.models import CallerCounts
 from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.typed.keys import backlog_item, backlog_key, listing_attributes
@@ -24,7 +23,6 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
         self.main_texts: dict[str, str] = {}
         self.schedule: dict[str, TypedBacklogItem] = {}  # job id -> item waiting for its time
         self.backlogs: dict[str, dict[str, TypedBacklogItem]] = {}  # caller -> backlog key -> item
-        self.counts: dict[str, CallerCounts] = {}
         self.claims: dict[tuple[str, str], tuple[str, str, float]] = {}  # (caller, key) -> job id, body hash, expiry
         self.by_status: dict[str, int] = {}
         self.by_type: dict[str, int] = {}
@@ -33,9 +31,6 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
         self.is_paused = False
 
     # -- helpers: each status change checks its condition, then changes the job, its place and the counters --
-
-    def _count(self, caller: str) -> CallerCounts:
-        return self.counts.setdefault(caller, CallerCounts(caller=caller))
 
     def _move_status(self, **deltas: int) -> None:
         for status, delta in deltas.items():
@@ -191,10 +186,6 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
     def due_by(self, until: float, limit: int) -> builtins.list[float]:
         with self.lock:
             return sorted(cast(float, item.due) for item in self.schedule.values() if (item.due or 0) <= until)[:limit]
-
-    def callers(self) -> builtins.list[CallerCounts]:
-        with self.lock:
-            return [c.model_copy() for c in self.counts.values()]
 
     def backlog(self, caller: str, limit: int) -> builtins.list[TypedBacklogItem]:
         with self.lock:

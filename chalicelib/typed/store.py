@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import builtins
-from typing import Protocol, Sequence
+from typing import Protocol
 
-from chalicelib.admission.models import CallerCounts
+from chalicelib.admission.store import AdmissionStore
 from chalicelib.typed.listing import ListPlan
 from chalicelib.typed.models import TypedBacklogItem, TypedJob, TypedJobStats
 
 
-class TypedJobStore(Protocol):
+class TypedJobStore(AdmissionStore[TypedBacklogItem], Protocol):
     """Typed jobs: the job items, the schedule and per-caller backlogs, admission's lease and outbox, the counters.
 
     Every status change is one conditional write (or transaction) that also appends to the job's timeline and
@@ -48,24 +48,15 @@ class TypedJobStore(Protocol):
 
     def set_paused(self, paused: bool, now: float) -> None: ...
 
-    # Admission (compute.Dispatcher drives these, as for fair compute).
+    # Admission (the shared Dispatcher drives the rest of AdmissionStore, as for fair compute).
     def prepare_admission(self, now: float) -> bool:
         """Move scheduled jobs that are due into their callers' backlogs; False while admission is paused."""
+        ...
 
     def due_by(self, until: float, limit: int) -> builtins.list[float]:
         """When the scheduled jobs due by `until` fall due, earliest first (at most `limit`)."""
-
-    def callers(self) -> builtins.list[CallerCounts]: ...
+        ...
 
     def backlog(self, caller: str, limit: int) -> builtins.list[TypedBacklogItem]:
         """The caller's next jobs: highest priority first, then the oldest."""
-
-    def admit(self, caller: str, items: Sequence[TypedBacklogItem], body: str, now: float) -> str: ...
-
-    def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None: ...
-
-    def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool: ...
-
-    def outbox(self, created_before: float) -> builtins.list[tuple[str, str]]: ...
-
-    def forget_outbox(self, keys: Sequence[str]) -> None: ...
+        ...

@@ -135,3 +135,12 @@ def test_several_outcomes_of_one_caller_settle_in_one_record_call(stores):
     (alice,) = store.callers()
     assert (alice.in_flight, alice.done, alice.failed) == (0, 2, 1)
     assert len(store.waits("alice", 10)) == 3
+
+
+def test_a_callers_weight_is_one_until_set_and_then_shows_beside_its_counts(stores):
+    store, _ = stores
+    store.submit(req(0, "10"), T0)
+    assert [(c.caller, c.backlog, c.weight) for c in store.callers()] == [("alice", 1, 1.0)]
+    store.set_weight("alice", 2.5, T0 + 1)
+    store.set_weight("bob", 0.5, T0 + 1)  # a caller may be weighed before it submits anything
+    assert sorted((c.caller, c.backlog, c.weight) for c in store.callers()) == [("alice", 1, 2.5), ("bob", 0, 0.5)]

@@ -250,3 +250,11 @@ def test_a_created_range_open_at_either_end_lists_the_jobs_inside_it(stores):
     assert walk(store, from_3) == [job.id for job in reversed(created[3:])]
     assert walk(store, {**up_to_2, "sort": "priority"}) == walk(store, {**up_to_2, "order": "asc"})[::-1]
     assert walk(store, {"created_to": "1969-12-31T23:59:59Z"}) == []  # before any job, and any key
+
+
+def test_a_callers_weight_is_one_until_set_and_then_shows_beside_its_counts(stores):
+    store, _ = stores
+    create(store, new_job(1))
+    assert [(c.caller, c.backlog, c.weight) for c in store.callers()] == [("alice", 1, 1.0)]
+    store.set_weight("alice", 3.0, T0 + 1)
+    assert [(c.caller, c.backlog, c.weight) for c in store.callers()] == [("alice", 1, 3.0)]

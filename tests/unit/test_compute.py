@@ -301,3 +301,36 @@ def test_a_dispatch_triggered_while_another_holds_the_lease_is_not_lost():
     assert [len(JobEnvelope.model_validate_json(m.body).jobs) for m in dispatcher.jobs.sent] == [2, 2]
     assert {m.group_id for m in dispatcher.jobs.sent} == {"a"}  # MessageGroupId: the caller, for SQS fair queues
     assert store.take_lease("next", 3.0, 30) is not None  # and the lease was let go
+
+
+def test_weighted_fair_shares_give_a_caller_of_weight_two_twice_the_slots():
+    assert fair_shares({"a": 100, "b": 100}, 30, 0, {}, quantum=1, weights={"a": 2, "b": 1}) == {"a": 20, "b": 10}
+    assert fair_shares({"a": 100, "b": 100}, 30, 0, {}, quantum=10, weights={"a": 2, "b": 1}) == {"a": 20, "b": 10}
+    # Slots already held count against the weight: a holds 20 of its 2:1 share already, so b is given the rest.
+    assert fair_shares({"a": 100, "b": 100}, 10, 0, {"a": 20, "b": 0}, quantum=1, weights={"a": 2, "b": 1}) == {"b": 10}
+
+
+def test_an_admin_weighs_a_caller_and_dispatch_shares_the_window_by_weight(client, c):
+    c.compute.take_lease("elsewhere", time.time(), 30)  # another dispatcher holds admission while both submit
+    post(client, "/api/compute/batch", {"numbers": [str(n) for n in range(1000, 1100)]}, caller="alice")
+    post(client, "/api/compute/batch", {"numbers": [str(n) for n in range(2000, 2100)]}, caller="bob")
+    assert c.jobs_queue.sent == []
+    response = client.http.put("/api/callers/alice", body=json.dumps({"weight": 3}),
+                               headers={"Content-Type": "application/json", "Authorization": "Bearer secret"})
+    assert response.status_code == 200 and response.json_body == {"caller": "alice", "weight": 3.0}
+    c.compute_dispatcher.dispatch(time.time() + 31)  # once that lease has run out
+    admitted = [JobEnvelope.model_validate_json(m.body) for m in c.jobs_queue.sent]
+    per_caller = {name: sum(len(e.jobs) for e in admitted if e.group == name) for name in ("alice", "bob")}
+    assert per_caller == {"alice": 15, "bob": 5}  # a window of 20 split 3:1
+    (alice,) = [x for x in get(client, "/api/callers")[1]["callers"] if x["caller"] == "alice"]
+    assert alice["weight"] == 3.0
+
+
+def test_weighing_a_caller_needs_the_admin_token_and_a_positive_bounded_number(client, c):
+    headers = {"Content-Type": "application/json"}
+    assert client.http.put("/api/callers/alice", body=json.dumps({"weight": 2}), headers=headers).status_code == 401
+    for bad in (0, -1, 101, "2", True, None):
+        response = client.http.put("/api/callers/alice", body=json.dumps({"weight": bad}),
+                                   headers={**headers, "Authorization": "Bearer secret"})
+        assert response.status_code == 400 and response.json_body["fields"][0]["field"] == "weight", bad
+    assert c.compute.counts == {} and c.typed_jobs.counts == {}  # nothing was stored
