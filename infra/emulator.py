@@ -13,8 +13,10 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from typing import Callable
 
 from infra.process import child_process_kwargs
+from infra.signals import StopRequested
 
 
 def free_port() -> int:
@@ -23,10 +25,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, timeout: float = 30.0) -> None:
+def wait_for_http(url: str, timeout: float = 30.0, cancelled: Callable[[], bool] = lambda: False) -> None:
+    """Wait until `url` answers at all; raise StopRequested as soon as `cancelled()` says so."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
+        if cancelled():
+            raise StopRequested()
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -53,7 +58,8 @@ class Emulator:
                 self.process.wait()
 
 
-def start_emulator(port: int | None = None, log_path: str | None = None) -> Emulator:
+def start_emulator(port: int | None = None, log_path: str | None = None,
+                   cancelled: Callable[[], bool] = lambda: False) -> Emulator:
     port = port or free_port()
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
@@ -64,9 +70,10 @@ def start_emulator(port: int | None = None, log_path: str | None = None) -> Emul
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{endpoint}/moto-api/")
-    except TimeoutError:
+        wait_for_http(f"{endpoint}/moto-api/", cancelled=cancelled)
+    except (TimeoutError, StopRequested):
         process.kill()
+        process.wait()
         raise
     return Emulator(process=process, endpoint_url=endpoint)
 

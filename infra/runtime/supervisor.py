@@ -31,6 +31,7 @@ from infra.process import child_process_kwargs
 from infra.runtime.child import READY_LINE
 from infra.runtime.project import Project, load_project
 from infra.runtime.schedules import parse_schedule
+from infra.signals import StopSignals
 
 log = logging.getLogger("infra.runtime.supervisor")
 child_output = logging.getLogger("infra.runtime.children")
@@ -113,12 +114,13 @@ def readiness_line(project: Project, workers: int) -> str:
 
 class Supervisor:
     def __init__(self, specs: list[ChildSpec], ready_message: str, child_env: dict[str, str],
-                 control: "ConcurrencyControl | None" = None):
+                 control: "ConcurrencyControl | None" = None, stopping: StopSignals | None = None):
         self.children = [Child(spec) for spec in specs]
         self.ready_message = ready_message
         self.child_env = child_env
         self.control = control
-        self.stopping = threading.Event()
+        # SIGTERM and SIGINT set it (main() installs it); the loop below does the stopping.
+        self.stopping = stopping or StopSignals()
         self.announced = False
         self.next_waiting_report = time.monotonic() + WAITING_REPORT_INTERVAL
         self.next_control_poll = 0.0
@@ -131,6 +133,7 @@ class Supervisor:
             self._follow_desired_concurrency()
             self._announce_once_all_ready()
             self.stopping.wait(LOOP_INTERVAL)
+        log.info("%s received", self.stopping.reason)
         self._stop_children()
 
     def _follow_desired_concurrency(self) -> None:
@@ -160,9 +163,6 @@ class Supervisor:
             child = Child(ChildSpec(role=f"{label}#{index}", argv=template.argv, source=source))
             self.children.append(child)
             self._start(child)
-
-    def request_stop(self, signum, frame) -> None:
-        self.stopping.set()
 
     def _start(self, child: Child) -> None:
         child.process = subprocess.Popen(
@@ -292,10 +292,10 @@ def main(argv: list[str] | None = None) -> None:
     for source in project.schedule_sources():
         parse_schedule(source.schedule_expression)  # a bad expression stops us here, not in a restart loop
     control = ConcurrencyControl(args.control_table) if args.control_table else None
+    # The handlers only set a flag: one that did more (Event.set) could deadlock on a lock the main thread holds.
+    stopping = StopSignals().install()
     supervisor = Supervisor(child_specs(project, args.workers, args.function_timeout),
-                            readiness_line(project, args.workers), env, control)
-    signal.signal(signal.SIGTERM, supervisor.request_stop)
-    signal.signal(signal.SIGINT, supervisor.request_stop)
+                            readiness_line(project, args.workers), env, control, stopping)
     supervisor.run()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import sys
-import threading
 import time
 
 import boto3
@@ -22,6 +21,7 @@ from infra.runtime.child import announce_ready, child_argument_parser, configure
 from infra.runtime.invoke import FunctionTimedOut, end_sandbox_after_timeout, invoke
 from infra.runtime.project import Project, load_project, resolve_handler
 from infra.runtime.sqs_batch import failed_message_ids, region_of, sqs_event
+from infra.signals import StopSignals
 
 log = logging.getLogger("infra.runtime.worker")
 
@@ -34,7 +34,7 @@ RECEIVE_ERROR_PAUSE_SECONDS = 1.0
 
 
 class SqsPoller:
-    def __init__(self, project: Project, source: SQSEventConfig, sqs, stop: threading.Event, timeout_seconds: float):
+    def __init__(self, project: Project, source: SQSEventConfig, sqs, stop: StopSignals, timeout_seconds: float):
         self.project = project
         self.source = source
         self.sqs = sqs
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         poller.run()
     except FunctionTimedOut:
         end_sandbox_after_timeout()
-    log.info("stopped")
+    log.info("stopped (%s)", stop.reason)
 
 
 if __name__ == "__main__":

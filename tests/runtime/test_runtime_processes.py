@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 import pytest
 
-from tests.runtime.runtime_harness import eventually, is_alive
+from tests.processes import hangs_under_sigterm_bursts
+from tests.runtime.runtime_harness import REPO_ROOT, eventually, is_alive
 
 pytestmark = pytest.mark.runtime
 
@@ -53,3 +55,20 @@ def test_sigint_lets_a_busy_worker_finish_its_batch_and_then_stops_every_child(l
     assert [pid for pid in children if is_alive(pid)] == []
     assert [record["message_id"] for record in runtime.records("finished")] == [message_id]
     assert runtime.queues.messages_in_queue("slow") == 0  # deleted before the worker exited
+
+
+def test_sigterms_in_quick_succession_never_hang_the_supervisor_or_its_children(tmp_path):
+    # A supervisor and its scheduler, on an app with one hourly schedule and no AWS to reach. Their handlers
+    # used to set a threading.Event (and log), which deadlocks when the main thread holds the Event's lock.
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text('{"version": "2.0", "app_name": "quiet", "stages": {"dev": {}}}')
+    (tmp_path / "app.py").write_text(
+        "from chalice import Chalice\n\napp = Chalice(app_name='quiet')\n\n\n"
+        "@app.schedule('rate(1 hour)')\ndef hourly(event):\n    pass\n"
+    )
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "PACER_RUNTIME_LOG_LEVEL": "WARNING"}
+    hung = hangs_under_sigterm_bursts(
+        [sys.executable, "-m", "infra.runtime", "--project-dir", str(tmp_path), "--stage", "dev"],
+        "runtime ready", trials=10, cwd=REPO_ROOT, env=env,
+    )
+    assert hung == 0, f"{hung} of 10 runtimes hung after a burst of SIGTERMs"
