@@ -66,6 +66,9 @@ def start_emulator(port: int | None = None, log_path: str | None = None,
         [sys.executable, "-m", "infra.emulator", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
+        # Its own session, so Ctrl-C in a terminal does not stop it under workers still finishing a batch:
+        # whoever started it stops it, last.
+        start_new_session=True,
         **child_process_kwargs(),
     )
     endpoint = f"http://127.0.0.1:{port}"

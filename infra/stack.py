@@ -22,6 +22,8 @@ from infra.process import child_process_kwargs
 from infra.signals import StopRequested, StopSignals
 
 ROOT = Path(__file__).resolve().parent.parent
+# Longer than the runtime's own grace for a worker's batch (infra/runtime/supervisor.py STOP_GRACE_SECONDS).
+STOP_GRACE_SECONDS = 15.0
 EMULATOR_DEFAULTS = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -139,22 +141,32 @@ class Stack:
             except ValueError:
                 return  # the log was closed while we were stopping
 
-    def stop_service(self, name: str, timeout: float = 15) -> None:
-        service = self.services.pop(name, None)
-        if service is None or service.process.poll() is not None:
-            return
-        service.process.send_signal(signal.SIGINT)
-        try:
-            service.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(service.process.pid, signal.SIGKILL)
-            service.process.wait()
+    def stop_service(self, name: str, grace: float = STOP_GRACE_SECONDS) -> None:
+        if (service := self.services.pop(name, None)) is not None:
+            self._stop_services([service], grace)
 
-    def stop(self) -> None:
-        for name in ("frontend", "runtime", "api"):
-            self.stop_service(name)
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every service at once, then the emulator, which the runtime's workers need until they are done."""
+        services = [self.services.pop(name) for name in ("frontend", "runtime", "api") if name in self.services]
+        self._stop_services(services, grace)
         if self.emulator:
             self.emulator.stop()
+
+    @staticmethod
+    def _stop_services(services: list[Service], grace: float) -> None:
+        """SIGTERM to each (every service handles it; a worker finishes its batch), one shared grace period, then
+        SIGKILL to the process group of any still running."""
+        running = [service for service in services if service.process.poll() is None]
+        for service in running:
+            service.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for service in running:
+            try:
+                service.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"{service.name} ignored SIGTERM for {grace:.0f} s; killing it", flush=True)
+                os.killpg(service.process.pid, signal.SIGKILL)
+                service.process.wait()
 
     def first_exited(self) -> Service | None:
         return next((s for s in self.services.values() if s.process.poll() is not None), None)

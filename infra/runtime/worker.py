@@ -25,9 +25,10 @@ from infra.signals import StopSignals
 
 log = logging.getLogger("infra.runtime.worker")
 
-# Short enough that a worker notices SIGTERM within a couple of seconds; long
-# enough that idle workers cost the emulator little.
-LONG_POLL_SECONDS = 2
+# Short enough that an idle worker notices SIGTERM within a second (a receive
+# is not interrupted: messages it returned would stay invisible for the queue's
+# visibility timeout); long enough that idle workers cost the emulator little.
+LONG_POLL_SECONDS = 1
 RECEIVE_MAX = 10  # SQS returns at most ten messages per ReceiveMessage
 DELETE_BATCH_MAX = 10
 RECEIVE_ERROR_PAUSE_SECONDS = 1.0
