@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Callable
 
 from chalicelib.resources import STATE_TABLE
-from infra.emulator import Emulator, start_emulator, wait_for_http
+from infra.emulator import Emulator, PortInUse, ensure_port_free, start_emulator, wait_for_http
 from infra.process import child_process_kwargs
 from infra.signals import StopRequested, StopSignals
 
@@ -73,7 +73,16 @@ class Stack:
     def endpoint_url(self) -> str:
         return self.env["AWS_ENDPOINT_URL"]
 
+    def check_ports(self, emulator_port: int | None = None) -> None:
+        """Raise PortInUse, naming the port, if one this stack would listen on is taken: readiness would
+        otherwise take an answer from whatever holds it, and this stack would use another stack's services."""
+        ensure_port_free(self.api_port, "API")
+        ensure_port_free(self.frontend_port, "web page")
+        if emulator_port and not self.env.get("AWS_ENDPOINT_URL"):
+            ensure_port_free(emulator_port, "emulator")
+
     def start(self, emulator_port: int | None = None) -> "Stack":
+        self.check_ports(emulator_port)
         if not self.env.get("AWS_ENDPOINT_URL"):
             self.emulator = start_emulator(emulator_port, cancelled=self.stop_requested)
             self.env.update({"AWS_ENDPOINT_URL": self.emulator.endpoint_url, **EMULATOR_DEFAULTS})
@@ -84,13 +93,14 @@ class Stack:
         self.start_runtime()
         self._start("frontend", [sys.executable, "-m", "infra.serve_frontend", "--port", str(self.frontend_port),
                                  "--dir", str(ROOT / "frontend")])
-        wait_for_http(f"http://127.0.0.1:{self.frontend_port}/", timeout=30, cancelled=self.stop_requested)
+        wait_for_http(f"http://127.0.0.1:{self.frontend_port}/", timeout=30, cancelled=self.stop_requested,
+                      process=self.services["frontend"].process)
         return self
 
     def start_api(self) -> None:
-        self._start("api", [sys.executable, "-m", "infra.serve_api", "--project-dir", str(ROOT), "--stage", "local",
-                            "--port", str(self.api_port)])
-        wait_for_http(f"{self.api_url}/api/health", timeout=60, cancelled=self.stop_requested)
+        service = self._start("api", [sys.executable, "-m", "infra.serve_api", "--project-dir", str(ROOT),
+                                      "--stage", "local", "--port", str(self.api_port)])
+        wait_for_http(f"{self.api_url}/api/health", timeout=60, cancelled=self.stop_requested, process=service.process)
 
     def start_runtime(self) -> None:
         service = self._start("runtime", [sys.executable, "-m", "infra.runtime", "--project-dir", str(ROOT),
@@ -168,8 +178,18 @@ class Stack:
                 os.killpg(service.process.pid, signal.SIGKILL)
                 service.process.wait()
 
-    def first_exited(self) -> Service | None:
-        return next((s for s in self.services.values() if s.process.poll() is not None), None)
+    def first_exited(self) -> tuple[str, subprocess.Popen] | None:
+        """A process of the stack that has exited, the emulator included: nothing works without it."""
+        processes = [(name, service.process) for name, service in self.services.items()]
+        if self.emulator is not None:
+            processes.insert(0, ("the emulator", self.emulator.process))
+        return next(((name, process) for name, process in processes if process.poll() is not None), None)
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        return signal.Signals(-returncode).name
+    return f"code {returncode}"
 
 
 def main() -> None:
@@ -183,6 +203,7 @@ def main() -> None:
     # did more could deadlock on a lock the main thread holds, as Event.set() did on a second SIGTERM.
     stop = StopSignals().install()
     stack = Stack(args.api_port, args.frontend_port, workers=args.workers, stop=stop)
+    code = 0
     try:
         stack.start(emulator_port=args.emulator_port)
         where = stack.endpoint_url + (" (embedded moto)" if stack.emulator else " (from AWS_ENDPOINT_URL)")
@@ -191,13 +212,21 @@ def main() -> None:
               f"  workers  : {args.workers}\nCtrl-C stops everything.\n", flush=True)
         while not stop.wait(0.5):
             if (dead := stack.first_exited()) is not None:
-                print(f"{dead.name} exited with {dead.process.returncode}; stopping.", flush=True)
+                name, process = dead
+                print(f"{name} (pid {process.pid}) exited with {describe_exit(process.returncode)}; "
+                      "stopping everything.", flush=True)
+                code = 1
                 break
+    except PortInUse as exc:
+        print(f"make up: {exc}", file=sys.stderr, flush=True)
+        code = 2
     except StopRequested:
         pass
     finally:
-        print(f"stopping ({stop.reason})…" if stop.is_set() else "stopping…", flush=True)
+        if stack.services or stack.emulator:
+            print(f"stopping ({stop.reason})…" if stop.is_set() else "stopping…", flush=True)
         stack.stop()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

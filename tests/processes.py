@@ -37,6 +37,13 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def job_workers(stack) -> list[int]:
     """Live runtime worker processes serving the jobs queue."""
     supervisor = stack.services["runtime"].process.pid

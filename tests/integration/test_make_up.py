@@ -3,14 +3,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 
 from infra.emulator import free_port
-from tests.processes import alive, descendants, hangs_under_sigterm_bursts
+from tests.processes import alive, command_line, descendants, hangs_under_sigterm_bursts
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,3 +109,57 @@ def test_sigterms_in_quick_succession_never_hang_the_stack():
     hung = hangs_under_sigterm_bursts([sys.executable, "-c", STACK_WITHOUT_SERVICES], "Pacer is up",
                                       trials=25, cwd=ROOT)
     assert hung == 0, f"{hung} of 25 stacks hung after a burst of SIGTERMs"
+
+
+class AnswersEverything(BaseHTTPRequestHandler):
+    """Whatever holds the port answers 200, as another stack's API, page or emulator would."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("flag", ["--api-port", "--frontend-port", "--emulator-port"])
+def test_a_second_stack_refuses_a_port_that_is_taken_and_names_it(flag):
+    other = ThreadingHTTPServer(("127.0.0.1", 0), AnswersEverything)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    taken = other.server_address[1]
+    ports = {"--api-port": free_port(), "--frontend-port": free_port(), "--emulator-port": free_port(), flag: taken}
+    up = subprocess.Popen([sys.executable, "-m", "infra.stack", *[str(v) for pair in ports.items() for v in pair]],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    try:
+        output, _ = up.communicate(timeout=30)
+        assert up.returncode != 0, output
+        assert f"port {taken}" in output and "already in use" in output, output
+        assert "Pacer is up" not in output
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+        other.shutdown()
+        other.server_close()
+
+
+def test_the_stack_stops_with_a_message_when_the_emulator_dies():
+    up, _, _ = start_up()
+    try:
+        tree = descendants(up.pid)
+        [emulator] = [pid for pid in tree if "infra.emulator" in command_line(pid)]
+        os.kill(emulator, signal.SIGKILL)
+        output, _ = up.communicate(timeout=20)
+        assert up.returncode != 0
+        assert "emulator" in output and "exited" in output, output[-3000:]
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in tree) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in tree if alive(pid)], "orphans left behind"
+    finally:
+        if up.poll() is None:
+            up.kill()
