@@ -37,6 +37,10 @@ log = logging.getLogger("infra.runtime.supervisor")
 child_output = logging.getLogger("infra.runtime.children")
 
 CONTROL_POLL_INTERVAL = 1.0  # how soon a concurrency change is followed
+# Scaling up starts workers a few at a time: at most this many of a source's workers are starting (started,
+# not yet serving) at once. Starting 98 Python processes in one go starved this loop for about 18 s, so a
+# step back down, written 2 s later, waited until they had all started; a change must bite within 5 s.
+MAX_STARTING_PER_SOURCE = 4
 FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 5.0
 # A child that dies sooner than this after starting counts as crashing quickly.
@@ -119,6 +123,7 @@ class Supervisor:
         self.ready_message = ready_message
         self.child_env = child_env
         self.control = control
+        self.desired: dict[str, int] = {}  # per SQS source, as last read from the control table
         # SIGTERM and SIGINT set it (main() installs it); the loop below does the stopping.
         self.stopping = stopping or StopSignals()
         self.announced = False
@@ -131,6 +136,7 @@ class Supervisor:
         while not self.stopping.is_set():
             self._restart_exited_children()
             self._follow_desired_concurrency()
+            self._start_workers_toward_desired()
             self._announce_once_all_ready()
             self.stopping.wait(LOOP_INTERVAL)
         log.info("%s received", self.stopping.reason)
@@ -144,25 +150,42 @@ class Supervisor:
             self.scale(source, desired)
 
     def scale(self, source: str, desired: int) -> None:
-        """Start or retire workers of `source` until `desired` serve it.
+        """Aim for `desired` workers serving `source`: retire the newest above it at once, and start the
+        missing ones a few at a time (`_start_workers_toward_desired`, on every turn of the loop), so that
+        the next change is read, and followed, while they start.
 
         A retired worker gets SIGTERM and finishes the batch it holds, so
         scaling down loses no message.
         """
-        serving = [c for c in self.children if c.spec.source == source and not c.retiring]
-        if not serving or desired < 1 or desired == len(serving):
+        serving = self._serving(source)
+        if not serving or desired < 1:
             return
-        log.info("scaling %s from %d to %d worker(s)", source, len(serving), desired)
+        if self.desired.get(source) != desired:
+            log.info("scaling %s from %d to %d worker(s)", source, len(serving), desired)
+        self.desired[source] = desired
         for child in serving[desired:]:
             child.retiring = True
             if child.is_running():
                 child.process.send_signal(signal.SIGTERM)
-        template = serving[0].spec
-        label = template.role.rsplit("#", 1)[0]
-        for index in range(len(serving) + 1, desired + 1):
-            child = Child(ChildSpec(role=f"{label}#{index}", argv=template.argv, source=source))
-            self.children.append(child)
-            self._start(child)
+
+    def _start_workers_toward_desired(self) -> None:
+        for source, desired in self.desired.items():
+            serving = self._serving(source)
+            if not serving:
+                continue
+            starting = sum(1 for child in serving if child.is_running() and not child.ever_ready)
+            template = serving[0].spec
+            label = template.role.rsplit("#", 1)[0]
+            for index in range(len(serving) + 1, desired + 1):
+                if starting >= MAX_STARTING_PER_SOURCE:
+                    break
+                child = Child(ChildSpec(role=f"{label}#{index}", argv=template.argv, source=source))
+                self.children.append(child)
+                self._start(child)
+                starting += 1
+
+    def _serving(self, source: str) -> list[Child]:
+        return [child for child in self.children if child.spec.source == source and not child.retiring]
 
     def _start(self, child: Child) -> None:
         child.process = subprocess.Popen(

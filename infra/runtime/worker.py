@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     stop = stop_requested_by_signals()
     project = load_project(args.project_dir, args.stage, function_name=args.source)
+    if stop.is_set():  # retired (a scale-down) while it was starting: it holds nothing yet
+        log.info("stopped before polling (%s)", stop.reason)
+        return
     source = project.sqs_source(args.source)
     timeout = project.function_timeout(source.name, args.function_timeout)
     sqs = boto3.client("sqs")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
+import uuid
 
 import pytest
 
@@ -72,3 +74,39 @@ def test_sigterms_in_quick_succession_never_hang_the_supervisor_or_its_children(
         "runtime ready", trials=10, cwd=REPO_ROOT, env=env,
     )
     assert hung == 0, f"{hung} of 10 runtimes hung after a burst of SIGTERMs"
+
+
+# The API allows up to 100; with steps, only a few of them are started in the 2 s before the step down.
+BIG_CONCURRENCY = 100
+
+
+def test_a_big_step_up_then_down_is_followed_within_5_s(launch_runtime, dynamodb):
+    table = f"control-{uuid.uuid4().hex[:10]}"
+    dynamodb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+
+    def set_concurrency(n: int) -> None:
+        dynamodb.put_item(TableName=table, Item={
+            "pk": {"S": "RUNTIME#concurrency"}, "sk": {"S": "jobs"}, "maximum_concurrency": {"N": str(n)}})
+
+    runtime = launch_runtime(workers=1, control_table=table)
+    try:
+        set_concurrency(BIG_CONCURRENCY)
+        eventually(lambda: len(runtime.children("--source jobs")) > 1, 5,
+                   runtime.explain("the runtime did not start scaling up"))
+        time.sleep(2)
+        set_concurrency(2)
+        changed = time.monotonic()
+        eventually(lambda: len(runtime.children("--source jobs")) == 2, 5,
+                   lambda: f"{len(runtime.children('--source jobs'))} jobs workers 5 s after the step down\n"
+                           + runtime.explain("")()[-3000:])
+        print(f"down to 2 in {time.monotonic() - changed:.1f} s")
+        time.sleep(1.5)  # and it stays there: nothing started late
+        assert len(runtime.children("--source jobs")) == 2
+    finally:
+        runtime.process.send_signal(signal.SIGTERM)
+        runtime.process.wait(timeout=60)
+
