@@ -105,7 +105,9 @@ class Stack:
     def start_runtime(self) -> None:
         service = self._start("runtime", [sys.executable, "-m", "infra.runtime", "--project-dir", str(ROOT),
                                           "--stage", "local", "--workers", str(self.workers),
-                                          "--control-table", STATE_TABLE.name])
+                                          "--control-table", STATE_TABLE.name,
+                                          # each job worker beats as it starts, so it is listed at once
+                                          "--worker-start-hook", "app.worker_started"])
         service.wait_for_line("runtime ready", timeout=60, cancelled=self.stop_requested)
 
     def restart(self, name: str) -> None:

@@ -77,14 +77,16 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
 
-def child_specs(project: Project, workers: int, function_timeout: float | None) -> list[ChildSpec]:
+def child_specs(project: Project, workers: int, function_timeout: float | None,
+                worker_start_hook: str | None = None) -> list[ChildSpec]:
     common = ["--project-dir", project.project_dir, "--stage", project.stage]
     if function_timeout is not None:
         common += ["--function-timeout", str(function_timeout)]
+    worker_common = common + (["--start-hook", worker_start_hook] if worker_start_hook else [])
     specs = []
     for source in project.sqs_sources():
         for index in range(1, worker_count(source.maximum_concurrency, workers) + 1):
-            specs.append(worker_spec(source, index, common))
+            specs.append(worker_spec(source, index, worker_common))
     if project.schedule_sources():
         specs.append(ChildSpec(role="scheduler", argv=[sys.executable, "-m", "infra.runtime.scheduler", *common]))
     return specs
@@ -292,6 +294,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds; defaults to each function's lambda_timeout in .chalice/config.json, else 60")
     parser.add_argument("--control-table", default=os.environ.get("PACER_RUNTIME_CONTROL_TABLE"),
                         help="a DynamoDB table (pk, sk) holding live concurrency per SQS source; see docs/RUNTIME.md")
+    parser.add_argument("--worker-start-hook", default=os.environ.get("PACER_RUNTIME_WORKER_START_HOOK"),
+                        help="MODULE.FUNCTION of the app, called with the source's name in each worker process "
+                             "once it can poll, before it says it is ready; see docs/RUNTIME.md")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -317,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     control = ConcurrencyControl(args.control_table) if args.control_table else None
     # The handlers only set a flag: one that did more (Event.set) could deadlock on a lock the main thread holds.
     stopping = StopSignals().install()
-    supervisor = Supervisor(child_specs(project, args.workers, args.function_timeout),
+    supervisor = Supervisor(child_specs(project, args.workers, args.function_timeout, args.worker_start_hook),
                             readiness_line(project, args.workers), env, control, stopping)
     supervisor.run()
 

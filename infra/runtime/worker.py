@@ -128,9 +128,24 @@ def queue_url_and_arn(sqs, source: SQSEventConfig) -> tuple[str, str]:
     return url, attributes["QueueArn"]
 
 
+def run_start_hook(hook: str | None, source_name: str) -> None:
+    """Call the app's `hook(source_name)` (a `module.function` string), for what a worker process does as it
+    starts: Pacer's job workers beat once, so they are listed before their first batch. Lambda has no such
+    moment, which is why it is a hook of this runtime and not app code at import time. A hook that raises is
+    logged, and the worker polls anyway."""
+    if not hook:
+        return
+    try:
+        resolve_handler(hook)(source_name)
+    except Exception:
+        log.exception("worker start hook %s failed; polling anyway", hook)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = child_argument_parser(__doc__)
     parser.add_argument("--source", required=True, help="the name of an @app.on_sqs_message event source")
+    parser.add_argument("--start-hook", default=None,
+                        help="MODULE.FUNCTION, called with the source's name once the worker can poll")
     args = parser.parse_args(argv)
     configure_logging()
     stop = stop_requested_by_signals()
@@ -152,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         poller.queue_url, project.function_name(source.name), source.batch_size,
         source.maximum_batching_window_in_seconds, timeout,
     )
+    run_start_hook(args.start_hook, source.name)
     announce_ready()
     try:
         poller.run()

@@ -163,3 +163,18 @@ def test_the_stack_stops_with_a_message_when_the_emulator_dies():
     finally:
         if up.poll() is None:
             up.kill()
+
+
+def test_a_fresh_stack_lists_every_job_worker_process_as_idle():
+    up, api_port, _ = start_up()
+    try:
+        # Each worker beats as it starts, before the runtime says it is ready: no batch needed, no waiting.
+        fleet = requests.get(f"http://127.0.0.1:{api_port}/api/workers", timeout=10).json()
+        job_workers = [pid for pid in descendants(up.pid) if "--source process_jobs" in command_line(pid)]
+        assert len(job_workers) == 2, job_workers
+        assert sorted(int(w["id"].rsplit(":", 1)[1]) for w in fleet["workers"]) == sorted(job_workers), fleet
+        assert [(w["state"], w["jobs_done"]) for w in fleet["workers"]] == [("idle", 0), ("idle", 0)], fleet
+        assert stop_and_time(up, signal.SIGTERM)[0] == 0
+    finally:
+        if up.poll() is None:
+            up.kill()

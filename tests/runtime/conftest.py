@@ -72,10 +72,12 @@ def dynamodb(aws_env):
 def launch_runtime(aws_env, sqs, tmp_path_factory):
     """Start `python -m infra.runtime` on the fixture app with fresh queues; wait for its readiness line.
 
-    With `control_table`, the runtime follows the live concurrency stored there (`--control-table`)."""
+    With `control_table`, the runtime follows the live concurrency stored there (`--control-table`); with
+    `worker_start_hook`, each worker calls it as it starts (`--worker-start-hook`)."""
     launched: list[RunningRuntime] = []
 
-    def launch(workers: int = 2, control_table: str | None = None) -> RunningRuntime:
+    def launch(workers: int = 2, control_table: str | None = None,
+               worker_start_hook: str | None = None) -> RunningRuntime:
         prefix = f"rt-{uuid.uuid4().hex[:10]}"
         queues = create_fixture_queues(sqs, prefix)
         directory = tmp_path_factory.mktemp(prefix)
@@ -91,7 +93,8 @@ def launch_runtime(aws_env, sqs, tmp_path_factory):
             process = subprocess.Popen(
                 [sys.executable, "-m", "infra.runtime", "--project-dir", str(FIXTURE_APP),
                  "--stage", "local", "--workers", str(workers),
-                 *(["--control-table", control_table] if control_table else [])],
+                 *(["--control-table", control_table] if control_table else []),
+                 *(["--worker-start-hook", worker_start_hook] if worker_start_hook else [])],
                 cwd=REPO_ROOT, env=runtime_env, stdout=stdout, stderr=stderr, **child_process_kwargs(),
             )
         runtime = RunningRuntime(process, queues, directory / "records.jsonl", stdout_path, stderr_path)

@@ -110,3 +110,12 @@ def test_a_big_step_up_then_down_is_followed_within_5_s(launch_runtime, dynamodb
         runtime.process.send_signal(signal.SIGTERM)
         runtime.process.wait(timeout=60)
 
+
+
+def test_each_worker_calls_the_start_hook_with_its_source_before_it_is_ready(launch_runtime):
+    runtime = launch_runtime(workers=2, worker_start_hook="app.worker_started")
+    workers = runtime.children("infra.runtime.worker")
+    # Ready means every worker has called it: no waiting.
+    called = {record["pid"]: record["source"] for record in runtime.records("worker_started")}
+    assert called == {pid: command.split("--source ")[1].split()[0] for pid, command in workers.items()}
+    assert sorted(called.values()) == ["batched", "jobs", "jobs", "slow", "slow"]
