@@ -311,6 +311,15 @@ def process_jobs(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     return container().worker.process(_records(event), time.time).response()
 
 
+def worker_started(source: str) -> None:
+    """The local runtime calls this in each worker process as it starts (`--worker-start-hook
+    app.worker_started`): a job worker beats at once, so GET /api/workers lists it idle before its first
+    batch. Lambda has no such moment but the first invocation, where `process_jobs` starts the heartbeat
+    anyway, so nothing here runs at import time."""
+    if source == fleet.JOBS_SOURCE:
+        container().heartbeat.start()
+
+
 @app.on_sqs_message(queue=TICKS_QUEUE.name, batch_size=1, maximum_concurrency=2)
 def pace_tick(event: SQSEvent) -> None:
     """The ticks queue: a run's scheduler ticks, and wake-ups for scheduled typed jobs."""

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import socket
 import subprocess
@@ -13,8 +14,10 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from typing import Callable
 
 from infra.process import child_process_kwargs
+from infra.signals import StopRequested
 
 
 def free_port() -> int:
@@ -23,10 +26,41 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, timeout: float = 30.0) -> None:
+class PortInUse(RuntimeError):
+    """A port a process of ours must listen on is held by someone else (another `make up`, say)."""
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether binding `host:port` fails because something holds it. SO_REUSEADDR, as our servers set it, so a
+    connection in TIME_WAIT from a stack that just stopped does not count."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def ensure_port_free(port: int, what: str) -> None:
+    if port_in_use(port):
+        raise PortInUse(f"port {port} ({what}) is already in use: is another `make up` running? "
+                        "Stop it, or choose other ports (--api-port, --frontend-port, --emulator-port).")
+
+
+def wait_for_http(url: str, timeout: float = 30.0, cancelled: Callable[[], bool] = lambda: False,
+                  process: subprocess.Popen | None = None) -> None:
+    """Wait until `url` answers at all; raise StopRequested as soon as `cancelled()` says so. With `process`,
+    fail as soon as it exits: an answer is then someone else's."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
+        if cancelled():
+            raise StopRequested()
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the process that should answer {url} exited with {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -53,20 +87,28 @@ class Emulator:
                 self.process.wait()
 
 
-def start_emulator(port: int | None = None, log_path: str | None = None) -> Emulator:
-    port = port or free_port()
+def start_emulator(port: int | None = None, log_path: str | None = None,
+                   cancelled: Callable[[], bool] = lambda: False) -> Emulator:
+    if port:
+        ensure_port_free(port, "emulator")
+    else:
+        port = free_port()
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.emulator", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
+        # Its own session, so Ctrl-C in a terminal does not stop it under workers still finishing a batch:
+        # whoever started it stops it, last.
+        start_new_session=True,
         **child_process_kwargs(),
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{endpoint}/moto-api/")
-    except TimeoutError:
+        wait_for_http(f"{endpoint}/moto-api/", cancelled=cancelled, process=process)
+    except (TimeoutError, RuntimeError, StopRequested):
         process.kill()
+        process.wait()
         raise
     return Emulator(process=process, endpoint_url=endpoint)
 
@@ -76,21 +118,24 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PACER_EMULATOR_PORT", "5000")))
     args = parser.parse_args()
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     from infra import moto_patches
 
     moto_patches.apply()
-    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
-    server.start()
+    # What moto's ThreadedMotoServer does, but binding in the main thread: there a port already in use ends
+    # the process (werkzeug prints why and exits 1), where ThreadedMotoServer's thread died and start() waited
+    # forever, serving nothing, while whoever held the port answered in its place.
+    server = make_server(args.host, args.port, DomainDispatcherApplication(create_backend_app), threaded=True,
+                         request_handler=MotoRequestHandler)
     print(f"moto server on http://{args.host}:{args.port}", flush=True)
     try:
-        while True:
-            time.sleep(3600)
+        server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        server.server_close()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Child processes that die with their parent, so Ctrl-C or a kill leaves no orphans."""
+"""Child processes that die with their parent, so Ctrl-C or a kill leaves no orphans, and that can be stopped."""
 from __future__ import annotations
 
 import ctypes
@@ -8,12 +8,18 @@ import sys
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def _prepare_child() -> None:
+    # An ignored signal stays ignored across exec. Started from a script's background job or nohup, we would
+    # pass SIGINT's SIG_IGN on to every child, and one that relies on the default (KeyboardInterrupt) could
+    # then not be stopped with it. Handled signals revert to the default at exec by themselves.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def child_process_kwargs() -> dict:
-    """Popen keyword arguments for a child that receives SIGTERM when its parent dies."""
-    return {"preexec_fn": _die_with_parent}
+    """Popen keyword arguments for a child that starts with SIGINT and SIGTERM at their defaults and receives
+    SIGTERM when its parent dies."""
+    return {"preexec_fn": _prepare_child}

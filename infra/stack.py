@@ -14,13 +14,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 from chalicelib.resources import STATE_TABLE
-from infra.emulator import Emulator, start_emulator, wait_for_http
+from infra.emulator import Emulator, PortInUse, ensure_port_free, start_emulator, wait_for_http
 from infra.process import child_process_kwargs
+from infra.signals import StopRequested, StopSignals
 
 ROOT = Path(__file__).resolve().parent.parent
+# Longer than the runtime's own grace for a worker's batch (infra/runtime/supervisor.py STOP_GRACE_SECONDS).
+STOP_GRACE_SECONDS = 15.0
 EMULATOR_DEFAULTS = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -30,20 +33,23 @@ class Service:
     process: subprocess.Popen
     lines: list[str] = field(default_factory=list)
 
-    def wait_for_line(self, needle: str, timeout: float) -> None:
+    def wait_for_line(self, needle: str, timeout: float, cancelled: Callable[[], bool] = lambda: False) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(needle in line for line in self.lines):
                 return
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n" + "".join(self.lines[-30:]))
+            if cancelled():
+                raise StopRequested()
             time.sleep(0.05)
         raise TimeoutError(f"{self.name} did not print {needle!r} within {timeout}s:\n" + "".join(self.lines[-30:]))
 
 
 class Stack:
     def __init__(self, api_port: int, frontend_port: int, workers: int = 2, log: IO[str] | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, stop: StopSignals | None = None):
+        self.stop_signals = stop  # set by SIGTERM or SIGINT: starting gives up at the next wait
         self.api_port = api_port
         self.frontend_port = frontend_port
         self.workers = workers
@@ -51,6 +57,9 @@ class Stack:
         self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self.emulator: Emulator | None = None
         self.services: dict[str, Service] = {}
+
+    def stop_requested(self) -> bool:
+        return self.stop_signals is not None and self.stop_signals.is_set()
 
     @property
     def api_url(self) -> str:
@@ -64,9 +73,18 @@ class Stack:
     def endpoint_url(self) -> str:
         return self.env["AWS_ENDPOINT_URL"]
 
+    def check_ports(self, emulator_port: int | None = None) -> None:
+        """Raise PortInUse, naming the port, if one this stack would listen on is taken: readiness would
+        otherwise take an answer from whatever holds it, and this stack would use another stack's services."""
+        ensure_port_free(self.api_port, "API")
+        ensure_port_free(self.frontend_port, "web page")
+        if emulator_port and not self.env.get("AWS_ENDPOINT_URL"):
+            ensure_port_free(emulator_port, "emulator")
+
     def start(self, emulator_port: int | None = None) -> "Stack":
+        self.check_ports(emulator_port)
         if not self.env.get("AWS_ENDPOINT_URL"):
-            self.emulator = start_emulator(emulator_port)
+            self.emulator = start_emulator(emulator_port, cancelled=self.stop_requested)
             self.env.update({"AWS_ENDPOINT_URL": self.emulator.endpoint_url, **EMULATOR_DEFAULTS})
         for name, value in EMULATOR_DEFAULTS.items():
             self.env.setdefault(name, value)
@@ -75,30 +93,47 @@ class Stack:
         self.start_runtime()
         self._start("frontend", [sys.executable, "-m", "infra.serve_frontend", "--port", str(self.frontend_port),
                                  "--dir", str(ROOT / "frontend")])
-        wait_for_http(f"http://127.0.0.1:{self.frontend_port}/", timeout=30)
+        wait_for_http(f"http://127.0.0.1:{self.frontend_port}/", timeout=30, cancelled=self.stop_requested,
+                      process=self.services["frontend"].process)
         return self
 
     def start_api(self) -> None:
-        self._start("api", [sys.executable, "-m", "infra.serve_api", "--project-dir", str(ROOT), "--stage", "local",
-                            "--port", str(self.api_port)])
-        wait_for_http(f"{self.api_url}/api/health", timeout=60)
+        service = self._start("api", [sys.executable, "-m", "infra.serve_api", "--project-dir", str(ROOT),
+                                      "--stage", "local", "--port", str(self.api_port)])
+        wait_for_http(f"{self.api_url}/api/health", timeout=60, cancelled=self.stop_requested, process=service.process)
 
     def start_runtime(self) -> None:
         service = self._start("runtime", [sys.executable, "-m", "infra.runtime", "--project-dir", str(ROOT),
                                           "--stage", "local", "--workers", str(self.workers),
-                                          "--control-table", STATE_TABLE.name])
-        service.wait_for_line("runtime ready", timeout=60)
+                                          "--control-table", STATE_TABLE.name,
+                                          # each job worker beats as it starts, so it is listed at once
+                                          "--worker-start-hook", "app.worker_started"])
+        service.wait_for_line("runtime ready", timeout=60, cancelled=self.stop_requested)
 
     def restart(self, name: str) -> None:
         """Stop one service and start it again: the restart drills."""
         self.stop_service(name)
         {"api": self.start_api, "runtime": self.start_runtime}[name]()
 
-    def _run_to_completion(self, name: str, command: list[str]) -> None:
-        result = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120)
-        self.log.write(f"[{name}] {result.stdout}{result.stderr}")
-        if result.returncode != 0:
-            raise RuntimeError(f"{name} failed:\n{result.stdout}{result.stderr}")
+    def _run_to_completion(self, name: str, command: list[str], timeout: float = 120) -> None:
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, **child_process_kwargs())
+        output: list[str] = []
+        reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + timeout
+        while process.poll() is None:
+            if self.stop_requested() or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                if self.stop_requested():
+                    raise StopRequested()
+                raise TimeoutError(f"{name} did not finish within {timeout}s")
+            time.sleep(0.05)
+        reader.join(timeout=5)
+        self.log.write(f"[{name}] {''.join(output)}")
+        if process.returncode != 0:
+            raise RuntimeError(f"{name} failed:\n{''.join(output)}")
 
     def _start(self, name: str, command: list[str]) -> Service:
         process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -118,25 +153,45 @@ class Stack:
             except ValueError:
                 return  # the log was closed while we were stopping
 
-    def stop_service(self, name: str, timeout: float = 15) -> None:
-        service = self.services.pop(name, None)
-        if service is None or service.process.poll() is not None:
-            return
-        service.process.send_signal(signal.SIGINT)
-        try:
-            service.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(service.process.pid, signal.SIGKILL)
-            service.process.wait()
+    def stop_service(self, name: str, grace: float = STOP_GRACE_SECONDS) -> None:
+        if (service := self.services.pop(name, None)) is not None:
+            self._stop_services([service], grace)
 
-    def stop(self) -> None:
-        for name in ("frontend", "runtime", "api"):
-            self.stop_service(name)
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every service at once, then the emulator, which the runtime's workers need until they are done."""
+        services = [self.services.pop(name) for name in ("frontend", "runtime", "api") if name in self.services]
+        self._stop_services(services, grace)
         if self.emulator:
             self.emulator.stop()
 
-    def first_exited(self) -> Service | None:
-        return next((s for s in self.services.values() if s.process.poll() is not None), None)
+    @staticmethod
+    def _stop_services(services: list[Service], grace: float) -> None:
+        """SIGTERM to each (every service handles it; a worker finishes its batch), one shared grace period, then
+        SIGKILL to the process group of any still running."""
+        running = [service for service in services if service.process.poll() is None]
+        for service in running:
+            service.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for service in running:
+            try:
+                service.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"{service.name} ignored SIGTERM for {grace:.0f} s; killing it", flush=True)
+                os.killpg(service.process.pid, signal.SIGKILL)
+                service.process.wait()
+
+    def first_exited(self) -> tuple[str, subprocess.Popen] | None:
+        """A process of the stack that has exited, the emulator included: nothing works without it."""
+        processes = [(name, service.process) for name, service in self.services.items()]
+        if self.emulator is not None:
+            processes.insert(0, ("the emulator", self.emulator.process))
+        return next(((name, process) for name, process in processes if process.poll() is not None), None)
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        return signal.Signals(-returncode).name
+    return f"code {returncode}"
 
 
 def main() -> None:
@@ -146,25 +201,34 @@ def main() -> None:
     parser.add_argument("--emulator-port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    stack = Stack(args.api_port, args.frontend_port, workers=args.workers)
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # SIGTERM and SIGINT only set a flag (infra/signals.py); this loop does the stopping. A handler that
+    # did more could deadlock on a lock the main thread holds, as Event.set() did on a second SIGTERM.
+    stop = StopSignals().install()
+    stack = Stack(args.api_port, args.frontend_port, workers=args.workers, stop=stop)
+    code = 0
     try:
         stack.start(emulator_port=args.emulator_port)
         where = stack.endpoint_url + (" (embedded moto)" if stack.emulator else " (from AWS_ENDPOINT_URL)")
         print(f"\nPacer is up.\n  web page : http://127.0.0.1:{args.frontend_port}/\n"
               f"  API      : {stack.api_url}/api/status\n  AWS      : {where}\n"
               f"  workers  : {args.workers}\nCtrl-C stops everything.\n", flush=True)
-        while not stopping.is_set():
+        while not stop.wait(0.5):
             if (dead := stack.first_exited()) is not None:
-                print(f"{dead.name} exited with {dead.process.returncode}; stopping.", flush=True)
+                name, process = dead
+                print(f"{name} (pid {process.pid}) exited with {describe_exit(process.returncode)}; "
+                      "stopping everything.", flush=True)
+                code = 1
                 break
-            stopping.wait(0.5)
-    except KeyboardInterrupt:
+    except PortInUse as exc:
+        print(f"make up: {exc}", file=sys.stderr, flush=True)
+        code = 2
+    except StopRequested:
         pass
     finally:
-        print("stopping…", flush=True)
+        if stack.services or stack.emulator:
+            print(f"stopping ({stop.reason})…" if stop.is_set() else "stopping…", flush=True)
         stack.stop()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Workers visible: heartbeats from each worker process, the fleet view, and the desired concurrency.
 
-On Lambda a "worker" is an execution environment: it beats while it
-handles batches and falls silent when AWS freezes or reaps it, which is
-what `down` means. Locally each runtime worker process beats every
-`heartbeat_s` from a daemon thread, idle or not.
+On Lambda a "worker" is an execution environment: it beats from its first
+batch on and falls silent when AWS freezes or reaps it, which is what `down`
+means. Locally each runtime worker process of the jobs source beats once as it
+starts (`Heartbeat.start`, from app.py's `worker_started`, which the local
+runtime calls) and then every `heartbeat_s` from a daemon thread, idle or not.
 """
 from __future__ import annotations
 
@@ -57,6 +58,12 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
         self._last_write = 0.0
 
+    def start(self) -> None:
+        """Beat now (idle) and from then on every interval, so a worker process that has just started is
+        listed before it handles anything. Calling it again does nothing more than a beat."""
+        self.beat_now()
+        self._ensure_started()
+
     @contextlib.contextmanager
     def busy(self) -> Iterator[Callable[[int], None]]:
         """Mark the worker busy for the duration; the block reports jobs done through the yielded callable."""
@@ -88,9 +95,11 @@ class Heartbeat:
             log.warning("heartbeat failed: %s", exc)
 
     def _ensure_started(self) -> None:
-        if self._thread is None:
+        with self._lock:
+            if self._thread is not None:
+                return
             self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
-            self._thread.start()
+        self._thread.start()
 
     def _run(self) -> None:
         while True:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import threading
+
+from infra.signals import StopSignals
 
 # A child prints this line on stdout once it is serving; the supervisor
 # swallows it and counts the child as ready.
@@ -35,21 +35,15 @@ def configure_logging() -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)
 
 
-def stop_requested_by_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT, so the process can finish what it holds first.
+def stop_requested_by_signals() -> StopSignals:
+    """A flag set by SIGTERM or SIGINT, so the process can finish what it holds first.
 
     SIGINT counts too: Ctrl-C in a terminal reaches the whole process group,
-    and a worker must not abandon its batch halfway because of it.
+    and a worker must not abandon its batch halfway because of it. The
+    handlers only set the flag (infra/signals.py): one that logged or set a
+    threading.Event could deadlock on a lock the main thread holds.
     """
-    stop = threading.Event()
-
-    def request_stop(signum, frame) -> None:
-        logging.getLogger(__name__).info("%s received; finishing current work", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    return stop
+    return StopSignals().install()
 
 
 def announce_ready() -> None:

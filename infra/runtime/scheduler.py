@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
@@ -23,6 +22,7 @@ from infra.runtime.child import announce_ready, child_argument_parser, configure
 from infra.runtime.invoke import FunctionTimedOut, end_sandbox_after_timeout, invoke
 from infra.runtime.project import Project, load_project, resolve_handler
 from infra.runtime.schedules import Schedule, ScheduleClock, parse_schedule, schedule_scale, scheduled_event
+from infra.signals import StopSignals
 
 log = logging.getLogger("infra.runtime.scheduler")
 
@@ -37,7 +37,7 @@ class ScheduledFunction:
 
 
 class Scheduler:
-    def __init__(self, project: Project, clock: ScheduleClock, stop: threading.Event, region: str,
+    def __init__(self, project: Project, clock: ScheduleClock, stop: StopSignals, region: str,
                  timeout_override: float | None = None):
         self.project = project
         self.clock = clock
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         scheduler.run()
     except FunctionTimedOut:
         end_sandbox_after_timeout()
-    log.info("stopped")
+    log.info("stopped (%s)", stop.reason)
 
 
 if __name__ == "__main__":

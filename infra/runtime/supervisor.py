@@ -31,11 +31,16 @@ from infra.process import child_process_kwargs
 from infra.runtime.child import READY_LINE
 from infra.runtime.project import Project, load_project
 from infra.runtime.schedules import parse_schedule
+from infra.signals import StopSignals
 
 log = logging.getLogger("infra.runtime.supervisor")
 child_output = logging.getLogger("infra.runtime.children")
 
 CONTROL_POLL_INTERVAL = 1.0  # how soon a concurrency change is followed
+# Scaling up starts workers a few at a time: at most this many of a source's workers are starting (started,
+# not yet serving) at once. Starting 98 Python processes in one go starved this loop for about 18 s, so a
+# step back down, written 2 s later, waited until they had all started; a change must bite within 5 s.
+MAX_STARTING_PER_SOURCE = 4
 FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 5.0
 # A child that dies sooner than this after starting counts as crashing quickly.
@@ -72,14 +77,16 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
 
-def child_specs(project: Project, workers: int, function_timeout: float | None) -> list[ChildSpec]:
+def child_specs(project: Project, workers: int, function_timeout: float | None,
+                worker_start_hook: str | None = None) -> list[ChildSpec]:
     common = ["--project-dir", project.project_dir, "--stage", project.stage]
     if function_timeout is not None:
         common += ["--function-timeout", str(function_timeout)]
+    worker_common = common + (["--start-hook", worker_start_hook] if worker_start_hook else [])
     specs = []
     for source in project.sqs_sources():
         for index in range(1, worker_count(source.maximum_concurrency, workers) + 1):
-            specs.append(worker_spec(source, index, common))
+            specs.append(worker_spec(source, index, worker_common))
     if project.schedule_sources():
         specs.append(ChildSpec(role="scheduler", argv=[sys.executable, "-m", "infra.runtime.scheduler", *common]))
     return specs
@@ -113,12 +120,14 @@ def readiness_line(project: Project, workers: int) -> str:
 
 class Supervisor:
     def __init__(self, specs: list[ChildSpec], ready_message: str, child_env: dict[str, str],
-                 control: "ConcurrencyControl | None" = None):
+                 control: "ConcurrencyControl | None" = None, stopping: StopSignals | None = None):
         self.children = [Child(spec) for spec in specs]
         self.ready_message = ready_message
         self.child_env = child_env
         self.control = control
-        self.stopping = threading.Event()
+        self.desired: dict[str, int] = {}  # per SQS source, as last read from the control table
+        # SIGTERM and SIGINT set it (main() installs it); the loop below does the stopping.
+        self.stopping = stopping or StopSignals()
         self.announced = False
         self.next_waiting_report = time.monotonic() + WAITING_REPORT_INTERVAL
         self.next_control_poll = 0.0
@@ -129,8 +138,10 @@ class Supervisor:
         while not self.stopping.is_set():
             self._restart_exited_children()
             self._follow_desired_concurrency()
+            self._start_workers_toward_desired()
             self._announce_once_all_ready()
             self.stopping.wait(LOOP_INTERVAL)
+        log.info("%s received", self.stopping.reason)
         self._stop_children()
 
     def _follow_desired_concurrency(self) -> None:
@@ -141,28 +152,42 @@ class Supervisor:
             self.scale(source, desired)
 
     def scale(self, source: str, desired: int) -> None:
-        """Start or retire workers of `source` until `desired` serve it.
+        """Aim for `desired` workers serving `source`: retire the newest above it at once, and start the
+        missing ones a few at a time (`_start_workers_toward_desired`, on every turn of the loop), so that
+        the next change is read, and followed, while they start.
 
         A retired worker gets SIGTERM and finishes the batch it holds, so
         scaling down loses no message.
         """
-        serving = [c for c in self.children if c.spec.source == source and not c.retiring]
-        if not serving or desired < 1 or desired == len(serving):
+        serving = self._serving(source)
+        if not serving or desired < 1:
             return
-        log.info("scaling %s from %d to %d worker(s)", source, len(serving), desired)
+        if self.desired.get(source) != desired:
+            log.info("scaling %s from %d to %d worker(s)", source, len(serving), desired)
+        self.desired[source] = desired
         for child in serving[desired:]:
             child.retiring = True
             if child.is_running():
                 child.process.send_signal(signal.SIGTERM)
-        template = serving[0].spec
-        label = template.role.rsplit("#", 1)[0]
-        for index in range(len(serving) + 1, desired + 1):
-            child = Child(ChildSpec(role=f"{label}#{index}", argv=template.argv, source=source))
-            self.children.append(child)
-            self._start(child)
 
-    def request_stop(self, signum, frame) -> None:
-        self.stopping.set()
+    def _start_workers_toward_desired(self) -> None:
+        for source, desired in self.desired.items():
+            serving = self._serving(source)
+            if not serving:
+                continue
+            starting = sum(1 for child in serving if child.is_running() and not child.ever_ready)
+            template = serving[0].spec
+            label = template.role.rsplit("#", 1)[0]
+            for index in range(len(serving) + 1, desired + 1):
+                if starting >= MAX_STARTING_PER_SOURCE:
+                    break
+                child = Child(ChildSpec(role=f"{label}#{index}", argv=template.argv, source=source))
+                self.children.append(child)
+                self._start(child)
+                starting += 1
+
+    def _serving(self, source: str) -> list[Child]:
+        return [child for child in self.children if child.spec.source == source and not child.retiring]
 
     def _start(self, child: Child) -> None:
         child.process = subprocess.Popen(
@@ -269,6 +294,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds; defaults to each function's lambda_timeout in .chalice/config.json, else 60")
     parser.add_argument("--control-table", default=os.environ.get("PACER_RUNTIME_CONTROL_TABLE"),
                         help="a DynamoDB table (pk, sk) holding live concurrency per SQS source; see docs/RUNTIME.md")
+    parser.add_argument("--worker-start-hook", default=os.environ.get("PACER_RUNTIME_WORKER_START_HOOK"),
+                        help="MODULE.FUNCTION of the app, called with the source's name in each worker process "
+                             "once it can poll, before it says it is ready; see docs/RUNTIME.md")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -292,10 +320,10 @@ def main(argv: list[str] | None = None) -> None:
     for source in project.schedule_sources():
         parse_schedule(source.schedule_expression)  # a bad expression stops us here, not in a restart loop
     control = ConcurrencyControl(args.control_table) if args.control_table else None
-    supervisor = Supervisor(child_specs(project, args.workers, args.function_timeout),
-                            readiness_line(project, args.workers), env, control)
-    signal.signal(signal.SIGTERM, supervisor.request_stop)
-    signal.signal(signal.SIGINT, supervisor.request_stop)
+    # The handlers only set a flag: one that did more (Event.set) could deadlock on a lock the main thread holds.
+    stopping = StopSignals().install()
+    supervisor = Supervisor(child_specs(project, args.workers, args.function_timeout, args.worker_start_hook),
+                            readiness_line(project, args.workers), env, control, stopping)
     supervisor.run()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import sys
-import threading
 import time
 
 import boto3
@@ -22,19 +21,21 @@ from infra.runtime.child import announce_ready, child_argument_parser, configure
 from infra.runtime.invoke import FunctionTimedOut, end_sandbox_after_timeout, invoke
 from infra.runtime.project import Project, load_project, resolve_handler
 from infra.runtime.sqs_batch import failed_message_ids, region_of, sqs_event
+from infra.signals import StopSignals
 
 log = logging.getLogger("infra.runtime.worker")
 
-# Short enough that a worker notices SIGTERM within a couple of seconds; long
-# enough that idle workers cost the emulator little.
-LONG_POLL_SECONDS = 2
+# Short enough that an idle worker notices SIGTERM within a second (a receive
+# is not interrupted: messages it returned would stay invisible for the queue's
+# visibility timeout); long enough that idle workers cost the emulator little.
+LONG_POLL_SECONDS = 1
 RECEIVE_MAX = 10  # SQS returns at most ten messages per ReceiveMessage
 DELETE_BATCH_MAX = 10
 RECEIVE_ERROR_PAUSE_SECONDS = 1.0
 
 
 class SqsPoller:
-    def __init__(self, project: Project, source: SQSEventConfig, sqs, stop: threading.Event, timeout_seconds: float):
+    def __init__(self, project: Project, source: SQSEventConfig, sqs, stop: StopSignals, timeout_seconds: float):
         self.project = project
         self.source = source
         self.sqs = sqs
@@ -127,13 +128,31 @@ def queue_url_and_arn(sqs, source: SQSEventConfig) -> tuple[str, str]:
     return url, attributes["QueueArn"]
 
 
+def run_start_hook(hook: str | None, source_name: str) -> None:
+    """Call the app's `hook(source_name)` (a `module.function` string), for what a worker process does as it
+    starts: Pacer's job workers beat once, so they are listed before their first batch. Lambda has no such
+    moment, which is why it is a hook of this runtime and not app code at import time. A hook that raises is
+    logged, and the worker polls anyway."""
+    if not hook:
+        return
+    try:
+        resolve_handler(hook)(source_name)
+    except Exception:
+        log.exception("worker start hook %s failed; polling anyway", hook)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = child_argument_parser(__doc__)
     parser.add_argument("--source", required=True, help="the name of an @app.on_sqs_message event source")
+    parser.add_argument("--start-hook", default=None,
+                        help="MODULE.FUNCTION, called with the source's name once the worker can poll")
     args = parser.parse_args(argv)
     configure_logging()
     stop = stop_requested_by_signals()
     project = load_project(args.project_dir, args.stage, function_name=args.source)
+    if stop.is_set():  # retired (a scale-down) while it was starting: it holds nothing yet
+        log.info("stopped before polling (%s)", stop.reason)
+        return
     source = project.sqs_source(args.source)
     timeout = project.function_timeout(source.name, args.function_timeout)
     sqs = boto3.client("sqs")
@@ -148,12 +167,13 @@ def main(argv: list[str] | None = None) -> None:
         poller.queue_url, project.function_name(source.name), source.batch_size,
         source.maximum_batching_window_in_seconds, timeout,
     )
+    run_start_hook(args.start_hook, source.name)
     announce_ready()
     try:
         poller.run()
     except FunctionTimedOut:
         end_sandbox_after_timeout()
-    log.info("stopped")
+    log.info("stopped (%s)", stop.reason)
 
 
 if __name__ == "__main__":

@@ -58,11 +58,26 @@ def sqs(aws_env):
 
 
 @pytest.fixture(scope="session")
+def dynamodb(aws_env):
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=aws_env["AWS_ENDPOINT_URL"],
+        region_name=aws_env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+@pytest.fixture(scope="session")
 def launch_runtime(aws_env, sqs, tmp_path_factory):
-    """Start `python -m infra.runtime` on the fixture app with fresh queues; wait for its readiness line."""
+    """Start `python -m infra.runtime` on the fixture app with fresh queues; wait for its readiness line.
+
+    With `control_table`, the runtime follows the live concurrency stored there (`--control-table`); with
+    `worker_start_hook`, each worker calls it as it starts (`--worker-start-hook`)."""
     launched: list[RunningRuntime] = []
 
-    def launch(workers: int = 2) -> RunningRuntime:
+    def launch(workers: int = 2, control_table: str | None = None,
+               worker_start_hook: str | None = None) -> RunningRuntime:
         prefix = f"rt-{uuid.uuid4().hex[:10]}"
         queues = create_fixture_queues(sqs, prefix)
         directory = tmp_path_factory.mktemp(prefix)
@@ -77,7 +92,9 @@ def launch_runtime(aws_env, sqs, tmp_path_factory):
         with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "infra.runtime", "--project-dir", str(FIXTURE_APP),
-                 "--stage", "local", "--workers", str(workers)],
+                 "--stage", "local", "--workers", str(workers),
+                 *(["--control-table", control_table] if control_table else []),
+                 *(["--worker-start-hook", worker_start_hook] if worker_start_hook else [])],
                 cwd=REPO_ROOT, env=runtime_env, stdout=stdout, stderr=stderr, **child_process_kwargs(),
             )
         runtime = RunningRuntime(process, queues, directory / "records.jsonl", stdout_path, stderr_path)

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import time
+import uuid
 
 import pytest
 
-from tests.runtime.runtime_harness import eventually, is_alive
+from tests.processes import hangs_under_sigterm_bursts
+from tests.runtime.runtime_harness import REPO_ROOT, eventually, is_alive
 
 pytestmark = pytest.mark.runtime
 
@@ -53,3 +57,65 @@ def test_sigint_lets_a_busy_worker_finish_its_batch_and_then_stops_every_child(l
     assert [pid for pid in children if is_alive(pid)] == []
     assert [record["message_id"] for record in runtime.records("finished")] == [message_id]
     assert runtime.queues.messages_in_queue("slow") == 0  # deleted before the worker exited
+
+
+def test_sigterms_in_quick_succession_never_hang_the_supervisor_or_its_children(tmp_path):
+    # A supervisor and its scheduler, on an app with one hourly schedule and no AWS to reach. Their handlers
+    # used to set a threading.Event (and log), which deadlocks when the main thread holds the Event's lock.
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text('{"version": "2.0", "app_name": "quiet", "stages": {"dev": {}}}')
+    (tmp_path / "app.py").write_text(
+        "from chalice import Chalice\n\napp = Chalice(app_name='quiet')\n\n\n"
+        "@app.schedule('rate(1 hour)')\ndef hourly(event):\n    pass\n"
+    )
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "PACER_RUNTIME_LOG_LEVEL": "WARNING"}
+    hung = hangs_under_sigterm_bursts(
+        [sys.executable, "-m", "infra.runtime", "--project-dir", str(tmp_path), "--stage", "dev"],
+        "runtime ready", trials=10, cwd=REPO_ROOT, env=env,
+    )
+    assert hung == 0, f"{hung} of 10 runtimes hung after a burst of SIGTERMs"
+
+
+# The API allows up to 100; with steps, only a few of them are started in the 2 s before the step down.
+BIG_CONCURRENCY = 100
+
+
+def test_a_big_step_up_then_down_is_followed_within_5_s(launch_runtime, dynamodb):
+    table = f"control-{uuid.uuid4().hex[:10]}"
+    dynamodb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+
+    def set_concurrency(n: int) -> None:
+        dynamodb.put_item(TableName=table, Item={
+            "pk": {"S": "RUNTIME#concurrency"}, "sk": {"S": "jobs"}, "maximum_concurrency": {"N": str(n)}})
+
+    runtime = launch_runtime(workers=1, control_table=table)
+    try:
+        set_concurrency(BIG_CONCURRENCY)
+        eventually(lambda: len(runtime.children("--source jobs")) > 1, 5,
+                   runtime.explain("the runtime did not start scaling up"))
+        time.sleep(2)
+        set_concurrency(2)
+        changed = time.monotonic()
+        eventually(lambda: len(runtime.children("--source jobs")) == 2, 5,
+                   lambda: f"{len(runtime.children('--source jobs'))} jobs workers 5 s after the step down\n"
+                           + runtime.explain("")()[-3000:])
+        print(f"down to 2 in {time.monotonic() - changed:.1f} s")
+        time.sleep(1.5)  # and it stays there: nothing started late
+        assert len(runtime.children("--source jobs")) == 2
+    finally:
+        runtime.process.send_signal(signal.SIGTERM)
+        runtime.process.wait(timeout=60)
+
+
+
+def test_each_worker_calls_the_start_hook_with_its_source_before_it_is_ready(launch_runtime):
+    runtime = launch_runtime(workers=2, worker_start_hook="app.worker_started")
+    workers = runtime.children("infra.runtime.worker")
+    # Ready means every worker has called it: no waiting.
+    called = {record["pid"]: record["source"] for record in runtime.records("worker_started")}
+    assert called == {pid: command.split("--source ")[1].split()[0] for pid, command in workers.items()}
+    assert sorted(called.values()) == ["batched", "jobs", "jobs", "slow", "slow"]

@@ -27,6 +27,17 @@ def test_a_worker_is_busy_while_it_holds_a_batch_and_counts_its_jobs():
     assert (store.saved["w1"].state, store.saved["w1"].jobs_done) == ("idle", 10)
 
 
+def test_a_started_worker_is_listed_idle_before_its_first_batch():
+    store, clock = MemoryFleetStore(), Clock(1000.0)
+    beat = Heartbeat(store, "w1", interval_s=3600, clock=clock)
+    assert fleet_view(store, 1000.0, 120).workers == []
+    beat.start()
+    [worker] = fleet_view(store, 1000.0, 120).workers
+    assert (worker.id, worker.state, worker.jobs_done) == ("w1", "idle", 0)
+    beat.start()  # again: one more beat, still one timer
+    assert beat._thread is not None and beat._thread.is_alive()
+
+
 def test_a_worker_silent_longer_than_the_limit_shows_as_down():
     store, clock = MemoryFleetStore(), Clock(1000.0)
     Heartbeat(store, "w1", interval_s=3600, clock=clock).beat_now()

@@ -61,6 +61,11 @@ def index():
     return {"fixture": True}
 
 
+def worker_started(source):
+    """The runtime's --worker-start-hook: called in each worker process before it says it is ready."""
+    record("worker_started", source=source, pid=os.getpid())
+
+
 def handle_batch(source, event):
     records = event.to_dict()["Records"]
     context = event.context
