@@ -322,7 +322,7 @@ def worker_started(source: str) -> None:
 
 @app.on_sqs_message(queue=TICKS_QUEUE.name, batch_size=1, maximum_concurrency=2)
 def pace_tick(event: SQSEvent) -> None:
-    """The ticks queue: a run's scheduler ticks, and wake-ups for scheduled typed jobs."""
+    """The ticks queue: a run's scheduler ticks, wake-ups for scheduled typed jobs, and requests to admit."""
     for record in event:
         app.log.debug("clock %s: %s", record.body, container().clock.on_message(record.body, time.time()))
 

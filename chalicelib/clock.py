@@ -1,7 +1,8 @@
 """Pacer's clock: the ticks queue's messages, and the one-minute watchdog.
 
-Two features share the ticks queue: a paced run's self-rescheduling ticks
-(runs/pacing.py) and the wake-ups of scheduled typed jobs (typed/service.py).
+Three features share the ticks queue: a paced run's self-rescheduling ticks
+(runs/pacing.py), the wake-ups of scheduled typed jobs (typed/service.py), and
+throttled submits' requests for an admission pass (admission/service.py).
 The watchdog runs each feature's duty that a lost message would otherwise
 leave undone: it restarts a run's dead tick chain, admits what waits in the
 fair backlogs, and sends wake-ups for typed jobs that fall due before it runs
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from pydantic import TypeAdapter
 
+from chalicelib.admission.models import AdmitRequest
 from chalicelib.admission.service import Admission
 from chalicelib.core.queue import MessageQueue
 from chalicelib.runs.models import Tick
@@ -23,7 +25,7 @@ from chalicelib.typed.models import WakeUp
 from chalicelib.typed.store import TypedJobStore
 
 log = logging.getLogger(__name__)
-CLOCK_MESSAGES: TypeAdapter[Tick | WakeUp] = TypeAdapter(Tick | WakeUp)
+CLOCK_MESSAGES: TypeAdapter[Tick | WakeUp | AdmitRequest] = TypeAdapter(Tick | WakeUp | AdmitRequest)
 
 
 @dataclass
@@ -34,8 +36,10 @@ class Clock:
     ticks: MessageQueue
 
     def on_message(self, body: str, now: float) -> str:
-        """One message of the ticks queue: a run's tick, or a scheduled typed job's wake-up."""
+        """One message of the ticks queue: a run's tick, a scheduled typed job's wake-up, or a request to admit."""
         message = CLOCK_MESSAGES.validate_json(body)
+        if isinstance(message, AdmitRequest):
+            return f"admitted {self.admission.on_request(message)}"
         if isinstance(message, WakeUp):
             return typed.on_wake_up(message, self.ticks, self.admission, now)
         return self.pacer.handle_tick(message, now)

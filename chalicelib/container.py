@@ -170,7 +170,8 @@ class Container:
 
     @cached_property
     def admission(self) -> Admission:
-        return Admission({"compute": self.compute_dispatcher, "typed": self.typed_dispatcher})
+        return Admission({"compute": self.compute_dispatcher, "typed": self.typed_dispatcher}, ticks=self.ticks_queue,
+                         ask_every_s=self.settings.admission_ask_every_s)
 
     @cached_property
     def clock(self) -> Clock:
@@ -202,7 +203,7 @@ class Container:
                          policy=RetryPolicy(settings.max_attempts, settings.retry_base_s, settings.retry_max_s),
                          runners={"run": numbers, "compute": numbers, "typed": self.typed_attempts},
                          worker_id=self.worker_id, failures=self.failure_log, heartbeat=self.heartbeat,
-                         settled=self.admission.after_settled)
+                         settled=self.admission.after_settled, batch_done=self.admission.after_batch)
 
     @cached_property
     def status_cache(self) -> StatusCache[dict[str, Any]]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from chalicelib.core.jobs import Origin
 from chalicelib.core.validation import Request
 
 MAX_WEIGHT = 100.0
@@ -20,3 +21,10 @@ class CallerCounts(BaseModel):
 class SetWeight(Request):
     weight: float = Field(gt=0, le=MAX_WEIGHT, allow_inf_nan=False,
                           description="the caller's share of the in-flight window relative to others (1 by default)")
+
+
+class AdmitRequest(BaseModel):
+    """A request for a dispatch pass of one way in, sent on the ticks queue by a throttled submit (see
+    admission/service.py)."""
+
+    admit: Origin

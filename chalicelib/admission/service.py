@@ -1,26 +1,58 @@
-"""Follow-up admission: after a submit, a cancel, a retry or a settled message, fill the freed window.
+"""Follow-up admission, amortised: submits, cancels, retries and settled messages ask for it; few passes run.
 
-Best effort: the job is stored whatever happens here, and the next trigger (a
-submit, a settled message, the one-minute watchdog) admits it.
+A dispatch pass costs a fixed number of AWS calls (the lease, the callers'
+counts, a backlog read per caller, the outbox) whatever it admits, so the
+calls per job fall as each pass admits more. Two rules keep passes few while
+no job waits long:
+
+- **Asking from the API** (`request`): a process dispatches inline at most
+  once per `ask_every_s`. A submit inside that interval does not dispatch; it
+  sends one `AdmitRequest` on the ticks queue, delayed a second, unless one
+  such request of this process is already on its way. A burst of submits
+  therefore costs one pass at its start and one a second later, and the last
+  submit of a burst is admitted within about a second even if nothing else
+  happens.
+- **Refilling from the worker** (`after_settled`, `after_batch`): the worker
+  counts the slots its settled messages freed and dispatches once they reach
+  a quarter of the origin's window, and once more at the end of each batch
+  for what is left. The window stays busy (three quarters of it are still in
+  flight when the refill comes) at a pass per quarter window instead of a
+  pass per message.
+
+Best effort throughout: the job is stored whatever happens here, and the next
+trigger (a submit, a settled message, the one-minute watchdog) admits it.
+Each process keeps its own counts; on Lambda an execution environment is a
+process, so the rules hold per environment.
 """
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from chalicelib.admission.dispatcher import Dispatcher
-from chalicelib.core.jobs import JobEnvelope, Origin
+from chalicelib.admission.models import AdmitRequest
+from chalicelib.core.jobs import JobEnvelope, Origin, OutboundMessage
+from chalicelib.core.queue import MessageQueue
 from chalicelib.core.validation import check_caller
 
 log = logging.getLogger(__name__)
+
+REFILL_SHARE = 4  # the worker refills once a quarter of the window is free
+ASK_LATER_S = 1  # the delay of an AdmitRequest (SQS delays in whole seconds)
 
 
 @dataclass
 class Admission:
     dispatchers: Mapping[Origin, Dispatcher[Any]]  # paced runs have none: their ticks admit them
+    ticks: MessageQueue | None = None  # where a throttled request goes (None: every request dispatches inline)
+    ask_every_s: float = 0.5  # a process dispatches inline for submits at most this often (0: always)
     clock: Callable[[], float] = field(default=time.time)
+    _asked_at: dict[Origin, float] = field(default_factory=dict, init=False)
+    _later_until: dict[Origin, float] = field(default_factory=dict, init=False)
+    _freed: dict[Origin, int] = field(default_factory=dict, init=False)
 
     def admit(self, origin: Origin) -> int:
         """Run the origin's dispatcher once; the jobs it admitted (0 if it failed, or another one ran)."""
@@ -33,9 +65,46 @@ class Admission:
             log.exception("%s admission failed; the next trigger retries", origin)
             return 0
 
+    def request(self, origin: Origin) -> None:
+        """Jobs of `origin` became admissible (a submit, a cancel, a retry): admit them soon (see the module)."""
+        if origin not in self.dispatchers:
+            return
+        now = self.clock()
+        if self.ticks is None or now - self._asked_at.get(origin, -math.inf) >= self.ask_every_s:
+            self._asked_at[origin] = now
+            self.admit(origin)
+        elif self._later_until.get(origin, -math.inf) <= now:
+            try:
+                self.ticks.send([OutboundMessage(body=AdmitRequest(admit=origin).model_dump_json(),
+                                                 delay_seconds=ASK_LATER_S)])
+                self._later_until[origin] = now + ASK_LATER_S
+            except Exception:
+                log.exception("could not ask for %s admission; dispatching now", origin)
+                self.admit(origin)
+
+    def on_request(self, message: AdmitRequest) -> int:
+        """An AdmitRequest came back from the ticks queue."""
+        return self.admit(message.admit)
+
     def after_settled(self, envelope: JobEnvelope) -> None:
-        """A message's jobs are settled: its slots are free, so admit the next fair share while the batch goes on."""
-        self.admit(envelope.origin)
+        """A message's jobs are settled: their slots are free. Refill once a quarter of the window is."""
+        dispatcher = self.dispatchers.get(envelope.origin)
+        if dispatcher is None:
+            return
+        freed = self._freed.get(envelope.origin, 0) + len(envelope.jobs)
+        self._freed[envelope.origin] = freed
+        if freed >= max(1, dispatcher.max_in_flight // REFILL_SHARE):
+            self._refill(envelope.origin)
+
+    def after_batch(self) -> None:
+        """The worker's batch is over: refill what its settled messages freed and no pass has refilled yet."""
+        for origin, freed in list(self._freed.items()):
+            if freed:
+                self._refill(origin)
+
+    def _refill(self, origin: Origin) -> None:
+        self._freed[origin] = 0
+        self.admit(origin)
 
     def admit_all(self) -> dict[str, int]:
         return {origin: self.admit(origin) for origin in self.dispatchers}

@@ -54,7 +54,7 @@ def submit(store: ComputeStore, admission: Admission, caller: str | None, number
                                                submitted_at=now) for number in canonical], now)
     # An owner's number was pending when it was claimed; a follower is answered from the number's record.
     accepted = [Accepted(id=r.id, status="pending" if r.owner else view(store, r).status) for r in stored]
-    admission.admit("compute")
+    admission.request("compute")
     return accepted
 
 

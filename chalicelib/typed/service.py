@@ -89,7 +89,7 @@ def submit(store: TypedJobStore, registry: Registry, admission: Admission, ticks
     if created and job.place == "scheduled":
         _wake_up_when_due(ticks, job.scheduled_for or now, now)
     elif created:
-        admission.admit("typed")
+        admission.request("typed")
     return job, created
 
 
@@ -179,7 +179,7 @@ def cancel(store: TypedJobStore, admission: Admission, job_id: str, now: float) 
     """pending -> cancelled, and out of wherever it waits; an admitted job's slot goes to the next. 409 once it runs
     or has finished."""
     job = _cancel(store, job_id, now)
-    admission.admit("typed")
+    admission.request("typed")
     return job
 
 
@@ -205,7 +205,7 @@ def retry(store: TypedJobStore, admission: Admission, job_id: str, now: float) -
         store.retry(job, now)
     except StaleWrite as exc:
         raise Conflict(f"job {job_id} changed while it was being retried") from exc
-    admission.admit("typed")
+    admission.request("typed")
     return get(store, job_id)
 
 

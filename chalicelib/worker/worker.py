@@ -90,15 +90,20 @@ class JobWorker:
     failures: FailureLog | None = None
     heartbeat: Heartbeat | None = None  # told when the worker is busy, and how many jobs it settled
     settled: Callable[[JobEnvelope], None] | None = None  # told of each message whose outcomes are stored
+    batch_done: Callable[[], None] | None = None  # told when a batch is over (admission refills what is left)
 
     def process(self, records: Iterable[Record], now: Callable[[], float]) -> BatchResult:
         """Process a batch; report the messages that must be redelivered."""
-        if self.heartbeat is None:
-            return self._process(records, now)
-        with self.heartbeat.busy() as done:
-            result = self._process(records, now)
-            done(result.jobs_done)
-        return result
+        try:
+            if self.heartbeat is None:
+                return self._process(records, now)
+            with self.heartbeat.busy() as done:
+                result = self._process(records, now)
+                done(result.jobs_done)
+            return result
+        finally:
+            if self.batch_done is not None:
+                self.batch_done()
 
     def _process(self, records: Iterable[Record], now: Callable[[], float]) -> BatchResult:
         """Messages are taken round robin across their groups (a run, or a caller), so a caller with one

@@ -147,3 +147,13 @@ def test_a_batch_is_worked_round_robin_across_runs_and_each_message_is_reported_
     working.process(batch, lambda: T0)
     # Batch order would serve the small caller's one message last, behind all of the big caller's.
     assert settled == [("big", "10"), ("small", "13"), ("big", "11"), ("big", "12")]
+
+
+def test_the_worker_tells_each_settled_message_and_then_the_end_of_its_batch_even_when_a_message_fails(c):
+    told: list[str] = []
+    w = worker(c)
+    w.settled = lambda e: told.append(f"settled {len(e.jobs)}")
+    w.batch_done = lambda: told.append("batch done")
+    poison = Record(message_id="bad", body="not json")
+    w.process([envelope(c.run.run_id, 12, 97), poison, envelope(c.run.run_id, 8)], lambda: T0)
+    assert told == ["settled 2", "settled 1", "batch done"]

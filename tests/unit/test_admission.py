@@ -1,0 +1,111 @@
+"""Amortised follow-up admission: few dispatch passes, and no job left waiting (admission/service.py)."""
+import json
+from dataclasses import dataclass, field
+
+from chalicelib.admission.models import AdmitRequest
+from chalicelib.admission.service import Admission
+from chalicelib.aws.memory import MemoryQueue
+from chalicelib.clock import CLOCK_MESSAGES
+from chalicelib.core.jobs import JobEnvelope, JobSpec
+
+
+@dataclass
+class CountingDispatcher:
+    max_in_flight: int = 100
+    passes: list[float] = field(default_factory=list)
+
+    def dispatch(self, now: float) -> int:
+        self.passes.append(now)
+        return 0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def admission(ask_every_s=0.5):
+    clock, ticks, dispatcher = Clock(), MemoryQueue(), CountingDispatcher()
+    return Admission({"compute": dispatcher}, ticks=ticks, ask_every_s=ask_every_s, clock=clock), clock, ticks, dispatcher
+
+
+def envelope(jobs: int) -> JobEnvelope:
+    return JobEnvelope(origin="compute", group="alice", jobs=[JobSpec(id=f"j{i}", number="6") for i in range(jobs)])
+
+
+def test_a_burst_of_submits_dispatches_once_inline_and_asks_once_for_a_pass_a_second_later():
+    a, clock, ticks, dispatcher = admission()
+    for _ in range(50):  # 50 submits within 0.25 s
+        a.request("compute")
+        clock.now += 0.005
+    assert dispatcher.passes == [1000.0]  # the first submit's pass
+    [later] = ticks.sent  # the rest: one request, delayed, so the burst's last submit is admitted within a second
+    assert later.delay_seconds == 1 and CLOCK_MESSAGES.validate_json(later.body) == AdmitRequest(admit="compute")
+
+
+def test_a_request_comes_back_through_the_ticks_queue_as_a_pass():
+    a, clock, ticks, dispatcher = admission()
+    a.request("compute")
+    a.request("compute")
+    [later] = ticks.sent
+    a.on_request(AdmitRequest.model_validate_json(later.body))
+    assert len(dispatcher.passes) == 2
+
+
+def test_once_the_interval_has_passed_a_submit_dispatches_inline_again_and_a_new_request_may_be_sent():
+    a, clock, ticks, dispatcher = admission()
+    a.request("compute")
+    a.request("compute")
+    clock.now += 0.6
+    a.request("compute")  # the interval passed: inline
+    a.request("compute")  # the delayed request is still on its way: nothing more
+    assert len(dispatcher.passes) == 2 and len(ticks.sent) == 1
+    clock.now += 1.0
+    a.request("compute")
+    a.request("compute")  # that request has come back by now: a new one
+    assert len(dispatcher.passes) == 3 and len(ticks.sent) == 2
+
+
+def test_with_no_interval_every_submit_dispatches_inline():
+    a, clock, ticks, dispatcher = admission(ask_every_s=0)
+    for _ in range(5):
+        a.request("compute")
+    assert len(dispatcher.passes) == 5 and ticks.sent == []
+
+
+def test_a_request_whose_send_fails_dispatches_inline_rather_than_strand_the_job():
+    class Broken(MemoryQueue):
+        def send(self, messages):
+            raise RuntimeError("SQS is down")
+
+    clock, dispatcher = Clock(), CountingDispatcher()
+    a = Admission({"compute": dispatcher}, ticks=Broken(), ask_every_s=0.5, clock=clock)
+    a.request("compute")
+    a.request("compute")
+    assert len(dispatcher.passes) == 2
+
+
+def test_the_worker_refills_once_a_quarter_of_the_window_is_free_and_at_the_end_of_each_batch():
+    a, clock, ticks, dispatcher = admission()  # a window of 100: refill at 25 freed
+    for _ in range(2):
+        a.after_settled(envelope(10))
+    assert dispatcher.passes == []  # 20 freed: not yet
+    a.after_settled(envelope(10))
+    assert len(dispatcher.passes) == 1  # 30 freed: a pass, and the count starts again
+    a.after_settled(envelope(10))
+    a.after_batch()
+    assert len(dispatcher.passes) == 2  # the batch's last 10 are refilled as it ends
+    a.after_batch()
+    assert len(dispatcher.passes) == 2  # nothing freed since: no pass
+
+
+def test_origins_without_a_dispatcher_are_ignored():
+    a, clock, ticks, dispatcher = admission()
+    a.request("run")
+    a.after_settled(JobEnvelope(origin="run", group="r1", jobs=[JobSpec(id="r1-1", number="6")]))
+    a.after_batch()
+    assert dispatcher.passes == [] and ticks.sent == []
+    assert json.loads(AdmitRequest(admit="typed").model_dump_json()) == {"admit": "typed"}
