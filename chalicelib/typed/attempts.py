@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 from chalicelib.core.errors import StaleWrite
 from chalicelib.core.jobs import JobSpec
@@ -13,8 +14,8 @@ from chalicelib.worker.runner import Begin, Done, Held, JobRunner
 
 @dataclass
 class TypedJobAttempts(JobRunner):
-    """The worker's side of a typed job: each attempt starts with one conditional write, so a cancelled job is
-    skipped, never run; then its type's executor runs it."""
+    """The worker's side of a typed job: a message's attempts start with one conditional write each, in one
+    transaction, so a cancelled job is skipped, never run; then its type's executor runs each."""
 
     store: TypedJobStore
     registry: Registry
@@ -24,12 +25,12 @@ class TypedJobAttempts(JobRunner):
     def run(self, spec: JobSpec) -> Done:
         return Done(result=self.registry.run(spec.type or "", spec.payload or {}, self.latency_s))
 
-    def begin(self, spec: JobSpec, worker: str, now: float) -> Begin:
-        try:
-            self.store.start(spec.id, spec.attempt, worker, now)
-            return "run"
-        except StaleWrite:
-            pass
+    def begin(self, specs: Sequence[JobSpec], worker: str, now: float) -> list[Begin]:
+        """A message's attempts start in one write; one that did not start is looked at on its own."""
+        started = self.store.start_many([(spec.id, spec.attempt) for spec in specs], worker, now)
+        return ["run" if spec.id in started else self._not_started(spec, worker, now) for spec in specs]
+
+    def _not_started(self, spec: JobSpec, worker: str, now: float) -> Begin:
         job = self.store.get(spec.id)
         if job is None or job.status in ("cancelled", "completed", "failed"):
             return "skip"  # cancelled before it started, or a duplicate of a message already settled

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from chalicelib.admission.dynamo import DispatchCoordination
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_attr, to_item
-from chalicelib.aws.retry import call_with_conflict_retry
+from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, call_with_conflict_retry
 from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.core.times import iso_key
@@ -276,15 +276,36 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         self._transact(writes)
 
     def start(self, job_id: str, attempt: int, worker: str, now: float) -> None:
-        update = self._job_update(
-            job_id, "SET #status = :running, place = :none, attempts = :attempt, started_at = :now, "
-                    "timeline = list_append(timeline, :entry)",
-            # The race with a cancel is decided here: exactly one of the two conditional writes lands.
-            "#status = :pending AND place = :admitted AND attempts = :before",
-            {":running": "running", ":none": "none", ":attempt": attempt, ":now": now, ":pending": "pending",
-             ":admitted": "admitted", ":before": attempt - 1},
-            _entry("running", now, worker, attempt, None))
-        self._transact([{"Update": update}, stats_update(self._table, {"pending": -1, "running": 1})])
+        if not self.start_many([(job_id, attempt)], worker, now):
+            raise StaleWrite(f"job {job_id} is not pending admitted at attempt {attempt - 1}")
+
+    def start_many(self, attempts: Sequence[tuple[str, int]], worker: str, now: float) -> builtins.set[str]:
+        """One transaction for a message's jobs; a job whose condition fails (cancelled, or started already) is
+        named by DynamoDB's cancellation reasons and the rest go again without it."""
+        chunk = MAX_TRANSACT_ITEMS - 1  # and the counters
+        return builtins.set().union(*[self._start_chunk(attempts[i : i + chunk], worker, now)
+                                      for i in range(0, len(attempts), chunk)])
+
+    def _start_chunk(self, attempts: Sequence[tuple[str, int]], worker: str, now: float) -> builtins.set[str]:
+        pending = list(attempts)
+        while pending:
+            updates = [{"Update": self._job_update(
+                job_id, "SET #status = :running, place = :none, attempts = :attempt, started_at = :now, "
+                        "timeline = list_append(timeline, :entry)",
+                # The race with a cancel is decided here: exactly one of the two conditional writes lands.
+                "#status = :pending AND place = :admitted AND attempts = :before",
+                {":running": "running", ":none": "none", ":attempt": attempt, ":now": now, ":pending": "pending",
+                 ":admitted": "admitted", ":before": attempt - 1},
+                _entry("running", now, worker, attempt, None))} for job_id, attempt in pending]
+            try:
+                self._transact([*updates, stats_update(self._table, {"pending": -len(pending), "running": len(pending)})])
+                return {job_id for job_id, _ in pending}
+            except StaleWrite as exc:
+                lost = {i for i, code in enumerate(exc.reasons[: len(pending)]) if code == "ConditionalCheckFailed"}
+                if not lost:
+                    raise
+                pending = [attempt for i, attempt in enumerate(pending) if i not in lost]
+        return set()
 
     def take_over(self, job_id: str, attempt: int, worker: str, now: float, started_before: float) -> None:
         update = self._job_update(

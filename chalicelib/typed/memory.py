@@ -106,11 +106,23 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
             self._move_status(pending=-1, cancelled=1)
 
     def start(self, job_id: str, attempt: int, worker: str, now: float) -> None:
+        if not self.start_many([(job_id, attempt)], worker, now):
+            raise StaleWrite(f"job {job_id} is not pending admitted at attempt {attempt - 1}")
+
+    def start_many(self, attempts: Sequence[tuple[str, int]], worker: str, now: float) -> builtins.set[str]:
+        started = set()
         with self.lock:
-            self._change(job_id, lambda s: s.status == "pending" and s.place == "admitted" and s.attempts == attempt - 1,
-                         TimelineEntry(status="running", at=now, worker=worker, attempt=attempt),
-                         status="running", place="none", attempts=attempt, started_at=now)
-            self._move_status(pending=-1, running=1)
+            for job_id, attempt in attempts:
+                try:
+                    self._change(job_id, lambda s: s.status == "pending" and s.place == "admitted"
+                                 and s.attempts == attempt - 1,
+                                 TimelineEntry(status="running", at=now, worker=worker, attempt=attempt),
+                                 status="running", place="none", attempts=attempt, started_at=now)
+                except StaleWrite:
+                    continue
+                self._move_status(pending=-1, running=1)
+                started.add(job_id)
+        return started
 
     def take_over(self, job_id: str, attempt: int, worker: str, now: float, started_before: float) -> None:
         with self.lock:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import builtins
-from typing import Protocol
+from typing import Protocol, Sequence
 
 from chalicelib.admission.store import AdmissionStore
 from chalicelib.typed.listing import ListPlan
@@ -32,6 +32,9 @@ class TypedJobStore(AdmissionStore[TypedBacklogItem], Protocol):
 
     def start(self, job_id: str, attempt: int, worker: str, now: float) -> None:
         """pending (admitted, `attempt - 1` attempts so far) -> running. Raises StaleWrite otherwise."""
+
+    def start_many(self, attempts: Sequence[tuple[str, int]], worker: str, now: float) -> builtins.set[str]:
+        """`start` for each (job id, attempt) of a message at once (one transaction); the ids that started."""
 
     def take_over(self, job_id: str, attempt: int, worker: str, now: float, started_before: float) -> None:
         """Restart a running attempt whose worker did not settle it in time (started before `started_before`)."""

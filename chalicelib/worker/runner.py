@@ -1,13 +1,14 @@
 """How the worker runs one origin's jobs: the port each way in fills, and the number runner of runs and compute.
 
 The worker knows no origin. It asks the runner of a message's origin whether
-each attempt may start (`begin`), to run it (`run`), and to hand a failed one
+the attempts of a message may start (`begin`, all at once: one conditional
+write for the message where the origin needs one), to run each (`run`), and to hand a failed one
 back before its retry is sent (`requeue`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 from chalicelib.core.jobs import JobSpec
 
@@ -37,8 +38,9 @@ class Done:
 
 
 class JobRunner(Protocol):
-    def begin(self, spec: JobSpec, worker: str, now: float) -> Begin:
-        """Whether this attempt may run now (a conditional write where the origin needs one)."""
+    def begin(self, specs: Sequence[JobSpec], worker: str, now: float) -> list[Begin]:
+        """Whether each of a message's attempts may run now, in their order (a conditional write where the origin
+        needs one)."""
         ...
 
     def run(self, spec: JobSpec) -> Done:
@@ -56,8 +58,8 @@ class NumberRunner(JobRunner):
 
     factor: Callable[[int], list[int]]
 
-    def begin(self, spec: JobSpec, worker: str, now: float) -> Begin:
-        return "run"
+    def begin(self, specs: Sequence[JobSpec], worker: str, now: float) -> list[Begin]:
+        return ["run"] * len(specs)
 
     def run(self, spec: JobSpec) -> Done:
         if spec.number is None:

@@ -158,9 +158,8 @@ class JobWorker:
         outcomes: list[JobOutcome] = []
         retry: list[tuple[int, JobSpec]] = []
         held: list[tuple[str, Held]] = []
-        for job in envelope.jobs:
+        for job, begun in zip(envelope.jobs, runner.begin(envelope.jobs, self.worker_id, now()), strict=True):
             next_job = job.model_copy(update={"attempt": job.attempt + 1})
-            begun = runner.begin(job, self.worker_id, now())
             if begun == "resend":  # handed back for a retry whose message may be lost: send it (again)
                 retry.append((self.policy.delay_before(next_job.attempt), next_job))
             if isinstance(begun, Held):

@@ -258,3 +258,17 @@ def test_a_callers_weight_is_one_until_set_and_then_shows_beside_its_counts(stor
     assert [(c.caller, c.backlog, c.weight) for c in store.callers()] == [("alice", 1, 1.0)]
     store.set_weight("alice", 3.0, T0 + 1)
     assert [(c.caller, c.backlog, c.weight) for c in store.callers()] == [("alice", 1, 3.0)]
+
+
+def test_a_messages_jobs_start_together_and_one_cancelled_meanwhile_is_left_out(stores):
+    store, _ = stores
+    first, cancelled, third = create(store, new_job(1), new_job(2), new_job(3))
+    admit_all(store)
+    store.cancel(store.get(cancelled.id), T0 + 10)
+    started = store.start_many([(first.id, 1), (cancelled.id, 1), (third.id, 1)], "w1", T0 + 11)
+    assert started == {first.id, third.id}
+    assert [store.get(j.id).status for j in (first, cancelled, third)] == ["running", "cancelled", "running"]
+    assert store.get(first.id).timeline[-1].worker == "w1"
+    by_status = store.stats(0, 0).by_status
+    assert (by_status.get("running"), by_status.get("pending", 0)) == (2, 0)  # the counters moved once per start
+    assert store.start_many([(first.id, 1)], "w2", T0 + 12) == set()  # started already: not again
