@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Callable, Generic, Iterator
 
 from chalicelib.admission.store import AdmissionStore, Item
-from chalicelib.core.errors import StaleWrite
 from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
 from chalicelib.core.queue import MessageQueue
 
@@ -123,17 +122,26 @@ class Dispatcher(Generic[Item]):
         # Interleaved, the caller holding the fewest slots first: a worker takes a batch's messages in
         # turn, so a newcomer's message is not queued behind a whole share of a spiking caller's.
         queue_order = sorted(chunks, key=lambda caller: max(0, held.get(caller, 0)))
+        # Each caller's messages in as few transactions as fit; a message whose items another dispatcher
+        # admitted (its lease ran out under it) comes back without a key, and that dispatcher sends it.
+        keys: dict[str, list[str | None]] = {}
+        bodies: dict[str, list[str]] = {}
+        for caller, caller_chunks in chunks.items():
+            bodies[caller] = [JobEnvelope(origin=self.origin, group=caller,
+                                          jobs=[self.job_spec(item) for item in chunk]).model_dump_json()
+                              for chunk in caller_chunks]
+            keys[caller] = self.store.admit_many(caller, list(zip(caller_chunks, bodies[caller])), now)
         admitted = 0
         sent: list[str] = []
         messages: list[OutboundMessage] = []
+        turn = dict.fromkeys(chunks, 0)
         for chunk, caller in round_robin_chunks(chunks, queue_order):
-            body = JobEnvelope(origin=self.origin, group=caller,
-                               jobs=[self.job_spec(item) for item in chunk]).model_dump_json()
-            try:
-                sent.append(self.store.admit(caller, chunk, body, now))
-            except StaleWrite:
-                continue  # admitted by a dispatcher whose lease ran out under it; it sends them
-            messages.append(OutboundMessage(body=body, group_id=caller))
+            index, turn[caller] = turn[caller], turn[caller] + 1
+            key = keys[caller][index]
+            if key is None:
+                continue
+            sent.append(key)
+            messages.append(OutboundMessage(body=bodies[caller][index], group_id=caller))
             admitted += len(chunk)
         if messages:
             self.jobs.send(messages)

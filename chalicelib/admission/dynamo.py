@@ -6,7 +6,7 @@ from typing import Any, Sequence
 from chalicelib.admission.models import CallerCounts
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_item
-from chalicelib.aws.retry import batch_delete, domain_client, query_all
+from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, batch_delete, call_with_conflict_retry, domain_client, query_all
 from chalicelib.core.errors import StaleWrite
 
 
@@ -85,6 +85,68 @@ class DispatchCoordination:
             return False
         except StaleWrite:
             return True  # lost by expiry: the next holder goes on
+
+    def _admission_writes(self, caller: str, item: Any, now: float) -> list[dict[str, Any]]:
+        """The writes that move one backlog item to in flight (each conditional on it still waiting)."""
+        raise NotImplementedError
+
+    def _caller_counts_update(self, caller: str, backlog: int, in_flight: int) -> dict[str, Any]:
+        return {"Update": {"TableName": self._table, "Key": to_item({"pk": self.CALLERS_PK, "sk": caller}),
+                           "UpdateExpression": "ADD backlog :backlog, in_flight :in_flight",
+                           "ExpressionAttributeValues": to_item({":backlog": backlog, ":in_flight": in_flight})}}
+
+    def admit(self, caller: str, items: Sequence[Any], body: str, now: float) -> str:
+        """One message: its items' writes, the caller's counts and the outbox entry in one transaction. Raises
+        StaleWrite if any item left the backlog already."""
+        key = f"OUT#{items[0].id}"
+        writes = [write for item in items for write in self._admission_writes(caller, item, now)]
+        writes += [self._caller_counts_update(caller, -len(items), len(items)), self._outbox_put(key, body, now)]
+        call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=writes))
+        return key
+
+    def admit_many(self, caller: str, messages: Sequence[tuple[Sequence[Any], str]], now: float) -> list[str | None]:
+        """Messages grouped into transactions of up to 100 items (the caller's counts once in each). A group
+        that loses a race goes again a message at a time, so only the stale message is left out."""
+        keys: list[str | None] = []
+        group: list[tuple[Sequence[Any], str]] = []
+        size = 1  # the counts
+
+        def flush() -> None:
+            if not group:
+                return
+            if len(group) == 1:
+                keys.append(self._admit_or_none(caller, *group[0], now))
+            else:
+                try:
+                    keys.extend(self._admit_group(caller, group, now))
+                except StaleWrite:
+                    keys.extend(self._admit_or_none(caller, items, body, now) for items, body in group)
+            group.clear()
+
+        for items, body in messages:
+            needed = sum(len(self._admission_writes(caller, item, now)) for item in items) + 1  # and its outbox entry
+            if group and size + needed > MAX_TRANSACT_ITEMS:
+                flush()
+                size = 1
+            group.append((items, body))
+            size += needed
+        flush()
+        return keys
+
+    def _admit_group(self, caller: str, group: Sequence[tuple[Sequence[Any], str]], now: float) -> list[str]:
+        keys = [f"OUT#{items[0].id}" for items, _ in group]
+        writes = [write for items, _ in group for item in items for write in self._admission_writes(caller, item, now)]
+        admitted = sum(len(items) for items, _ in group)
+        writes.append(self._caller_counts_update(caller, -admitted, admitted))
+        writes += [self._outbox_put(key, body, now) for key, (_, body) in zip(keys, group)]
+        call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=writes))
+        return keys
+
+    def _admit_or_none(self, caller: str, items: Sequence[Any], body: str, now: float) -> str | None:
+        try:
+            return self.admit(caller, items, body, now)
+        except StaleWrite:
+            return None  # admitted by a dispatcher whose lease ran out under it; it sends them
 
     def _outbox_put(self, key: str, body: str, now: float) -> dict[str, Any]:
         return {"Put": {"TableName": self._table,

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import builtins
 import threading
-from typing import Sequence
+from typing import Any, Sequence
 
 from chalicelib.admission.models import CallerCounts
+from chalicelib.core.errors import StaleWrite
 
 
 class MemoryDispatchCoordination:
@@ -49,6 +50,19 @@ class MemoryDispatchCoordination:
                 return False
             self.lease = None
             return True
+
+    def admit(self, caller: str, items: Sequence[Any], body: str, now: float) -> str:
+        raise NotImplementedError  # each feature's twin admits its own items
+
+    def admit_many(self, caller: str, messages: Sequence[tuple[Sequence[Any], str]], now: float) -> list[str | None]:
+        keys: list[str | None] = []
+        with self.lock:
+            for items, body in messages:
+                try:
+                    keys.append(self.admit(caller, items, body, now))
+                except StaleWrite:
+                    keys.append(None)
+        return keys
 
     def outbox(self, created_before: float) -> list[tuple[str, str]]:
         with self.lock:

@@ -36,6 +36,11 @@ class AdmissionStore(Protocol[Item]):
         """
         ...
 
+    def admit_many(self, caller: str, messages: Sequence[tuple[Sequence[Item], str]], now: float) -> list[str | None]:
+        """`admit` for several messages of one caller, in as few transactions as fit (DynamoDB's 100 items). Each
+        message's outbox key, in order; None for one whose items left the backlog already (it is not sent)."""
+        ...
+
     def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
         """Become the one dispatcher until now + ttl_s. Returns the round-robin cursor, or None if it is held;
         then the holder is asked to go round again (see release_lease)."""

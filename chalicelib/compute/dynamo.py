@@ -128,29 +128,19 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
         return [ComputeBacklogItem.model_validate(item)
                 for item in self._partition(f"CQ#{caller}", limit, ConsistentRead=True)]
 
-    def admit(self, caller: str, items: Sequence[ComputeBacklogItem], body: str, now: float) -> str:
-        key = f"OUT#{items[0].id}"
-        transaction = [
+    def _admission_writes(self, caller: str, item: ComputeBacklogItem, now: float) -> list[dict[str, Any]]:
+        return [
             {"Delete": {"TableName": self._table,
                         "Key": to_item({"pk": f"CQ#{caller}", "sk": _backlog_sk(item.id, item.submitted_at)}),
                         # An item admitted already must not be sent again by this transaction.
-                        "ConditionExpression": "attribute_exists(pk)"}}
-            for item in items
-        ] + [
+                        "ConditionExpression": "attribute_exists(pk)"}},
             {"Update": {"TableName": self._table, "Key": _number_key(item.number),
-                        "UpdateExpression": "SET #status = :running, admitted_at = :now",
+                        "UpdateExpression": "SET #status = :running, admitted_at = :admitted_at",
                         "ConditionExpression": "#status = :pending",
                         "ExpressionAttributeNames": {"#status": "status"},
-                        "ExpressionAttributeValues": to_item({":running": "running", ":pending": "pending", ":now": now})}}
-            for item in items
-        ] + [
-            {"Update": {"TableName": self._table, "Key": _caller_key(caller),
-                        "UpdateExpression": "ADD backlog :minus, in_flight :plus",
-                        "ExpressionAttributeValues": to_item({":minus": -len(items), ":plus": len(items)})}},
-            self._outbox_put(key, body, now),
+                        "ExpressionAttributeValues": to_item({":running": "running", ":pending": "pending",
+                                                              ":admitted_at": now})}},
         ]
-        call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=transaction))
-        return key
 
 
 def _key_dict(key: dict[str, Any]) -> dict[str, Any]:

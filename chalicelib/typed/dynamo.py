@@ -384,18 +384,10 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         return [TypedBacklogItem.model_validate(item)
                 for item in self._partition(f"TQ#{caller}", limit, ConsistentRead=True)]
 
-    def admit(self, caller: str, items: Sequence[TypedBacklogItem], body: str, now: float) -> str:
-        key = f"OUT#{items[0].id}"
-        writes: list[dict[str, Any] | None] = []
-        for item in items:
-            writes.append(self._backlog_delete(item))
-            writes.append({"Update": self._job_update(item.id, "SET place = :admitted",
-                                                      "#status = :pending AND place = :queued",
-                                                      {":admitted": "admitted", ":pending": "pending", ":queued": "queued"})})
-        writes += [_caller_update(self._table, caller, backlog=-len(items), in_flight=len(items)),
-                   self._outbox_put(key, body, now)]
-        self._transact(writes)
-        return key
+    def _admission_writes(self, caller: str, item: TypedBacklogItem, now: float) -> builtins.list[dict[str, Any]]:
+        return [self._backlog_delete(item),
+                {"Update": self._job_update(item.id, "SET place = :admitted", "#status = :pending AND place = :queued",
+                                            {":admitted": "admitted", ":pending": "pending", ":queued": "queued"})}]
 
     # -- stats --
 

@@ -144,3 +144,17 @@ def test_a_callers_weight_is_one_until_set_and_then_shows_beside_its_counts(stor
     store.set_weight("alice", 2.5, T0 + 1)
     store.set_weight("bob", 0.5, T0 + 1)  # a caller may be weighed before it submits anything
     assert sorted((c.caller, c.backlog, c.weight) for c in store.callers()) == [("alice", 1, 2.5), ("bob", 0, 0.5)]
+
+
+def test_several_messages_are_admitted_together_and_one_admitted_already_is_left_out(stores):
+    store, _ = stores
+    store.submit_many([req(i, str(100 + i)) for i in range(60)], T0)
+    backlog = store.backlog("alice", 60)
+    store.admit("alice", backlog[10:20], "taken", T0 + 1)  # another dispatcher took the second message's items
+    messages = [(backlog[i : i + 10], f"body {i // 10}") for i in range(0, 60, 10)]  # more than one transaction
+    keys = store.admit_many("alice", messages, T0 + 2)
+    assert [key is not None for key in keys] == [True, False, True, True, True, True]
+    assert store.backlog("alice", 60) == []
+    assert {(c.caller, c.backlog, c.in_flight) for c in store.callers()} == {("alice", 0, 60)}
+    assert sorted(body for _, body in store.outbox(T0 + 10)) == ["body 0", "body 2", "body 3", "body 4", "body 5",
+                                                                   "taken"]
