@@ -20,3 +20,10 @@ class CallerCounts(BaseModel):
 class SetWeight(Request):
     weight: float = Field(gt=0, le=MAX_WEIGHT, allow_inf_nan=False,
                           description="the caller's share of the in-flight window relative to others (1 by default)")
+
+
+class CallerWeight(BaseModel):
+    """An admin's weighing of a caller, as applied."""
+
+    caller: str
+    weight: float
