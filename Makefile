@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-fast typecheck browser bench bench-quick drills drills-quick clean
+.PHONY: up test test-fast typecheck fuzz browser bench bench-quick drills drills-quick clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ typecheck: $(STAMP)
 ## test-fast: unit and contract tests only (no processes, no browser).
 test-fast: $(STAMP)
 	$(PY) -m pytest tests/unit tests/contract
+
+## fuzz: schemathesis against a stack of its own, held to GET /api/openapi.json (make test runs it too).
+fuzz: $(STAMP)
+	$(PY) -m pytest tests/fuzz -m fuzz
 
 browser:
 	bash infra/install-browser.sh

@@ -10,15 +10,18 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 from chalice.app import Chalice, CORSConfig, Rate, Request, Response, SQSEvent
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from chalicelib.admission.models import SetWeight
+from chalicelib.admission.models import CallerWeight, SetWeight
+from chalicelib.apidoc.document import openapi_document
+from chalicelib.apidoc.operations import Operation, Operations
 from chalicelib.compute import service as compute
-from chalicelib.compute.models import ComputeBatchSubmit, ComputeSubmit
+from chalicelib.compute.models import Accepted, AcceptedBatch, Callers, ComputeBatchSubmit, ComputeSubmit, ComputeView
 from chalicelib.container import container
 from chalicelib.core.errors import (
     Conflict,
     DependencyUnavailable,
+    ErrorBody,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -27,15 +30,19 @@ from chalicelib.core.errors import (
     StaleWrite,
     Unauthenticated,
 )
+from chalicelib.core.health import Health
 from chalicelib.core.validation import field_errors, invalid
 from chalicelib.dlq import service as dlq
+from chalicelib.dlq.models import DeadLetters, DeadLettersQuery, Redriven, RedriveQuery
 from chalicelib.fleet import service as fleet
-from chalicelib.fleet.models import SetConcurrency
+from chalicelib.fleet.models import Fleet, SetConcurrency
 from chalicelib.resources import JOBS_QUEUE, TICKS_QUEUE
 from chalicelib.runs import service as runs
-from chalicelib.runs.models import ChangeRate, StartRun
+from chalicelib.runs.models import ChangeRate, RunStatus, StartRun
 from chalicelib.typed import service as typed
-from chalicelib.typed.models import SetDispatch
+from chalicelib.typed.executors import REGISTRY
+from chalicelib.typed.listing import ListQuery
+from chalicelib.typed.models import DispatchState, JobList, JobView, SetDispatch, StatsView
 from chalicelib.worker.worker import Record
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -53,11 +60,10 @@ _STATUS_CODES = [(PayloadTooLarge, 413), (InvalidInput, 400), (NotFound, 404), (
 
 def _error_response(error: PacerError) -> Response:
     status = next((code for kind, code in _STATUS_CODES if isinstance(error, kind)), 500)
-    body: dict[str, Any] = {"error": error.code, "message": str(error)}
-    if isinstance(error, InvalidInput) and error.fields:
-        body["fields"] = error.fields
+    fields = error.fields if isinstance(error, InvalidInput) and error.fields else None
+    body = ErrorBody.model_validate({"error": error.code, "message": str(error), "fields": fields})
     headers: dict[str, str | list[str]] = {"WWW-Authenticate": 'Bearer realm="pacer-admin"'} if status == 401 else {}
-    return Response(body=body, status_code=status, headers=headers)
+    return Response(body=body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
 def _request() -> Request:
@@ -85,19 +91,26 @@ def _query_params() -> dict[str, str]:
     return {name: params[name] for name in params} if params else {}
 
 
-def _limit(default: int, maximum: int) -> int:
-    raw = _query_params().get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise InvalidInput(f"limit: must be a whole number from 1 to {maximum}", [{"field": "limit", "message": raw}])
-    return int(raw)
+def parse_query(model: type[Model]) -> Model:
+    try:
+        return model.model_validate(_query_params())
+    except ValidationError as exc:
+        raise invalid(field_errors(exc)) from exc
 
 
-def api(path: str, methods: list[str], **options: Any) -> Callable[[View], View]:
-    """Route `path` and turn domain errors into JSON responses: the one place that maps them.
+JOB_ID_PARAMETER = {"job_id": "a typed job's id, j- and 16 hex digits"}
+OPERATIONS = Operations()  # what each route takes and answers: GET /api/openapi.json is built from it
+
+
+def api(path: str, methods: list[str], doc: Operation | None = None, **options: Any) -> Callable[[View], View]:
+    """Route `path` and turn domain errors into JSON responses: the one place that maps them. `doc` describes
+    the route in the OpenAPI document; a route without one fails tests/unit/test_openapi.py.
 
     (Chalice answers any other exception from a view itself, before
     middleware sees it, so the mapping wraps the view.)
     """
+    if doc is not None:
+        OPERATIONS.add(path, methods, doc)
 
     def register(view: View) -> View:
         @functools.wraps(view)
@@ -146,7 +159,9 @@ def _writing() -> Iterator[None]:
         container().status_cache.invalidate()
 
 
-@api("/api/run", ["POST"], content_types=JSON_BODIES)
+@api("/api/run", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Start a run of x jobs per y minutes", "runs", {201: RunStatus}, body=StartRun, errors=(409,),
+    description="409 if a run is active."))
 def start_run() -> Any:
     command = parse_body(StartRun)
     with _writing():
@@ -154,7 +169,9 @@ def start_run() -> Any:
     return Response(body=_status_body(time.time()), status_code=201)
 
 
-@api("/api/run", ["PUT"], content_types=JSON_BODIES)
+@api("/api/run", ["PUT"], content_types=JSON_BODIES, doc=Operation(
+    "Change the running run's rate", "runs", {200: RunStatus}, body=ChangeRate, errors=(409,),
+    description="Bites within 1-2 s. 409 if no run is active."))
 def change_rate() -> Any:
     command = parse_body(ChangeRate)
     with _writing():
@@ -162,57 +179,71 @@ def change_rate() -> Any:
     return _status_body(time.time())
 
 
-@api("/api/stop", ["POST"], content_types=JSON_BODIES)
+@api("/api/stop", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Stop enqueueing (jobs already enqueued are still processed)", "runs", {200: RunStatus}, errors=(409,),
+    description="409 if no run is active."))
 def stop_run() -> Any:
     with _writing():
         runs.stop_run(container().pacer, time.time())
     return _status_body(time.time())
 
 
-@api("/api/status", ["GET"])
+@api("/api/status", ["GET"], doc=Operation("The run's state, counters and achieved rates", "runs",
+                                            {200: RunStatus}))
 def status() -> Any:
     return container().status_cache.get(lambda: _status_body(time.time()))
 
 
-@api("/api/health", ["GET"])
+@api("/api/health", ["GET"], doc=Operation("Whether the jobs queue and every table answer", "health",
+                                            {200: Health, 503: Health}))
 def health() -> Any:
     checks = container().health()
     healthy = all(check["ok"] for check in checks.values())
-    return Response(body={"status": "ok" if healthy else "unhealthy", "checks": checks},
-                    status_code=200 if healthy else 503)
+    body = Health.model_validate({"status": "ok" if healthy else "unhealthy", "checks": checks})
+    return Response(body=body.model_dump(), status_code=200 if healthy else 503)
 
 
-@api("/api/workers", ["GET"])
+@api("/api/workers", ["GET"], doc=Operation("Each job-worker process and the desired concurrency", "fleet",
+                                             {200: Fleet}))
 def list_workers() -> Any:
     settings = container().settings
     return fleet.fleet_view(container().fleet, time.time(), settings.worker_down_after_s).model_dump()
 
 
-@api("/api/workers", ["PUT"], content_types=JSON_BODIES)
+@api("/api/workers", ["PUT"], content_types=JSON_BODIES, doc=Operation(
+    "Set the job-worker processes (admin)", "fleet", {200: Fleet}, body=SetConcurrency, admin=True,
+    description="The runtime follows within 5 s. The maximum is the stage's PACER_MAX_WORKER_CONCURRENCY."))
 def set_workers() -> Any:
     require_admin()
     command = parse_body(SetConcurrency)
-    fleet.set_concurrency(container().fleet, command.concurrency, time.time())
+    fleet.set_concurrency(container().fleet, command.concurrency, time.time(),
+                          container().settings.max_worker_concurrency)
     return list_workers()
 
 
-@api("/api/dlq", ["GET"])
+@api("/api/dlq", ["GET"], doc=Operation("The dead letters, with the worker's last failure reason (admin)", "dlq",
+                                         {200: DeadLetters}, query=DeadLettersQuery, admin=True))
 def list_dead_letters() -> Any:
     require_admin()
-    return dlq.dead_letters(container().jobs_dlq, container().failure_log, _limit(10, 100)).model_dump()
+    query = parse_query(DeadLettersQuery)
+    return dlq.dead_letters(container().jobs_dlq, container().failure_log, query.limit).model_dump()
 
 
-@api("/api/dlq/redrive", ["POST"], content_types=JSON_BODIES)
+@api("/api/dlq/redrive", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Move dead letters back to the jobs queue (admin)", "dlq", {200: Redriven}, query=RedriveQuery, admin=True))
 def redrive_dead_letters() -> Any:
     require_admin()
-    return dlq.redrive(container().jobs_dlq, container().jobs_queue, _limit(100, 10_000)).model_dump()
+    query = parse_query(RedriveQuery)
+    return dlq.redrive(container().jobs_dlq, container().jobs_queue, query.limit).model_dump()
 
 
 def _caller() -> str | None:
     return _request().headers.get("x-caller-id")
 
 
-@api("/api/compute", ["POST"], content_types=JSON_BODIES)
+@api("/api/compute", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Factor a number, fairly among callers", "compute", {202: Accepted}, body=ComputeSubmit, caller="required",
+    description="`done` at once for a number already known (answered from the stored result)."))
 def submit_compute() -> Any:
     command = parse_body(ComputeSubmit)
     c = container()
@@ -221,16 +252,19 @@ def submit_compute() -> Any:
     return Response(body=accepted[0].model_dump(), status_code=202)
 
 
-@api("/api/compute/batch", ["POST"], content_types=JSON_BODIES)
+@api("/api/compute/batch", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Factor up to 100 numbers", "compute", {202: AcceptedBatch}, body=ComputeBatchSubmit, caller="required"))
 def submit_compute_batch() -> Any:
     command = parse_body(ComputeBatchSubmit)
     c = container()
     accepted = compute.submit(c.compute, c.admission, _caller(), command.numbers, c.settings.compute_max_digits,
                               time.time(), "numbers")
-    return Response(body={"jobs": [a.model_dump() for a in accepted]}, status_code=202)
+    return Response(body=AcceptedBatch(jobs=accepted).model_dump(), status_code=202)
 
 
-@api("/api/compute/{request_id}", ["GET"])
+@api("/api/compute/{request_id}", ["GET"], doc=Operation(
+    "A compute request and its factors", "compute", {200: ComputeView}, errors=(404,),
+    path_parameters={"request_id": "the id POST /api/compute answered"}))
 def get_compute(request_id: str) -> Any:
     found = compute.get(container().compute, request_id)
     if found is None:
@@ -238,19 +272,27 @@ def get_compute(request_id: str) -> Any:
     return found.model_dump()
 
 
-@api("/api/callers", ["GET"])
+@api("/api/callers", ["GET"], doc=Operation("Each caller's backlog, counts, weight and waits", "compute",
+                                             {200: Callers}))
 def list_callers() -> Any:
     return compute.callers(container().compute).model_dump()
 
 
-@api("/api/callers/{caller}", ["PUT"], content_types=JSON_BODIES)
+@api("/api/callers/{caller}", ["PUT"], content_types=JSON_BODIES, doc=Operation(
+    "Weigh a caller's fair share (admin)", "compute", {200: CallerWeight}, body=SetWeight, admin=True,
+    path_parameters={"caller": "an X-Caller-ID: up to 128 printable characters without '#'"}))
 def weigh_caller(caller: str) -> Any:
     require_admin()
     command = parse_body(SetWeight)
-    return container().admission.set_weight(caller, command.weight, time.time())
+    weighed = container().admission.set_weight(caller, command.weight, time.time())
+    return CallerWeight.model_validate(weighed).model_dump()
 
 
-@api("/api/jobs", ["POST"], content_types=JSON_BODIES)
+@api("/api/jobs", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Create a typed job", "jobs", {201: JobView, 200: JobView}, body=REGISTRY.new_job_adapter(),
+    errors=(409,), caller="optional", idempotency_key=True,
+    description="201 when created; 200 with the same job for an Idempotency-Key used before with the same body, "
+                "409 with another body."))
 def submit_job() -> Any:
     c, headers = container(), _request().headers
     job, created = typed.submit(c.typed_jobs, c.registry, c.admission, c.ticks_queue, read_json_object(),
@@ -259,42 +301,57 @@ def submit_job() -> Any:
     return Response(body=typed.view(job), status_code=201 if created else 200)
 
 
-@api("/api/jobs", ["GET"])
+@api("/api/jobs", ["GET"], doc=Operation("List typed jobs: filters, sort, cursor", "jobs", {200: JobList},
+                                          query=ListQuery))
 def list_jobs() -> Any:
     return typed.list_jobs(container().typed_jobs, container().registry, _query_params())
 
 
-@api("/api/jobs/dispatch", ["GET"])
+@api("/api/jobs/dispatch", ["GET"], doc=Operation("Whether typed-job admission is paused; backlog, in flight",
+                                                   "jobs", {200: DispatchState}))
 def typed_dispatch_state() -> Any:
     return typed.dispatch_state(container().typed_jobs)
 
 
-@api("/api/jobs/dispatch", ["PUT"], content_types=JSON_BODIES)
+@api("/api/jobs/dispatch", ["PUT"], content_types=JSON_BODIES, doc=Operation(
+    "Pause or resume typed-job admission (admin)", "jobs", {200: DispatchState}, body=SetDispatch, admin=True))
 def pause_typed_dispatch() -> Any:
     require_admin()
     command = parse_body(SetDispatch)
     return typed.set_paused(container().typed_jobs, container().admission, command.paused, time.time())
 
 
-@api("/api/jobs/{job_id}", ["GET"])
+@api("/api/jobs/{job_id}", ["GET"], doc=Operation("A typed job with its timeline", "jobs", {200: JobView},
+                                                   errors=(404,), path_parameters=JOB_ID_PARAMETER))
 def get_job(job_id: str) -> Any:
     return typed.view(typed.get(container().typed_jobs, job_id))
 
 
-@api("/api/jobs/{job_id}", ["DELETE"])
+@api("/api/jobs/{job_id}", ["DELETE"], doc=Operation(
+    "Cancel a pending typed job", "jobs", {200: JobView}, errors=(404, 409), path_parameters=JOB_ID_PARAMETER,
+    description="409 once it runs or has finished."))
 def cancel_job(job_id: str) -> Any:
     return typed.view(typed.cancel(container().typed_jobs, container().admission, job_id, time.time()))
 
 
-@api("/api/jobs/{job_id}/retry", ["POST"], content_types=JSON_BODIES)
+@api("/api/jobs/{job_id}/retry", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Retry a failed typed job (admin)", "jobs", {200: JobView}, errors=(404, 409), admin=True,
+    path_parameters=JOB_ID_PARAMETER, description="409 unless the job is failed."))
 def retry_job(job_id: str) -> Any:
     require_admin()
     return typed.view(typed.retry(container().typed_jobs, container().admission, job_id, time.time()))
 
 
-@api("/api/stats", ["GET"])
+@api("/api/stats", ["GET"], doc=Operation("Typed jobs by status and type; an hour of throughput", "jobs",
+                                           {200: StatsView}))
 def job_stats() -> Any:
     return typed.stats(container().typed_jobs, container().registry, time.time())
+
+
+@api("/api/openapi.json", ["GET"], doc=Operation("This API described: OpenAPI 3.1", "docs",
+                                                 {200: TypeAdapter(dict[str, Any])}))
+def openapi() -> Any:
+    return openapi_document(app.routes, OPERATIONS, container().settings)
 
 
 def _records(event: SQSEvent) -> list[Record]:

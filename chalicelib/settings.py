@@ -21,6 +21,8 @@ class Settings(BaseSettings):
 
     admin_token: str = ""  # empty: admin endpoints refuse everyone
     heartbeat_s: float = 10.0
+    # PUT /api/workers' ceiling (1-100): each local worker is an OS process, so a small machine may want fewer.
+    max_worker_concurrency: int = Field(default=100, ge=1, le=100)
     worker_down_after_s: float = 120.0
 
     # Drills only: faults injected on purpose.

@@ -28,6 +28,13 @@ class PacerHTTPServer(local.ThreadedHTTPServer):
         return connection, address
 
 
+class PacerRequestHandler(local.ChaliceRequestHandler):
+    # chalice local's handler knows GET, PUT, POST, HEAD, DELETE, PATCH and OPTIONS; http.server answered any other
+    # method with its own 501 HTML page (the fuzzer found TRACE). Through the gateway, the app answers 405 in JSON,
+    # as it does for a known method a route lacks.
+    do_TRACE = do_CONNECT = local.ChaliceRequestHandler._generic_handle
+
+
 def build_server(project_dir: str, stage: str, host: str, port: int) -> local.LocalDevServer:
     sys.path.insert(0, project_dir)
     config = CLIFactory(project_dir, environ=os.environ).create_config_obj(chalice_stage_name=stage)
@@ -35,7 +42,7 @@ def build_server(project_dir: str, stage: str, host: str, port: int) -> local.Lo
     # What chalice.local.create_local_server does: per-thread current_request.
     local.CustomLocalChalice.__bases__ = (local.LocalChalice, app.__class__)
     app.__class__ = local.CustomLocalChalice
-    return local.LocalDevServer(app, config, host, port, server_cls=PacerHTTPServer)
+    return local.LocalDevServer(app, config, host, port, handler_cls=PacerRequestHandler, server_cls=PacerHTTPServer)
 
 
 def main() -> None:

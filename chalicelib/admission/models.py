@@ -7,6 +7,9 @@ from chalicelib.core.jobs import Origin
 from chalicelib.core.validation import Request
 
 MAX_WEIGHT = 100.0
+# The lightest weight: a thousandth of the default's share is as light as fairness needs, and a tinier one (5e-324)
+# underflowed DynamoDB's numbers when it was written: a 500 for bad input.
+MIN_WEIGHT = 0.001
 
 
 class CallerCounts(BaseModel):
@@ -19,7 +22,7 @@ class CallerCounts(BaseModel):
 
 
 class SetWeight(Request):
-    weight: float = Field(gt=0, le=MAX_WEIGHT, allow_inf_nan=False,
+    weight: float = Field(ge=MIN_WEIGHT, le=MAX_WEIGHT, allow_inf_nan=False,
                           description="the caller's share of the in-flight window relative to others (1 by default)")
 
 
@@ -28,3 +31,10 @@ class AdmitRequest(BaseModel):
     admission/service.py)."""
 
     admit: Origin
+
+
+class CallerWeight(BaseModel):
+    """An admin's weighing of a caller, as applied."""
+
+    caller: str
+    weight: float

@@ -1,20 +1,25 @@
 """Fair compute's models: the requests, the one record per number, the views."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from chalicelib.admission.models import CallerCounts
-from chalicelib.core.validation import Request
+from chalicelib.core.validation import Request, setting_limits
+
+# Checked by compute.service.check_number, which names the problem; the schema says the same.
+Digits = Annotated[str, Field(description="decimal digits, no sign, at least 2",
+                              json_schema_extra={"pattern": "^[0-9]+$",
+                                                 **setting_limits(maxLength="compute_max_digits")})]
 
 
 class ComputeSubmit(Request):
-    number: str = Field(description="decimal digits, no sign")
+    number: Digits
 
 
 class ComputeBatchSubmit(Request):
-    numbers: list[str] = Field(min_length=1, max_length=100)
+    numbers: list[Digits] = Field(min_length=1, max_length=100)
 
 
 ComputeStatus = Literal["pending", "running", "done", "failed"]
@@ -46,6 +51,10 @@ class NumberRecord(BaseModel):
 class Accepted(BaseModel):
     id: str
     status: ComputeStatus
+
+
+class AcceptedBatch(BaseModel):
+    jobs: list[Accepted] = Field(description="one per number, in the order given")
 
 
 class ComputeView(BaseModel):

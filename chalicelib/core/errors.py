@@ -1,5 +1,8 @@
-"""One error hierarchy for the domain. `app.py` maps these to HTTP in one place."""
+"""One error hierarchy for the domain, and the one body every error answer has. `app.py` maps these to HTTP in
+one place."""
 from __future__ import annotations
+
+from pydantic import BaseModel, Field
 
 
 class PacerError(Exception):
@@ -92,3 +95,17 @@ class DuplicateRequest(Conflict):
         super().__init__(f"this Idempotency-Key created job {job_id}")
         self.job_id = job_id
         self.body_hash = body_hash
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="the field, parameter or header at fault: `payload.to`, `limit`, `X-Caller-ID`")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """What every error answer carries: the error's `code`, a message naming the problem, and for bad input each
+    field at fault."""
+
+    error: str = Field(description="a PacerError code: validation_error, payload_too_large, not_found, conflict, ...")
+    message: str
+    fields: list[FieldError] | None = Field(default=None, description="only for bad input; absent otherwise")

@@ -1,6 +1,8 @@
 """Turning input into models, and pydantic's errors into one InvalidInput that names each field."""
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chalicelib.core.errors import InvalidInput
@@ -12,6 +14,16 @@ class Request(BaseModel):
 
 
 MAX_CALLER_ID = 128
+
+# A field whose limit is a setting (PACER_COMPUTE_MAX_DIGITS, say) says which in its JSON schema; the OpenAPI
+# document (chalicelib/apidoc) puts the setting's value there, so the limit it documents is the one enforced.
+SETTING_LIMITS = "x-pacer-setting-limits"
+
+
+def setting_limits(**keywords: str) -> dict[str, Any]:
+    """`json_schema_extra` for a field whose JSON Schema keywords (`maxLength`, `maximum`) are settings' values:
+    `setting_limits(maxLength="compute_max_digits")`."""
+    return {SETTING_LIMITS: keywords}
 
 
 def check_caller(caller: str | None) -> str:

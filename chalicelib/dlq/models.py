@@ -1,7 +1,7 @@
 """The dead-letter queue's views."""
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class DeadLetter(BaseModel):
@@ -20,3 +20,13 @@ class DeadLetters(BaseModel):
 class Redriven(BaseModel):
     moved: int
     remaining: int
+
+
+# Query strings are strings: these models are lax, so "5" is the limit 5.
+
+class DeadLettersQuery(BaseModel):
+    limit: int = Field(default=10, ge=1, le=100, description="messages to peek at")
+
+
+class RedriveQuery(BaseModel):
+    limit: int = Field(default=100, ge=1, le=10_000, description="messages to move back to the jobs queue at most")

@@ -5,11 +5,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from chalicelib.core.validation import Request
+from chalicelib.core.validation import Request, setting_limits
 
 
 class SetConcurrency(Request):
-    concurrency: int = Field(ge=1, le=100, description="job-worker processes (AWS: MaximumConcurrency, at least 2)")
+    concurrency: int = Field(ge=1, le=100, description="job-worker processes (AWS: MaximumConcurrency, at least 2)",
+                             json_schema_extra=setting_limits(maximum="max_worker_concurrency"))
 
 
 class WorkerBeat(BaseModel):

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
+from chalicelib.core.errors import InvalidInput
 from chalicelib.core.times import iso
 from chalicelib.fleet.models import Fleet, WorkerBeat, WorkerView
 from chalicelib.fleet.store import FleetStore
@@ -42,7 +43,11 @@ def fleet_view(store: FleetStore, now: float, down_after_s: float) -> Fleet:
     return Fleet(concurrency=store.concurrency(JOBS_SOURCE), down_after_s=down_after_s, workers=views)
 
 
-def set_concurrency(store: FleetStore, concurrency: int, now: float) -> None:
+def set_concurrency(store: FleetStore, concurrency: int, now: float, maximum: int = 100) -> None:
+    """`maximum` is the stage's PACER_MAX_WORKER_CONCURRENCY: a stage on a small machine keeps it low."""
+    if concurrency > maximum:
+        raise InvalidInput(f"concurrency: must be at most {maximum} on this stage",
+                           [{"field": "concurrency", "message": f"must be at most {maximum} on this stage"}])
     store.set_concurrency(JOBS_SOURCE, concurrency, now)
 
 

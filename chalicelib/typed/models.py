@@ -74,3 +74,62 @@ class WakeUp(BaseModel):
     job falls due (SQS delays at most 15 minutes, so a later one waits again), and admission runs then."""
 
     due: float
+
+
+# What the API answers about typed jobs (every time an ISO 8601 string, as everywhere in the API).
+
+class TimelineView(BaseModel):
+    status: TypedJobStatus
+    at: str
+    worker: str | None
+    attempt: int
+    note: str | None
+
+
+class JobSummary(BaseModel):
+    """A typed job as a listing shows it."""
+
+    id: str
+    type: str
+    priority: int
+    status: TypedJobStatus
+    payload: dict[str, Any]
+    caller: str
+    created_at: str
+    scheduled_for: str | None
+    started_at: str | None
+    finished_at: str | None
+    attempts: int
+    max_attempts: int
+    result: dict[str, Any] | None
+    error: str | None
+
+
+class JobView(JobSummary):
+    """A typed job as its own page shows it: with its timeline of status changes."""
+
+    timeline: list[TimelineView]
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary]
+    next: str | None = Field(description="pass as `next` for the following page; null on the last")
+
+
+class ThroughputMinute(BaseModel):
+    minute: str
+    completed: int
+    failed: int
+
+
+class StatsView(BaseModel):
+    total: int
+    by_status: dict[str, int]
+    by_type: dict[str, int]
+    throughput: list[ThroughputMinute] = Field(description="the last hour, one entry a minute, oldest first")
+
+
+class DispatchState(BaseModel):
+    paused: bool
+    backlog: int = Field(description="typed jobs waiting in callers' backlogs")
+    in_flight: int = Field(description="typed jobs admitted to the jobs queue and not yet settled")

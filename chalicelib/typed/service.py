@@ -29,7 +29,19 @@ from chalicelib.core.times import iso
 from chalicelib.core.validation import check_caller, field_errors, invalid
 from chalicelib.typed.executors import Registry
 from chalicelib.typed.listing import JOB_ID, decode_token, encode_token, index_keys, parse_list_query, plan_list
-from chalicelib.typed.models import TYPED_JOB_STATUSES, TimelineEntry, TypedJob, WakeUp
+from chalicelib.typed.models import (
+    TYPED_JOB_STATUSES,
+    DispatchState,
+    JobList,
+    JobSummary,
+    JobView,
+    StatsView,
+    ThroughputMinute,
+    TimelineEntry,
+    TimelineView,
+    TypedJob,
+    WakeUp,
+)
 from chalicelib.typed.store import TypedJobStore
 
 log = logging.getLogger(__name__)
@@ -63,17 +75,20 @@ def check_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-def view(job: TypedJob, timeline: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": job.id, "type": job.type, "priority": job.priority, "status": job.status, "payload": job.payload,
-        "caller": job.caller, "created_at": iso(job.created_at), "scheduled_for": iso(job.scheduled_for),
-        "started_at": iso(job.started_at), "finished_at": iso(job.finished_at), "attempts": job.attempts,
-        "max_attempts": job.max_attempts, "result": job.result, "error": job.error,
-    }
-    if timeline:
-        body["timeline"] = [{"status": e.status, "at": iso(e.at), "worker": e.worker, "attempt": e.attempt,
-                             "note": e.note} for e in job.timeline]
-    return body
+def summary(job: TypedJob) -> JobSummary:
+    return JobSummary(
+        id=job.id, type=job.type, priority=job.priority, status=job.status, payload=job.payload, caller=job.caller,
+        created_at=iso(job.created_at), scheduled_for=iso(job.scheduled_for), started_at=iso(job.started_at),
+        finished_at=iso(job.finished_at), attempts=job.attempts, max_attempts=job.max_attempts, result=job.result,
+        error=job.error,
+    )
+
+
+def view(job: TypedJob) -> dict[str, Any]:
+    """A job as the API answers it, with its timeline (`summary` is the listing's shorter form)."""
+    return JobView(**summary(job).model_dump(), timeline=[
+        TimelineView(status=e.status, at=iso(e.at), worker=e.worker, attempt=e.attempt, note=e.note)
+        for e in job.timeline]).model_dump()
 
 
 def body_hash(command: BaseModel) -> str:
@@ -171,8 +186,8 @@ def list_jobs(store: TypedJobStore, registry: Registry, params: dict[str, str]) 
     plan = plan_list(query)
     start = decode_token(plan, query.next) if query.next else None
     jobs, more = store.list(plan, start, query.limit)
-    return {"jobs": [view(job, timeline=False) for job in jobs],
-            "next": encode_token(plan, index_keys(plan, jobs[-1])) if more and jobs else None}
+    return JobList(jobs=[summary(job) for job in jobs],
+                   next=encode_token(plan, index_keys(plan, jobs[-1])) if more and jobs else None).model_dump()
 
 
 def cancel(store: TypedJobStore, admission: Admission, job_id: str, now: float) -> TypedJob:
@@ -215,16 +230,16 @@ def stats(store: TypedJobStore, registry: Registry, now: float) -> dict[str, Any
     counts = store.stats(since, current)
     by_type = {name: 0 for name in registry.names}
     by_type.update({name: count for name, count in counts.by_type.items() if count or name in by_type})
-    return {
-        "total": counts.total,
-        "by_status": {status: max(0, counts.by_status.get(status, 0)) for status in TYPED_JOB_STATUSES},
-        "by_type": by_type,
-        "throughput": [
-            {"minute": iso(minute).replace(".000Z", "Z"), "completed": counts.minutes.get(minute, (0, 0))[0],
-             "failed": counts.minutes.get(minute, (0, 0))[1]}
+    return StatsView(
+        total=counts.total,
+        by_status={status: max(0, counts.by_status.get(status, 0)) for status in TYPED_JOB_STATUSES},
+        by_type=by_type,
+        throughput=[
+            ThroughputMinute(minute=iso(minute).replace(".000Z", "Z"), completed=counts.minutes.get(minute, (0, 0))[0],
+                             failed=counts.minutes.get(minute, (0, 0))[1])
             for minute in range(since, current + 1, 60)
         ],
-    }
+    ).model_dump()
 
 
 def set_paused(store: TypedJobStore, admission: Admission, paused: bool, now: float) -> dict[str, Any]:
@@ -237,5 +252,5 @@ def set_paused(store: TypedJobStore, admission: Admission, paused: bool, now: fl
 
 def dispatch_state(store: TypedJobStore) -> dict[str, Any]:
     callers = store.callers()
-    return {"paused": store.paused(), "backlog": sum(c.backlog for c in callers),
-            "in_flight": sum(c.in_flight for c in callers)}
+    return DispatchState(paused=store.paused(), backlog=sum(c.backlog for c in callers),
+                         in_flight=sum(c.in_flight for c in callers)).model_dump()

@@ -1,0 +1,66 @@
+"""What a route says about itself for the OpenAPI document: its body, query and answers, as the models it uses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, TypeAdapter
+
+# A JSON body's shape: a model, or a TypeAdapter for what is not one (a union of models, a plain mapping).
+Shape = type[BaseModel] | TypeAdapter[Any]
+
+# What each error status means, wherever it is answered. The body is always core.errors.ErrorBody.
+ERRORS = {
+    400: "Bad input: the message and `fields` name each problem. Nothing was stored.",
+    401: "Admin endpoint and no `Authorization` header.",
+    403: "The admin token is wrong, or admin endpoints are disabled on this stage.",
+    404: "No such resource.",
+    409: "Valid, but the current state forbids it (the message says which).",
+    413: "The body is over the stage's `PACER_MAX_BODY_BYTES`. Nothing was stored.",
+    503: "An AWS dependency failed or refused for now; a retry later may succeed.",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route's method: what it takes and what it answers.
+
+    Every operation may answer 503; one with a body also 400 and 413; one with a query model or a validated
+    header also 400; an admin one also 401 and 403. `errors` lists the others it may answer (404, 409).
+    """
+
+    summary: str
+    tag: str
+    answers: dict[int, Shape]  # success statuses and their bodies
+    body: Shape | None = None
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    admin: bool = False
+    caller: Literal["required", "optional"] | None = None  # the X-Caller-ID header
+    idempotency_key: bool = False  # the Idempotency-Key header
+    description: str = ""
+    path_parameters: dict[str, str] = field(default_factory=dict)  # name -> description
+
+    def statuses(self) -> list[int]:
+        errors = set(self.errors) | {503}
+        if self.body is not None:
+            errors |= {400, 413}
+        if self.query is not None or self.caller or self.idempotency_key:
+            errors.add(400)
+        if self.admin:
+            errors |= {401, 403}
+        return sorted(set(self.answers) | errors)
+
+
+class Operations:
+    """Each route's Operation, by (method, path), as app.py's `api` decorator records them."""
+
+    def __init__(self) -> None:
+        self._by_route: dict[tuple[str, str], Operation] = {}
+
+    def add(self, path: str, methods: list[str], operation: Operation) -> None:
+        for method in methods:
+            self._by_route[(method.upper(), path)] = operation
+
+    def get(self, method: str, path: str) -> Operation | None:
+        return self._by_route.get((method.upper(), path))

@@ -1,0 +1,125 @@
+"""GET /api/openapi.json: generated from app.routes and the models, complete, and a valid OpenAPI 3.1 document."""
+import json
+
+import pytest
+from chalice.app import Chalice
+from openapi_spec_validator import validate
+from pydantic import BaseModel
+
+from app import OPERATIONS, app
+from chalicelib.apidoc.document import openapi_document
+from chalicelib.apidoc.operations import Operation, Operations
+from chalicelib.settings import Settings
+from tests.fakes import MemoryContainer
+
+ADMIN = {"Authorization": "Bearer secret", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def c():
+    return MemoryContainer(compute_max_digits=50, max_worker_concurrency=4, max_body_bytes=4096)
+
+
+@pytest.fixture
+def document(client):
+    response = client.http.get("/api/openapi.json")
+    assert response.status_code == 200
+    return response.json_body
+
+
+def test_every_route_in_app_routes_is_in_the_document_with_each_of_its_methods(document):
+    for path, methods in app.routes.items():
+        assert path in document["paths"], f"{path} is not in the OpenAPI document"
+        assert set(document["paths"][path]) == {m.lower() for m in methods}, path
+
+
+def test_every_route_says_what_it_takes_and_answers(document):
+    undocumented = [f"{method.upper()} {path}" for path, methods in document["paths"].items()
+                    for method, operation in methods.items() if operation.get("x-pacer-undocumented")]
+    assert undocumented == [], f"give these routes a doc=Operation(...) in app.py: {undocumented}"
+
+
+def test_the_document_is_a_valid_openapi_3_1_document(document):
+    assert document["openapi"].startswith("3.1")
+    validate(document)  # raises, naming the fault, if it is not
+
+
+def test_errors_share_one_shape_and_every_operation_may_answer_503(document):
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    assert set(document["components"]["schemas"]["ErrorBody"]["required"]) == {"error", "message"}
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            assert "503" in operation["responses"], (method, path)
+            for status, response in operation["responses"].items():
+                if int(status) >= 400 and path != "/api/health":
+                    assert response["content"]["application/json"]["schema"] == error, (method, path, status)
+
+
+def test_admin_operations_need_the_bearer_token_and_document_401_and_403(document):
+    admin = {(m, p) for p, methods in document["paths"].items() for m, op in methods.items() if "security" in op}
+    assert admin == {("put", "/api/workers"), ("get", "/api/dlq"), ("post", "/api/dlq/redrive"),
+                     ("put", "/api/callers/{caller}"), ("put", "/api/jobs/dispatch"),
+                     ("post", "/api/jobs/{job_id}/retry")}
+    assert document["components"]["securitySchemes"]["adminToken"] == {
+        "type": "http", "scheme": "bearer", "description": document["components"]["securitySchemes"]["adminToken"]
+        ["description"]}
+    for method, path in admin:
+        assert {"401", "403"} <= set(document["paths"][path][method]["responses"])
+
+
+def test_the_headers_are_documented_where_they_are_read(document):
+    def headers(method, path):
+        return {p["name"]: p["required"] for p in document["paths"][path][method].get("parameters", [])
+                if p["in"] == "header"}
+
+    assert headers("post", "/api/compute") == {"X-Caller-ID": True}
+    assert headers("post", "/api/compute/batch") == {"X-Caller-ID": True}
+    assert headers("post", "/api/jobs") == {"X-Caller-ID": False, "Idempotency-Key": False}
+
+
+def test_the_limits_the_stage_enforces_are_the_ones_documented(document):
+    schemas = document["components"]["schemas"]
+    assert schemas["ComputeSubmit"]["properties"]["number"]["maxLength"] == 50
+    assert schemas["ComputeBatchSubmit"]["properties"]["numbers"]["items"]["maxLength"] == 50
+    assert schemas["ComputeBatchSubmit"]["properties"]["numbers"]["maxItems"] == 100
+    assert schemas["SetConcurrency"]["properties"]["concurrency"]["maximum"] == 4
+    assert schemas["StartRun"]["properties"]["x"]["maximum"] == 1_000_000
+    assert "4096 bytes" in document["paths"]["/api/run"]["post"]["requestBody"]["description"]
+    assert "x-pacer-setting-limits" not in json.dumps(document)
+    limits = {p["name"]: p["schema"] for p in document["paths"]["/api/jobs"]["get"]["parameters"]}
+    assert (limits["limit"]["minimum"], limits["limit"]["maximum"]) == (1, 100)
+
+
+def test_a_concurrency_over_the_stages_ceiling_gets_400_and_changes_nothing(client, c):
+    response = client.http.put("/api/workers", headers=ADMIN, body=json.dumps({"concurrency": 5}))
+    assert response.status_code == 400 and response.json_body["fields"][0]["field"] == "concurrency"
+    assert "at most 4" in response.json_body["message"]
+    assert c.fleet.desired == {}
+
+
+def test_a_route_added_without_an_operation_is_listed_as_undocumented():
+    scratch = Chalice(app_name="scratch")
+
+    class Pong(BaseModel):
+        pong: bool
+
+    @scratch.route("/ping", methods=["GET"])
+    def ping():
+        return {"pong": True}
+
+    @scratch.route("/secret", methods=["GET", "POST"])
+    def secret():
+        return {}
+
+    operations = Operations()
+    operations.add("/ping", ["GET"], Operation("Ping", "misc", {200: Pong}))
+    document = openapi_document(scratch.routes, operations, Settings())
+    assert not document["paths"]["/ping"]["get"].get("x-pacer-undocumented")
+    assert document["paths"]["/ping"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Pong"}
+    assert {m for m, op in document["paths"]["/secret"].items() if op.get("x-pacer-undocumented")} == {"get", "post"}
+    validate(document)
+
+
+def test_app_py_documents_its_routes_through_the_api_decorator():
+    assert OPERATIONS.get("POST", "/api/run") is not None and OPERATIONS.get("PATCH", "/api/run") is None
