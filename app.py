@@ -363,6 +363,7 @@ def datalake_export(date: str) -> Any:
     page = datalake.export_page(c.datalake_objects, date, _query_params().get("cursor"),
                                 c.settings.datalake_page_records)
     headers: dict[str, str | list[str]] = {"Content-Type": "application/x-ndjson", "X-Records": str(page.records),
+                                           "Content-Disposition": f'attachment; filename="results-{date}.ndjson"',
                                            "Access-Control-Expose-Headers": "X-Next-Cursor, X-Records, Link"}
     if page.next_cursor:
         headers["X-Next-Cursor"] = page.next_cursor
