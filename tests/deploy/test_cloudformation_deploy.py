@@ -34,7 +34,7 @@ def aws():
     endpoint = emulator.endpoint_url if emulator else os.environ["AWS_ENDPOINT_URL"]
     session = boto3.session.Session(
         region_name=REGION, **{name.lower(): os.environ.get(name, default) for name, default in EMULATOR_DEFAULTS.items()})
-    yield {name: session.client(name, endpoint_url=endpoint) for name in ("cloudformation", "dynamodb", "s3", "sqs")}
+    yield {name: session.client(name, endpoint_url=endpoint) for name in ("cloudformation", "dynamodb", "s3", "sqs", "sts")}
     if emulator:
         emulator.stop()
 
@@ -53,9 +53,13 @@ def deploy(aws, template: dict) -> str:
     return name
 
 
+def account(aws) -> str:
+    return aws["sts"].get_caller_identity()["Account"]  # moto's 123456789012, LocalStack's 000000000000
+
+
 def deployed_bucket_name(aws, bucket) -> str:
-    """The template names a bucket <name>-<account>-<region>; the emulators' account is 123456789012."""
-    return f"{bucket.name}-123456789012-{REGION}"
+    """The template names a bucket <name>-<account>-<region>, since S3 names are global."""
+    return f"{bucket.name}-{account(aws)}-{REGION}"
 
 
 def tear_down(aws, stack: str, tables: list[str], buckets: list[str] = ()) -> None:
@@ -98,7 +102,7 @@ def assert_table_as_declared(aws, table: Table) -> None:
     if table.stream_view:
         assert stream.get("StreamEnabled") and stream["StreamViewType"] == table.stream_view
         assert description["LatestStreamArn"].startswith(
-            f"arn:aws:dynamodb:{REGION}:123456789012:table/{table.name}/stream/")
+            f"arn:aws:dynamodb:{REGION}:{account(aws)}:table/{table.name}/stream/")
     else:
         assert not stream.get("StreamEnabled")
 
