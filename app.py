@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
-from chalice.app import Chalice, CORSConfig, Rate, Request, Response, SQSEvent
+from chalice.app import Chalice, CORSConfig, DynamoDBEvent, Rate, Request, Response, SQSEvent
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chalicelib.admission.models import CallerWeight, SetWeight
@@ -32,11 +32,15 @@ from chalicelib.core.errors import (
 )
 from chalicelib.core.health import Health
 from chalicelib.core.validation import field_errors, invalid
+from chalicelib.datalake import metrics
+from chalicelib.datalake import service as datalake
+from chalicelib.datalake.models import DatalakeStats, ExportQuery, ObjectLinks, ObjectsQuery
+from chalicelib.datalake.stream import batch_of
 from chalicelib.dlq import service as dlq
 from chalicelib.dlq.models import DeadLetters, DeadLettersQuery, Redriven, RedriveQuery
 from chalicelib.fleet import service as fleet
 from chalicelib.fleet.models import Fleet, SetConcurrency
-from chalicelib.resources import JOBS_QUEUE, TICKS_QUEUE
+from chalicelib.resources import JOBS_QUEUE, RESULTS_TABLE, TICKS_QUEUE
 from chalicelib.runs import service as runs
 from chalicelib.runs.models import ChangeRate, RunStatus, StartRun
 from chalicelib.typed import service as typed
@@ -387,3 +391,62 @@ def pace_tick(event: SQSEvent) -> None:
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def pacing_watchdog(event: Any) -> None:
     app.log.info("watchdog: %s", container().clock.watchdog(time.time()))
+
+
+# ---- the datalake and the metrics summary (seed 004) ----
+
+EXPORT_URL_EXPIRES_S = 3600
+
+
+@app.on_dynamodb_record(stream_arn=RESULTS_TABLE.stream_arn, batch_size=1000, maximum_batching_window_in_seconds=1,
+                        starting_position="TRIM_HORIZON")
+def results_to_datalake(event: DynamoDBEvent) -> None:
+    """Each batch of new result items becomes one NDJSON object per date. Raising hands the same batch over
+    again, which writes the same keys (chalicelib/datalake/service.py)."""
+    batch = batch_of(event.to_dict()["Records"])
+    if batch is not None:
+        c = container()
+        datalake.append_batch(c.datalake_objects, c.datalake_catalog, batch, time.time())
+
+
+@api("/api/datalake/stats", ["GET"], doc=Operation(
+    "The datalake per date and in total: objects, records, bytes, done, failed, success rate", "datalake",
+    {200: DatalakeStats}))
+def datalake_stats() -> Any:
+    return datalake.stats(container().datalake_catalog).model_dump()
+
+
+@api("/api/datalake/export/{date}", ["GET"], doc=Operation(
+    "A page of one UTC date's results as NDJSON, each job id once", "datalake", {200: TypeAdapter(str)},
+    query=ExportQuery, media_type="application/x-ndjson", path_parameters={"date": "YYYY-MM-DD (UTC)"},
+    description="`X-Next-Cursor` and `Link` give the next page. A date without data answers 200 with an empty body."))
+def datalake_export(date: str) -> Any:
+    """A page of the date's records as NDJSON; `X-Next-Cursor` (and a Link header) give the next page."""
+    c = container()
+    query = parse_query(ExportQuery)
+    page = datalake.export_page(c.datalake_objects, date, query.cursor, c.settings.datalake_page_records)
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/x-ndjson", "X-Records": str(page.records),
+                                           "Content-Disposition": f'attachment; filename="results-{date}.ndjson"',
+                                           "Access-Control-Expose-Headers": "X-Next-Cursor, X-Records, Link"}
+    if page.next_cursor:
+        headers["X-Next-Cursor"] = page.next_cursor
+        headers["Link"] = f'</api/datalake/export/{date}?cursor={page.next_cursor}>; rel="next"'
+    return Response(body=page.body.decode(), status_code=200, headers=headers)
+
+
+@api("/api/datalake/objects/{date}", ["GET"], doc=Operation(
+    "One UTC date's datalake objects, each with a presigned URL (how a large day is fetched on AWS)", "datalake",
+    {200: ObjectLinks}, query=ObjectsQuery, path_parameters={"date": "YYYY-MM-DD (UTC)"}))
+def datalake_objects(date: str) -> Any:
+    query = parse_query(ObjectsQuery)
+    return datalake.object_links(container().datalake_objects, date, query.cursor, query.limit,
+                                 EXPORT_URL_EXPIRES_S).model_dump()
+
+
+@api("/api/metrics/summary", ["GET"], doc=Operation(
+    "The system at a glance: jobs by status and way in, throughput, failure rate, waits, workers, DLQ, lag",
+    "datalake", {200: TypeAdapter(dict[str, Any])}))
+def metrics_summary() -> Any:
+    c, now = container(), time.time()
+    return metrics.summary(c.datalake_catalog, fleet.fleet_view(c.fleet, now, c.settings.worker_down_after_s),
+                           c.jobs_queue.depth(), c.jobs_dlq.depth(), now)

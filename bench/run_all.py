@@ -1,10 +1,10 @@
-"""Every benchmark (issues #3, #5, #6 and #12), with its figures against the targets. `--quick` is CI's short form."""
+"""Every benchmark (issues #3, #5, #6, #12 and #13), with its figures against the targets. `--quick` is CI's short form."""
 from __future__ import annotations
 
 import argparse
 import json
 
-from bench import calls, factoring, fairness, jobs_list, load, pacing, status_latency, throughput
+from bench import calls, datalake, factoring, fairness, jobs_list, load, pacing, status_latency, throughput
 from bench.common import OUT
 
 
@@ -22,6 +22,7 @@ def main() -> None:
         "jobs_list": jobs_list.main(["--quick"] if quick else []),
         "calls": calls.main(["--scale", "0.25" if quick else "1"]),
         "factoring": factoring.main(["--from-digits", "60" if quick else "40"]),
+        "datalake": datalake.main(["--jobs", "1000", "--export-records", "10000"] if quick else []),
     }
     two = next(r for r in results["throughput"] if r["workers"] == 2)
     print("\nagainst the targets" + (" (quick form: indicative only)" if quick else ""))
@@ -49,6 +50,10 @@ def main() -> None:
     engine = results["factoring"]
     print(f"  factoring             : seed 002's 42 digits in {engine['seed_example_s']} s; largest balanced "
           f"semiprime within {engine['budget_s']:g} s: {engine['largest_digits']} digits ({engine['largest_s']} s)")
+    lake = results["datalake"]
+    print(f"  datalake lag          : p50 {lake['lag_p50_s']} s, p99 {lake['lag_p99_s']} s at {lake['run_jobs_per_s']} "
+          f"jobs/s (target ≤ 5 s); {lake['datalake_records_per_s']} records/s in; export of "
+          f"{lake['export_records']:,} records {lake['export_s']} s")
     OUT.mkdir(exist_ok=True)
     (OUT / ("results-quick.json" if quick else "results.json")).write_text(json.dumps(results, indent=2))
 

@@ -23,6 +23,7 @@ from chalicelib.clock import Clock
 from chalicelib.compute.models import ComputeBacklogItem
 from chalicelib.compute.service import compute_job_spec
 from chalicelib.compute.store import ComputeStore
+from chalicelib.datalake.store import Catalog, ObjectStore
 from chalicelib.core.queue import MessageQueue
 from chalicelib.dlq.store import DeadLetterQueue, FailureLog
 from chalicelib.fleet.service import Heartbeat
@@ -204,6 +205,22 @@ class Container:
                          runners={"run": numbers, "compute": numbers, "typed": self.typed_attempts},
                          worker_id=self.worker_id, failures=self.failure_log, heartbeat=self.heartbeat,
                          settled=self.admission.after_settled, batch_done=self.admission.after_batch)
+
+    # ---- the datalake (chalicelib/datalake/) ----
+
+    @cached_property
+    def s3(self) -> Any:
+        return self._client("s3")
+
+    @cached_property
+    def datalake_objects(self) -> ObjectStore:
+        from chalicelib.datalake.s3 import S3ObjectStore
+        return S3ObjectStore(self.s3, self.settings.datalake_bucket)
+
+    @cached_property
+    def datalake_catalog(self) -> Catalog:
+        from chalicelib.datalake.dynamo import DynamoCatalog
+        return DynamoCatalog(self.dynamodb, self.settings.state_table)
 
     @cached_property
     def status_cache(self) -> StatusCache[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Every AWS resource Pacer uses, declared once.
+"""Every AWS resource Pacer uses (tables, queues, buckets), declared once.
 
 Provisioning (`infra/provision.py`) creates these idempotently, the app's
 decorators take their queue names from here, and the deploy template is meant
@@ -24,6 +24,17 @@ class Table:
     range_key: str | None = None
     ttl_attribute: str | None = None
     indexes: tuple[Index, ...] = ()
+    stream_view: str | None = None  # a DynamoDB stream of the table's changes: NEW_IMAGE, NEW_AND_OLD_IMAGES, …
+
+    @property
+    def stream_arn(self) -> str:
+        """The ARN a `@app.on_dynamodb_record` handler declares for this table's stream.
+
+        A stream's real ARN ends in a label (the time it was enabled) that no decorator can know before the
+        table exists, so the declared one ends in `/stream/*`: the local runtime reads the table's current
+        stream, and the deploy template replaces it with the table's `StreamArn` (infra/deploy/template.py).
+        """
+        return f"arn:aws:dynamodb:*:*:table/{self.name}/stream/*"
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -48,8 +59,9 @@ class Queue:
 # outbox and per-second throughput buckets (see docs/ARCHITECTURE.md).
 STATE_TABLE = Table(name="pacer-state", hash_key="pk", range_key="sk", ttl_attribute="expires_at")
 
-# One result item per job, keyed by job id. `processed` counts these.
-RESULTS_TABLE = Table(name="pacer-results", hash_key="job_id")
+# One result item per job, keyed by job id. `processed` counts these. Its stream feeds the datalake: each new
+# result item's INSERT is read by `results_to_datalake` (chalicelib/datalake/).
+RESULTS_TABLE = Table(name="pacer-results", hash_key="job_id", stream_view="NEW_IMAGE")
 
 JOBS_DLQ = Queue(name="pacer-jobs-dlq", visibility_timeout=60, retention_seconds=14 * 24 * 3600)
 # Lambda's guidance: visibility timeout at least 6x the function timeout (30 s).
@@ -81,6 +93,15 @@ TYPED_JOBS_TABLE = Table(
     ),
 )
 
+@dataclass(frozen=True)
+class Bucket:
+    name: str  # locally and on LocalStack; on AWS, where names are global, suffixed with account and region
+
+
+# The datalake: every job result once, as NDJSON objects under results/date=YYYY-MM-DD/ (chalicelib/datalake/).
+DATALAKE_BUCKET = Bucket(name="pacer-datalake")
+
 TABLES: tuple[Table, ...] = (STATE_TABLE, RESULTS_TABLE, TYPED_JOBS_TABLE)
+BUCKETS: tuple[Bucket, ...] = (DATALAKE_BUCKET,)
 # Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
 QUEUES: tuple[Queue, ...] = (JOBS_DLQ, JOBS_QUEUE, TICKS_DLQ, TICKS_QUEUE)

@@ -4,7 +4,9 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chalicelib.resources import JOBS_DLQ, JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE, TICKS_QUEUE, TYPED_JOBS_TABLE
+from chalicelib.resources import (
+    DATALAKE_BUCKET, JOBS_DLQ, JOBS_QUEUE, RESULTS_TABLE, STATE_TABLE, TICKS_QUEUE, TYPED_JOBS_TABLE,
+)
 from chalicelib.runs.pacing import PaceSettings
 
 
@@ -18,6 +20,7 @@ class Settings(BaseSettings):
     jobs_queue: str = JOBS_QUEUE.name
     jobs_dlq: str = JOBS_DLQ.name
     ticks_queue: str = TICKS_QUEUE.name
+    datalake_bucket: str = DATALAKE_BUCKET.name
 
     admin_token: str = ""  # empty: admin endpoints refuse everyone
     heartbeat_s: float = 10.0
@@ -53,6 +56,9 @@ class Settings(BaseSettings):
     typed_max_in_flight: int = Field(default=50, ge=1)
     typed_jobs_per_message: int = Field(default=5, ge=1, le=100)
     executor_latency_s: float = Field(default=0.05, ge=0.0, le=25.0)  # each attempt's simulated work
+
+    # The datalake's export: a page ends at the first object boundary past this many records (docs: README).
+    datalake_page_records: int = Field(default=5000, ge=1)
 
     status_cache_s: float = 0.5  # many pollers share one read per this interval
     # Bigger than the largest valid body with room: a compute batch of 100 numbers of compute_max_digits (200)

@@ -387,6 +387,7 @@
     isoToLocalInput,
     jobSummary,
     isFinished,
+    apiBase,
   };
 
   // Now, not at DOMContentLoaded: every page loads this file at the end of its

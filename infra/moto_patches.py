@@ -12,6 +12,14 @@ and a run slows down as its results accumulate. AWS and LocalStack cost the
 same at any table size. This patch keeps moto's semantics (all or nothing,
 the same cancellation reasons) but snapshots only the items the transaction
 touches and restores those on failure.
+
+5. A cancelled transaction leaves no stream records (`_patch_transactions`).
+moto writes each Put of a transaction to the table's stream as it applies it,
+and its rollback writes more (REMOVE, MODIFY), so a ledger transaction
+cancelled by one duplicate showed INSERTs of results that were never stored.
+DynamoDB streams only what a transaction commits, and the datalake relies on
+that. Stream reads take the backend lock, so no reader sees a record that a
+rollback then withdraws.
 """
 from __future__ import annotations
 
@@ -90,6 +98,15 @@ def _serialise_backend() -> None:
 
         serialised._pacer_serialised = True
         setattr(DynamoDBBackend, name, serialised)
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+    original_get_records = DynamoDBStreamsBackend.get_records
+    if not getattr(original_get_records, "_pacer_serialised", False):
+        def get_records(self, *args, **kwargs):
+            with _BACKEND_LOCK:
+                return original_get_records(self, *args, **kwargs)
+
+        get_records._pacer_serialised = True
+        DynamoDBStreamsBackend.get_records = get_records
 
 
 def _patch_transactions() -> None:
@@ -104,6 +121,9 @@ def _patch_transactions() -> None:
                          for name, key in _touched_keys(self, transact_items)]
         except Exception:
             return original(self, transact_items)  # malformed: let moto produce its own error
+        streams = {name: shard for name in {name for name, _, _ in snapshots}
+                   if (shard := self.get_table(name).stream_shard) is not None}
+        stream_lengths = {name: len(shard.items) for name, shard in streams.items()}
         try:
             return original(self, transact_items)
         except Exception:
@@ -113,6 +133,8 @@ def _patch_transactions() -> None:
                         self.delete_item(name, key)
                 else:
                     self.put_item(name, before.to_json()["Attributes"])
+            for name, shard in streams.items():  # what the rollback undid was never committed: stream none of it
+                del shard.items[stream_lengths[name]:]
             raise
 
     transact_write_items._pacer_patched = True

@@ -1,4 +1,4 @@
-"""Create Pacer's tables and queues from `chalicelib.resources`, idempotently.
+"""Create Pacer's tables, queues and buckets from `chalicelib.resources`, idempotently.
 
 Run it as often as you like: existing resources are left as they are (their
 queue attributes are brought back to the declaration). The endpoint comes
@@ -14,7 +14,7 @@ import json
 import boto3
 from botocore.exceptions import ClientError
 
-from chalicelib.resources import QUEUES, Queue, TABLES, Table
+from chalicelib.resources import BUCKETS, QUEUES, Bucket, Queue, TABLES, Table
 
 
 def ensure_table(dynamodb, table: Table) -> None:
@@ -29,6 +29,8 @@ def ensure_table(dynamodb, table: Table) -> None:
         ],
         "BillingMode": "PAY_PER_REQUEST",
     }
+    if table.stream_view:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream_view}
     if table.indexes:
         request["GlobalSecondaryIndexes"] = [
             {
@@ -45,6 +47,10 @@ def ensure_table(dynamodb, table: Table) -> None:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
     dynamodb.get_waiter("table_exists").wait(TableName=table.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    stream = dynamodb.describe_table(TableName=table.name)["Table"].get("StreamSpecification", {})
+    if table.stream_view and not stream.get("StreamEnabled"):  # a table provisioned before it had a stream
+        dynamodb.update_table(TableName=table.name,
+                              StreamSpecification={"StreamEnabled": True, "StreamViewType": table.stream_view})
     if table.ttl_attribute:
         ttl = dynamodb.describe_time_to_live(TableName=table.name)["TimeToLiveDescription"]
         if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
@@ -81,6 +87,19 @@ def ensure_queue(sqs, queue: Queue) -> str:
     return url
 
 
+def ensure_bucket(s3, bucket: Bucket) -> None:
+    try:
+        s3.head_bucket(Bucket=bucket.name)
+        return
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    region = s3.meta.region_name
+    # us-east-1 is S3's default location and refuses to be named as a constraint.
+    config = {} if region in (None, "us-east-1") else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=bucket.name, **config)
+
+
 def provision(session: boto3.session.Session | None = None) -> None:
     session = session or boto3.session.Session()
     dynamodb = session.client("dynamodb")
@@ -89,11 +108,14 @@ def provision(session: boto3.session.Session | None = None) -> None:
         ensure_table(dynamodb, table)
     for queue in QUEUES:
         ensure_queue(sqs, queue)
+    s3 = session.client("s3")
+    for bucket in BUCKETS:
+        ensure_bucket(s3, bucket)
 
 
 def main() -> None:
     provision()
-    names = ", ".join([t.name for t in TABLES] + [q.name for q in QUEUES])
+    names = ", ".join([t.name for t in TABLES] + [q.name for q in QUEUES] + [b.name for b in BUCKETS])
     print(f"provisioned: {names}")
 
 

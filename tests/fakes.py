@@ -2,6 +2,7 @@
 from chalicelib.aws.memory import MemoryQueue
 from chalicelib.compute.memory import MemoryComputeStore
 from chalicelib.container import Container
+from chalicelib.datalake.memory import MemoryCatalog, MemoryObjectStore
 from chalicelib.dlq.memory import MemoryFailureLog
 from chalicelib.fleet.memory import MemoryFleetStore
 from chalicelib.runs.memory import MemoryRunStore
@@ -31,6 +32,8 @@ class MemoryContainer(Container):
         self.jobs_dlq = MemoryQueue()
         self.fleet = MemoryFleetStore()
         self.failure_log = MemoryFailureLog()
+        self.datalake_objects = MemoryObjectStore()
+        self.datalake_catalog = MemoryCatalog()
 
     def health(self) -> dict:
         return {"memory": {"ok": True, "detail": "in-process"}}

@@ -110,7 +110,8 @@ def _response(method: str, path: str, status: int, operation: Operation,
               schemas: dict[SchemaKey, Any]) -> dict[str, Any]:
     if status in operation.answers:
         description = "OK" if status < 400 else ERRORS.get(status, "")
-        return {"description": description, "content": {JSON: {"schema": schemas[(method, path, status)]}}}
+        return {"description": description,
+                "content": {operation.media_type: {"schema": schemas[(method, path, status)]}}}
     response: dict[str, Any] = {"description": ERRORS[status],
                                 "content": {JSON: {"schema": schemas[("*", "*", "error")]}}}
     if status == 401:

@@ -40,6 +40,7 @@ class Operation:
     idempotency_key: bool = False  # the Idempotency-Key header
     description: str = ""
     path_parameters: dict[str, str] = field(default_factory=dict)  # name -> description
+    media_type: str = "application/json"  # the success answers' (errors are always JSON)
 
     def statuses(self) -> list[int]:
         errors = set(self.errors) | {503}

@@ -29,7 +29,7 @@ class JobSpec(BaseModel):
     id: str
     number: str | None = None  # runs and compute: decimal digits (numbers may exceed 64 bits)
     attempt: int = 1
-    submitted_at: float | None = None  # compute and typed jobs: when the caller asked, for wait times
+    submitted_at: float | None = None  # when the caller asked (compute, typed) or the job fell due (a run)
     type: str | None = None  # typed jobs: the executor to run (typed/executors.py) …
     payload: dict[str, Any] | None = None  # … and its payload, validated again by the executor
 
@@ -49,7 +49,9 @@ class JobOutcome(BaseModel):
     job_id: str
     group: str = _GROUP  # the run, or the caller (see JobEnvelope)
     origin: Origin = "run"
-    submitted_at: float | None = None
+    submitted_at: float | None = None  # a paced job's due time; when the caller asked, for the others
+    started_at: float | None = None  # when this (last) attempt began: queue wait = started_at - submitted_at
+    type: str | None = None  # typed jobs: the job's type
     number: str | None = None  # runs and compute
     outcome: Literal["done", "failed"]
     factors: list[str] = Field(default_factory=list)

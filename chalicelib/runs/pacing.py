@@ -90,7 +90,9 @@ def envelopes_for(run: Run, start: int, end: int, now: float, jobs_per_message: 
     groups: dict[int, list[JobSpec]] = {}
     for index in range(start, end):
         delay = min(SQS_MAX_DELAY_S, max(0, math.floor(due_time(run, index) - now)))
-        groups.setdefault(delay, []).append(JobSpec(id=job_id(run.run_id, index), number=job_number(run.run_id, index)))
+        # A paced job is "submitted" when it falls due: its queue wait is measured from then.
+        groups.setdefault(delay, []).append(JobSpec(id=job_id(run.run_id, index), number=job_number(run.run_id, index),
+                                                    submitted_at=round(due_time(run, index), 3)))
     return [
         Timed(delay, JobEnvelope(group=run.run_id, jobs=jobs[offset : offset + jobs_per_message]))
         for delay, jobs in sorted(groups.items())

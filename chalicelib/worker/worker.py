@@ -166,6 +166,7 @@ class JobWorker:
                 held.append((job.id, begun))
             if begun != "run":
                 continue
+            started_at = now()
             try:
                 done = runner.run(job)
             except Exception as exc:  # any failure of the job itself is retried, then recorded
@@ -176,9 +177,9 @@ class JobWorker:
                     if runner.requeue(job, self.worker_id, f"retry in {delay} s: {reason}", now()):
                         retry.append((delay, next_job))
                 else:
-                    outcomes.append(self._outcome(envelope, job, now(), error=reason))
+                    outcomes.append(self._outcome(envelope, job, started_at, now(), error=reason))
                 continue
-            outcomes.append(self._outcome(envelope, job, now(), done=done))
+            outcomes.append(self._outcome(envelope, job, started_at, now(), done=done))
         if retry:
             self.retries.send(
                 [
@@ -194,13 +195,15 @@ class JobWorker:
             raise HeldBack(max(h.retry_after_s for _, h in held), recorded, [job_id for job_id, _ in held])
         return recorded
 
-    def _outcome(self, envelope: JobEnvelope, job: JobSpec, finished_at: float, done: Done | None = None,
-                 error: str | None = None) -> JobOutcome:
+    def _outcome(self, envelope: JobEnvelope, job: JobSpec, started_at: float, finished_at: float,
+                 done: Done | None = None, error: str | None = None) -> JobOutcome:
         return JobOutcome(
             job_id=job.id,
             group=envelope.group,
             origin=envelope.origin,
             submitted_at=job.submitted_at,
+            started_at=started_at,
+            type=job.type,
             number=job.number,
             outcome="failed" if error else "done",
             factors=done.factors if done else [],

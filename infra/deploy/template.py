@@ -12,7 +12,14 @@ lists included, replaces chalice's). This module writes that template:
 - on each SQS event source mapping: `FunctionResponseTypes:
   [ReportBatchItemFailures]` (chalice has no option for it, aws/chalice#2029),
   and `ScalingConfig.MaximumConcurrency`;
-- each function's environment variables that name a table or queue, as
+- every bucket (the datalake), named `<name>-<account>-<region>` since S3
+  names are global, encrypted, versioned off, public access blocked;
+- each table's stream (`StreamSpecification`), and on each DynamoDB stream
+  event source: the table's real `StreamArn` (the decorator can only say
+  `/stream/*`, see resources.Table.stream_arn), `FunctionResponseTypes:
+  [ReportBatchItemFailures]`, and `BisectBatchOnFunctionError: false` (a
+  bisected batch would be written under other keys: docs/RUNTIME.md);
+- each function's environment variables that name a table, queue or bucket, as
   references to it, so CloudFormation creates the queue before the function
   and its event source mapping;
 - each function's name, as `chalice deploy` would give it (pacer-dev-…);
@@ -41,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib import resources as declared
-from chalicelib.resources import Queue, Table
+from chalicelib.resources import Bucket, Queue, Table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,6 +85,12 @@ SQS_ACTIONS = [
     "sqs:SendMessage",
 ]
 LOGS_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+# What Lambda's poller needs from a table's stream.
+STREAM_ACTIONS = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                  "dynamodb:ListStreams"]
+# The datalake: objects written whole, listed per date and read for the export.
+S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject"]
+S3_BUCKET_ACTIONS = ["s3:ListBucket"]
 
 
 def cfn_name(name: str) -> str:
@@ -115,6 +128,8 @@ def table_resource(table: Table) -> dict:
         ]
     if table.ttl_attribute:
         properties["TimeToLiveSpecification"] = {"AttributeName": table.ttl_attribute, "Enabled": True}
+    if table.stream_view:
+        properties["StreamSpecification"] = {"StreamViewType": table.stream_view}
     # Job results and run state outlive a stack that is deleted or replaced by mistake.
     return {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
             "Properties": properties}
@@ -137,6 +152,22 @@ def queue_resource(queue: Queue, visibility_timeout: int) -> dict:
     return {"Type": "AWS::SQS::Queue", "Properties": properties}
 
 
+def bucket_name(bucket: Bucket) -> dict:
+    """S3 names are global: the stack's account and region make the declared name unique."""
+    return {"Fn::Sub": f"{bucket.name}-${{AWS::AccountId}}-${{AWS::Region}}"}
+
+
+def bucket_resource(bucket: Bucket) -> dict:
+    # The datalake outlives a stack deleted or replaced by mistake, as the tables do.
+    return {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain", "Properties": {
+        "BucketName": bucket_name(bucket),
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                           "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+    }}
+
+
 def _cfn_value(value: str):
     """SQS attributes are strings in the API; CloudFormation wants booleans and numbers typed."""
     if value in ("true", "false"):
@@ -145,7 +176,8 @@ def _cfn_value(value: str):
 
 
 def data_resources(visibility: dict[str, int] | None = None, tables: tuple[Table, ...] = declared.TABLES,
-                   queues: tuple[Queue, ...] = declared.QUEUES) -> dict:
+                   queues: tuple[Queue, ...] = declared.QUEUES,
+                   buckets: tuple[Bucket, ...] = declared.BUCKETS) -> dict:
     """Tables and queues as CloudFormation resources, keyed by logical id.
 
     `visibility` gives the visibility timeouts that differ from the
@@ -155,6 +187,8 @@ def data_resources(visibility: dict[str, int] | None = None, tables: tuple[Table
     out = {cfn_name(table.name): table_resource(table) for table in tables}
     for queue in queues:
         out[cfn_name(queue.name)] = queue_resource(queue, visibility.get(queue.name, queue.visibility_timeout))
+    for bucket in buckets:
+        out[cfn_name(bucket.name)] = bucket_resource(bucket)
     return out
 
 
@@ -165,7 +199,7 @@ def resources_template(graph: "AppGraph") -> dict:
     """
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"{graph.app_name} ({graph.stage}): tables and queues from chalicelib/resources.py",
+        "Description": f"{graph.app_name} ({graph.stage}): tables, queues and buckets from chalicelib/resources.py",
         "Resources": data_resources(deployed_visibility_timeouts(graph)),
     }
 
@@ -187,6 +221,16 @@ class SqsMapping:
 
 
 @dataclass(frozen=True)
+class StreamMapping:
+    function: str  # chalice's function name, e.g. results_to_datalake
+    table: str  # the declared table whose stream it reads
+
+    @property
+    def event_cfn_name(self) -> str:
+        return cfn_name(f"{self.function}-dynamodb-event-source")
+
+
+@dataclass(frozen=True)
 class AppGraph:
     app_name: str
     stage: str
@@ -197,6 +241,7 @@ class AppGraph:
     policy_files: tuple[str, ...]  # the .chalice policy files chalice will read (autogen_policy: false)
     sqs: tuple[SqsMapping, ...]
     schedules: dict[str, str]  # function -> schedule expression
+    streams: tuple[StreamMapping, ...] = ()
 
 
 def app_graph(stage: str, project_dir: Path = ROOT) -> AppGraph:
@@ -215,7 +260,10 @@ def app_graph(stage: str, project_dir: Path = ROOT) -> AppGraph:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    from infra.runtime.stream_batch import table_of
+
     functions, function_names, environments, roles, sqs, schedules, policy_files = {}, {}, {}, {}, [], {}, set()
+    streams = []
     for resource in DependencyBuilder().build_dependencies(application):
         if isinstance(resource, models.LambdaFunction):
             functions[resource.resource_name] = cfn_name(resource.resource_name)
@@ -235,13 +283,19 @@ def app_graph(stage: str, project_dir: Path = ROOT) -> AppGraph:
                 batching_window=resource.maximum_batching_window_in_seconds or 0,
                 maximum_concurrency=resource.maximum_concurrency,
             ))
+        elif isinstance(resource, models.DynamoDBEventSource):
+            table = table_of(resource.stream_arn)
+            if table not in {t.name for t in declared.TABLES if t.stream_view}:
+                raise ValueError(f"{resource.resource_name} reads the stream of {table!r}, which chalicelib/resources.py "
+                                 "does not declare with a stream")
+            streams.append(StreamMapping(function=resource.lambda_function.resource_name, table=table))
         elif isinstance(resource, models.ScheduledEvent):
             schedules[resource.lambda_function.resource_name] = resource.schedule_expression
         elif isinstance(resource, models.RestAPI):
             # chalice's SAM generator renames the REST API's function to APIHandler.
             functions[resource.lambda_function.resource_name] = API_HANDLER
     return AppGraph(project.config.app_name, stage, functions, function_names, environments, roles,
-                    tuple(sorted(policy_files)), tuple(sqs), schedules)
+                    tuple(sorted(policy_files)), tuple(sqs), schedules, tuple(streams))
 
 
 def deployed_visibility_timeouts(graph: AppGraph) -> dict[str, int]:
@@ -289,6 +343,16 @@ def iam_policy(app_name: str, stage: str, pinned: bool = True) -> dict:
         if table.indexes:
             table_arns.append(_arn("dynamodb", f"table/{table.name}/index/*", pinned))
     queue_arns = [_arn("sqs", queue.name, pinned) for queue in declared.QUEUES]
+    stream_arns = [_arn("dynamodb", f"table/{table.name}/stream/*", pinned) for table in declared.TABLES
+                   if table.stream_view]
+    if pinned:
+        bucket_arns = [{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{b.name}-${{AWS::AccountId}}-${{AWS::Region}}"}
+                       for b in declared.BUCKETS]
+        object_arns = [{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{b.name}-${{AWS::AccountId}}-${{AWS::Region}}/*"}
+                       for b in declared.BUCKETS]
+    else:
+        bucket_arns = [f"arn:aws:s3:::{b.name}-*" for b in declared.BUCKETS]
+        object_arns = [f"arn:aws:s3:::{b.name}-*/*" for b in declared.BUCKETS]
     # Functions are named <app>-<stage> (the API) and <app>-<stage>-<handler>, in
     # the template as by `chalice deploy`, so their log groups are known.
     prefix = f"log-group:/aws/lambda/{app_name}-{stage}"
@@ -299,6 +363,9 @@ def iam_policy(app_name: str, stage: str, pinned: bool = True) -> dict:
         "Statement": [
             {"Sid": "PacerTables", "Effect": "Allow", "Action": DYNAMODB_ACTIONS, "Resource": table_arns},
             {"Sid": "PacerQueues", "Effect": "Allow", "Action": SQS_ACTIONS, "Resource": queue_arns},
+            {"Sid": "PacerStreams", "Effect": "Allow", "Action": STREAM_ACTIONS, "Resource": stream_arns},
+            {"Sid": "PacerDatalake", "Effect": "Allow", "Action": S3_BUCKET_ACTIONS, "Resource": bucket_arns},
+            {"Sid": "PacerDatalakeObjects", "Effect": "Allow", "Action": S3_OBJECT_ACTIONS, "Resource": object_arns},
             {"Sid": "FunctionLogs", "Effect": "Allow", "Action": LOGS_ACTIONS, "Resource": logs},
         ],
     }
@@ -316,7 +383,8 @@ def resource_references(environment: dict[str, str]) -> dict:
     """
     tables = {table.name: {"Ref": cfn_name(table.name)} for table in declared.TABLES}
     queues = {queue.name: {"Fn::GetAtt": [cfn_name(queue.name), "QueueName"]} for queue in declared.QUEUES}
-    known = {**tables, **queues}
+    buckets = {bucket.name: {"Ref": cfn_name(bucket.name)} for bucket in declared.BUCKETS}
+    known = {**tables, **queues, **buckets}
     return {name: known[value] for name, value in environment.items() if value in known}
 
 
@@ -346,6 +414,15 @@ def merge_template(graph: AppGraph) -> dict:
                 "ScalingConfig": {"MaximumConcurrency": mapping.maximum_concurrency or DEFAULT_MAXIMUM_CONCURRENCY},
             }
         }
+    for stream in graph.streams:
+        events = functions.setdefault(graph.functions[stream.function], {}).setdefault("Events", {})
+        events[stream.event_cfn_name] = {
+            "Properties": {
+                "Stream": {"Fn::GetAtt": [cfn_name(stream.table), "StreamArn"]},
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                "BisectBatchOnFunctionError": False,
+            }
+        }
     for logical_id, properties in functions.items():
         template_resources[logical_id] = {"Properties": properties}
     return {
@@ -361,6 +438,7 @@ def merge_template(graph: AppGraph) -> dict:
         "Outputs": {
             **{f"{cfn_name(t.name)}Name": {"Value": {"Ref": cfn_name(t.name)}} for t in declared.TABLES},
             **{f"{cfn_name(q.name)}Url": {"Value": {"Ref": cfn_name(q.name)}} for q in declared.QUEUES},
+            **{f"{cfn_name(b.name)}Name": {"Value": {"Ref": cfn_name(b.name)}} for b in declared.BUCKETS},
         },
     }
 

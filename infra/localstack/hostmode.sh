@@ -149,6 +149,8 @@ install_java_link() {
     ln -sfn "$(java_home)" "$LIB_DIR/java/21"
 }
 
+# DynamoDB Streams in LocalStack run on kinesis-local (Node): the results table's stream, which feeds the
+# datalake, and the runtime suite's stream event source need it. LocalStack looks for it here.
 install_kinesis_local() {
     local dir="$LIB_DIR/kinesis-local/$KINESIS_LOCAL_VERSION"
     if [[ ! -f "$dir/node_modules/kinesis-local/main.js" ]]; then
@@ -164,7 +166,8 @@ cmd_install() {
     require_tools
     mkdir -p "$LS_HOME"
     if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(install_fingerprint)" && -x "$VENV/bin/python" \
-          && -f "$DDB_DIR/DynamoDBLocal.jar" && -f "$DDB_DIR/ddb-local-loader-0.1.jar" ]]; then
+          && -f "$DDB_DIR/DynamoDBLocal.jar" && -f "$DDB_DIR/ddb-local-loader-0.1.jar" \
+          && -f "$LIB_DIR/kinesis-local/$KINESIS_LOCAL_VERSION/node_modules/kinesis-local/main.js" ]]; then
         return 0
     fi
     local began=$SECONDS

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from chalice.app import BaseEventSourceConfig, Chalice, ScheduledEventConfig, SQSEventConfig
+from chalice.app import BaseEventSourceConfig, Chalice, DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
 from chalice.cli.factory import CLIFactory
 from chalice.config import Config
 from chalice.local import LambdaContext
@@ -66,12 +66,18 @@ class Project:
     def schedule_sources(self) -> list[ScheduledEventConfig]:
         return [source for source in self.app.event_sources if isinstance(source, ScheduledEventConfig)]
 
+    def dynamodb_sources(self) -> list[DynamoDBEventConfig]:
+        return [source for source in self.app.event_sources if isinstance(source, DynamoDBEventConfig)]
+
     def unsupported_sources(self) -> list[BaseEventSourceConfig]:
-        supported = (SQSEventConfig, ScheduledEventConfig)
+        supported = (SQSEventConfig, ScheduledEventConfig, DynamoDBEventConfig)
         return [source for source in self.app.event_sources if not isinstance(source, supported)]
 
     def sqs_source(self, name: str) -> SQSEventConfig:
         return _source_named(self.sqs_sources(), name)
+
+    def dynamodb_source(self, name: str) -> DynamoDBEventConfig:
+        return _source_named(self.dynamodb_sources(), name)
 
 
 def load_project(project_dir: str, stage: str, function_name: str | None = None) -> Project:

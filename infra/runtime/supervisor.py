@@ -78,7 +78,7 @@ class Child:
 
 
 def child_specs(project: Project, workers: int, function_timeout: float | None,
-                worker_start_hook: str | None = None) -> list[ChildSpec]:
+                worker_start_hook: str | None = None, checkpoint_table: str | None = None) -> list[ChildSpec]:
     common = ["--project-dir", project.project_dir, "--stage", project.stage]
     if function_timeout is not None:
         common += ["--function-timeout", str(function_timeout)]
@@ -87,6 +87,11 @@ def child_specs(project: Project, workers: int, function_timeout: float | None,
     for source in project.sqs_sources():
         for index in range(1, worker_count(source.maximum_concurrency, workers) + 1):
             specs.append(worker_spec(source, index, worker_common))
+    for source in project.dynamodb_sources():
+        # One reader per stream: it hands each shard's batches over in order (see docs/RUNTIME.md).
+        specs.append(ChildSpec(role=f"stream {stream_label(source)}", argv=[
+            sys.executable, "-m", "infra.runtime.streams", *common, "--source", source.name,
+            *(["--checkpoint-table", checkpoint_table] if checkpoint_table else [])]))
     if project.schedule_sources():
         specs.append(ChildSpec(role="scheduler", argv=[sys.executable, "-m", "infra.runtime.scheduler", *common]))
     return specs
@@ -108,14 +113,22 @@ def queue_label(source) -> str:
     return source.queue or source.queue_arn.rsplit(":", 1)[-1]
 
 
+def stream_label(source) -> str:
+    """A stream source's table: `arn:…:table/NAME/stream/LABEL` -> NAME."""
+    from infra.runtime.stream_batch import table_of
+
+    return table_of(source.stream_arn)
+
+
 def readiness_line(project: Project, workers: int) -> str:
     parts = [
         f"{worker_count(source.maximum_concurrency, workers)} worker(s) for {queue_label(source)}"
         for source in project.sqs_sources()
     ]
+    parts += [f"1 stream reader for {stream_label(source)}" for source in project.dynamodb_sources()]
     if schedules := project.schedule_sources():
         parts.append(f"1 scheduler for {len(schedules)} schedule(s)")
-    return "runtime ready: " + (", ".join(parts) or "no SQS or schedule event sources to run")
+    return "runtime ready: " + (", ".join(parts) or "no SQS, stream or schedule event sources to run")
 
 
 class Supervisor:
@@ -294,6 +307,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds; defaults to each function's lambda_timeout in .chalice/config.json, else 60")
     parser.add_argument("--control-table", default=os.environ.get("PACER_RUNTIME_CONTROL_TABLE"),
                         help="a DynamoDB table (pk, sk) holding live concurrency per SQS source; see docs/RUNTIME.md")
+    parser.add_argument("--checkpoint-table", default=os.environ.get("PACER_RUNTIME_CHECKPOINT_TABLE"),
+                        help="a DynamoDB table (pk, sk) for DynamoDB stream checkpoints; defaults to --control-table; "
+                             "without either, checkpoints live in memory")
     parser.add_argument("--worker-start-hook", default=os.environ.get("PACER_RUNTIME_WORKER_START_HOOK"),
                         help="MODULE.FUNCTION of the app, called with the source's name in each worker process "
                              "once it can poll, before it says it is ready; see docs/RUNTIME.md")
@@ -315,14 +331,16 @@ def main(argv: list[str] | None = None) -> None:
     env = child_environment()
     project = load_project(args.project_dir, args.stage)
     for source in project.unsupported_sources():
-        log.warning("ignoring event source %s (%s): this runtime runs SQS and schedule sources only",
+        log.warning("ignoring event source %s (%s): this runtime runs SQS, DynamoDB stream and schedule sources only",
                     source.name, type(source).__name__)
     for source in project.schedule_sources():
         parse_schedule(source.schedule_expression)  # a bad expression stops us here, not in a restart loop
     control = ConcurrencyControl(args.control_table) if args.control_table else None
     # The handlers only set a flag: one that did more (Event.set) could deadlock on a lock the main thread holds.
     stopping = StopSignals().install()
-    supervisor = Supervisor(child_specs(project, args.workers, args.function_timeout, args.worker_start_hook),
+    checkpoint_table = args.checkpoint_table or args.control_table
+    supervisor = Supervisor(child_specs(project, args.workers, args.function_timeout, args.worker_start_hook,
+                                        checkpoint_table),
                             readiness_line(project, args.workers), env, control, stopping)
     supervisor.run()
 

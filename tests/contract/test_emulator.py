@@ -110,3 +110,32 @@ def test_an_index_query_reads_its_partition_in_the_index_order_with_pages_and_fi
     assert query(ScanIndexForward=False, Limit=6) == expected[::-1]
     assert query(FilterExpression="n >= :ten", values={":ten": {"N": "30"}}, Limit=5) == [
         i for i in expected if int(i[1:]) >= 30]
+
+
+def test_a_cancelled_transaction_leaves_nothing_in_the_tables_stream():
+    """DynamoDB streams only what a transaction commits; moto streamed a cancelled one's puts and rollback."""
+    emulator = start_emulator()
+    try:
+        kw = dict(endpoint_url=emulator.endpoint_url, region_name="us-east-1", aws_access_key_id="testing",
+                  aws_secret_access_key="testing")
+        client, streams = boto3.client("dynamodb", **kw), boto3.client("dynamodbstreams", **kw)
+        client.create_table(TableName="s", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                            BillingMode="PAY_PER_REQUEST",
+                            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+        item = lambda id_: {"Put": {"TableName": "s", "Item": {"id": {"S": id_}},  # noqa: E731
+                                    "ConditionExpression": "attribute_not_exists(id)"}}
+        client.transact_write_items(TransactItems=[item("a"), item("b")])
+        with pytest.raises(ClientError):
+            client.transact_write_items(TransactItems=[item("c"), item("b")])
+        client.transact_write_items(TransactItems=[item("c")])
+        arn = client.describe_table(TableName="s")["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+        assert [(r["eventName"], r["dynamodb"]["Keys"]["id"]["S"]) for r in records] == [
+            ("INSERT", "a"), ("INSERT", "b"), ("INSERT", "c")]
+        sequences = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+        assert sequences == sorted(set(sequences))
+    finally:
+        emulator.stop()

@@ -34,7 +34,7 @@ def aws():
     endpoint = emulator.endpoint_url if emulator else os.environ["AWS_ENDPOINT_URL"]
     session = boto3.session.Session(
         region_name=REGION, **{name.lower(): os.environ.get(name, default) for name, default in EMULATOR_DEFAULTS.items()})
-    yield {name: session.client(name, endpoint_url=endpoint) for name in ("cloudformation", "dynamodb", "sqs")}
+    yield {name: session.client(name, endpoint_url=endpoint) for name in ("cloudformation", "dynamodb", "s3", "sqs", "sts")}
     if emulator:
         emulator.stop()
 
@@ -53,13 +53,29 @@ def deploy(aws, template: dict) -> str:
     return name
 
 
-def tear_down(aws, stack: str, tables: list[str]) -> None:
+def account(aws) -> str:
+    return aws["sts"].get_caller_identity()["Account"]  # moto's 123456789012, LocalStack's 000000000000
+
+
+def deployed_bucket_name(aws, bucket) -> str:
+    """The template names a bucket <name>-<account>-<region>, since S3 names are global."""
+    return f"{bucket.name}-{account(aws)}-{REGION}"
+
+
+def tear_down(aws, stack: str, tables: list[str], buckets: list[str] = ()) -> None:
     aws["cloudformation"].delete_stack(StackName=stack)
     aws["cloudformation"].get_waiter("stack_delete_complete").wait(
         StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     for table in tables:  # DeletionPolicy: Retain keeps tables on AWS; the emulator need not keep them
         try:
             aws["dynamodb"].delete_table(TableName=table)
+        except ClientError:
+            pass
+    for bucket in buckets:  # Retain keeps the datalake on AWS too
+        try:
+            for found in aws["s3"].list_objects_v2(Bucket=bucket).get("Contents", []):
+                aws["s3"].delete_object(Bucket=bucket, Key=found["Key"])
+            aws["s3"].delete_bucket(Bucket=bucket)
         except ClientError:
             pass
 
@@ -82,6 +98,13 @@ def assert_table_as_declared(aws, table: Table) -> None:
         assert ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING") and ttl["AttributeName"] == table.ttl_attribute
     else:
         assert ttl["TimeToLiveStatus"] == "DISABLED"
+    stream = description.get("StreamSpecification", {})
+    if table.stream_view:
+        assert stream.get("StreamEnabled") and stream["StreamViewType"] == table.stream_view
+        assert description["LatestStreamArn"].startswith(
+            f"arn:aws:dynamodb:{REGION}:{account(aws)}:table/{table.name}/stream/")
+    else:
+        assert not stream.get("StreamEnabled")
 
 
 def assert_queue_as_declared(aws, queue: Queue, visibility_timeout: int) -> None:
@@ -105,9 +128,13 @@ def assert_queue_as_declared(aws, queue: Queue, visibility_timeout: int) -> None
 def test_the_generated_tables_and_queues_deploy_through_cloudformation_as_declared(aws):
     graph = app_graph("dev")
     stack = deploy(aws, resources_template(graph))
+    buckets = [deployed_bucket_name(aws, bucket) for bucket in declared.BUCKETS]
     try:
         for table in declared.TABLES:
             assert_table_as_declared(aws, table)
+        for bucket in buckets:  # the datalake, named per account and region since S3 names are global
+            aws["s3"].head_bucket(Bucket=bucket)
+            aws["s3"].put_object(Bucket=bucket, Key="results/date=2026-01-01/probe.ndjson", Body=b"{}\n")
         visibility = deployed_visibility_timeouts(graph)
         for queue in declared.QUEUES:
             assert_queue_as_declared(aws, queue, visibility.get(queue.name, queue.visibility_timeout))
@@ -117,7 +144,7 @@ def test_the_generated_tables_and_queues_deploy_through_cloudformation_as_declar
             seconds = aws["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
             assert int(seconds["Attributes"]["VisibilityTimeout"]) >= 6 * mapping.timeout
     finally:
-        tear_down(aws, stack, [t.name for t in declared.TABLES])
+        tear_down(aws, stack, [t.name for t in declared.TABLES], buckets)
 
 
 def test_declared_indexes_ttl_and_fifo_attributes_deploy_through_cloudformation(aws):
@@ -130,7 +157,7 @@ def test_declared_indexes_ttl_and_fifo_attributes_deploy_through_cloudformation(
     queue = Queue(name=f"gen-{suffix}.fifo", visibility_timeout=120, max_receive_count=3, dead_letter=dlq,
                   attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})
     template = {"AWSTemplateFormatVersion": "2010-09-09",
-                "Resources": data_resources(tables=(table,), queues=(dlq, queue))}
+                "Resources": data_resources(tables=(table,), queues=(dlq, queue), buckets=())}
     stack = deploy(aws, template)
     try:
         assert_table_as_declared(aws, table)

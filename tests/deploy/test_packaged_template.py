@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from chalice.app import ScheduledEventConfig, SQSEventConfig
+from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
 
 from chalicelib import resources as declared
 from infra.deploy.package import package
@@ -121,9 +121,14 @@ def test_the_merge_adds_no_resource_of_its_own_by_a_wrong_name(sam):
     assert intrinsics == []
 
 
+def sqs_mappings(template: dict) -> dict:
+    return {name: m for name, m in of_type(template, "AWS::Lambda::EventSourceMapping").items()
+            if "Fn::Sub" in m["Properties"]["EventSourceArn"]}
+
+
 def test_every_sqs_handler_gets_a_mapping_that_reports_batch_item_failures_with_a_concurrency_cap(
         cloudformation, app):
-    mappings = of_type(cloudformation, "AWS::Lambda::EventSourceMapping")
+    mappings = sqs_mappings(cloudformation)
     by_function = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"] for m in mappings.values()}
     handlers = [source for source in app.event_sources if isinstance(source, SQSEventConfig)]
     assert set(by_function) == {cfn_name(source.name) for source in handlers}
@@ -136,6 +141,30 @@ def test_every_sqs_handler_gets_a_mapping_that_reports_batch_item_failures_with_
         assert mapping["EventSourceArn"]["Fn::Sub"].endswith(f":{source.queue}")
 
 
+def test_every_stream_handler_reads_its_tables_real_stream_and_reports_batch_item_failures(cloudformation, app):
+    from infra.runtime.stream_batch import table_of
+
+    tables = {t["Properties"]["TableName"]: name for name, t in of_type(cloudformation, "AWS::DynamoDB::Table").items()}
+    streams = {name: m["Properties"] for name, m in of_type(cloudformation, "AWS::Lambda::EventSourceMapping").items()
+               if "Fn::GetAtt" in m["Properties"]["EventSourceArn"]}
+    handlers = [source for source in app.event_sources if isinstance(source, DynamoDBEventConfig)]
+    assert handlers and len(streams) == len(handlers)
+    by_function = {m["FunctionName"]["Ref"]: (name, m) for name, m in streams.items()}
+    for source in handlers:
+        name, mapping = by_function[cfn_name(source.name)]
+        table = tables[table_of(source.stream_arn)]
+        # The decorator can only say /stream/*; the template names the table's real stream.
+        assert mapping["EventSourceArn"] == {"Fn::GetAtt": [table, "StreamArn"]}
+        assert table in _depends_on(cloudformation, name)
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping["BisectBatchOnFunctionError"] is False  # a bisected batch would be written under other keys
+        assert mapping["StartingPosition"] == source.starting_position == "TRIM_HORIZON"
+        assert mapping["BatchSize"] == source.batch_size
+        assert mapping["MaximumBatchingWindowInSeconds"] == source.maximum_batching_window_in_seconds
+        stream = of_type(cloudformation, "AWS::DynamoDB::Table")[table]["Properties"]["StreamSpecification"]
+        assert stream == {"StreamViewType": "NEW_IMAGE"}
+
+
 def _queue_resource(template: dict, queue_name: str) -> dict:
     [queue] = [q for q in of_type(template, "AWS::SQS::Queue").values()
                if q["Properties"]["QueueName"] == queue_name]
@@ -144,7 +173,7 @@ def _queue_resource(template: dict, queue_name: str) -> dict:
 
 def test_every_queue_a_function_reads_outlasts_six_of_its_timeouts(cloudformation):
     functions = of_type(cloudformation, "AWS::Lambda::Function")
-    for mapping in of_type(cloudformation, "AWS::Lambda::EventSourceMapping").values():
+    for mapping in sqs_mappings(cloudformation).values():
         properties = mapping["Properties"]
         timeout = functions[properties["FunctionName"]["Ref"]]["Properties"]["Timeout"]
         queue = _queue_resource(cloudformation, properties["EventSourceArn"]["Fn::Sub"].rsplit(":", 1)[1])
@@ -187,7 +216,7 @@ def test_cloudformation_creates_each_queue_before_the_mapping_that_reads_it(clou
     # Lambda refuses a mapping for a queue that does not exist yet, and
     # CloudFormation runs what nothing orders in parallel.
     queue_ids = {q["Properties"]["QueueName"]: name for name, q in of_type(cloudformation, "AWS::SQS::Queue").items()}
-    for name, mapping in of_type(cloudformation, "AWS::Lambda::EventSourceMapping").items():
+    for name, mapping in sqs_mappings(cloudformation).items():
         queue = mapping["Properties"]["EventSourceArn"]["Fn::Sub"].rsplit(":", 1)[1]
         assert queue_ids[queue] in _depends_on(cloudformation, name), name
 
@@ -211,8 +240,12 @@ def test_roles_allow_named_actions_on_pacers_own_resources_and_nothing_else(clou
             assert all("*" not in action for action in statement["Action"]), statement
             for resource in statement["Resource"]:
                 arn = resource["Fn::Sub"]  # pinned to the stack's partition, region and account
-                assert arn.startswith("arn:${AWS::Partition}:") and ":${AWS::Region}:${AWS::AccountId}:" in arn
                 service = statement["Action"][0].split(":")[0]
+                if service == "s3":  # bucket ARNs name no region or account; the bucket's name does
+                    bucket = arn.removeprefix("arn:${AWS::Partition}:s3:::").split("/")[0]
+                    assert bucket in [f"{b.name}-${{AWS::AccountId}}-${{AWS::Region}}" for b in declared.BUCKETS]
+                    continue
+                assert arn.startswith("arn:${AWS::Partition}:") and ":${AWS::Region}:${AWS::AccountId}:" in arn
                 assert all(action.startswith(f"{service}:") for action in statement["Action"])
                 if service in ("dynamodb", "sqs"):
                     resource_name = arn.rsplit(":", 1)[1].removeprefix("table/").split("/")[0]
@@ -226,7 +259,8 @@ def test_functions_read_their_table_and_queue_names_from_the_resources_they_depe
     for name, function in of_type(cloudformation, "AWS::Lambda::Function").items():
         variables = function["Properties"]["Environment"]["Variables"]
         for value in variables.values():
-            assert value not in [t.name for t in declared.TABLES] + [q.name for q in declared.QUEUES], (
+            assert value not in ([t.name for t in declared.TABLES] + [q.name for q in declared.QUEUES]
+                                 + [b.name for b in declared.BUCKETS]), (
                 f"{name}: a literal resource name leaves CloudFormation free to create the function first")
 
 
@@ -252,6 +286,7 @@ ITEM_ACTIONS = {
     "sqs:SendMessageBatch": {"sqs:SendMessage"},
     "sqs:DeleteMessageBatch": {"sqs:DeleteMessage"},
     "sqs:ChangeMessageVisibilityBatch": {"sqs:ChangeMessageVisibility"},
+    "s3:ListObjectsV2": {"s3:ListBucket"},
 }
 
 
@@ -262,14 +297,15 @@ def test_the_policy_grants_every_dynamodb_and_sqs_call_chalicelib_makes():
     import botocore.session
     from botocore import xform_name
 
-    from infra.deploy.template import DYNAMODB_ACTIONS, SQS_ACTIONS
+    from infra.deploy.template import DYNAMODB_ACTIONS, S3_BUCKET_ACTIONS, S3_OBJECT_ACTIONS, SQS_ACTIONS
 
     source = "\n".join(path.read_text() for path in (ROOT / "chalicelib").rglob("*.py"))
     called = set()
-    for service in ("dynamodb", "sqs"):
+    for service in ("dynamodb", "sqs", "s3"):
         for operation in botocore.session.get_session().get_service_model(service).operation_names:
             if re.search(rf"\.{xform_name(operation)}\(", source):
                 called.add(f"{service}:{operation}")
     assert "dynamodb:TransactWriteItems" in called, "the scan of chalicelib found nothing; is it still there?"
     needed = set().union(*(ITEM_ACTIONS.get(action, {action}) for action in called))
-    assert needed - set(DYNAMODB_ACTIONS + SQS_ACTIONS) == set()
+    assert "s3:PutObject" in called
+    assert needed - set(DYNAMODB_ACTIONS + SQS_ACTIONS + S3_BUCKET_ACTIONS + S3_OBJECT_ACTIONS) == set()

@@ -24,8 +24,11 @@ from tests.runtime.runtime_harness import (
     READY_TIMEOUT,
     REPO_ROOT,
     SCHEDULE_SCALE,
+    CHECKPOINT_TABLE,
     RunningRuntime,
     create_fixture_queues,
+    create_fixture_table,
+    ensure_table,
     eventually,
 )
 
@@ -69,17 +72,21 @@ def dynamodb(aws_env):
 
 
 @pytest.fixture(scope="session")
-def launch_runtime(aws_env, sqs, tmp_path_factory):
-    """Start `python -m infra.runtime` on the fixture app with fresh queues; wait for its readiness line.
+def launch_runtime(aws_env, sqs, dynamodb, tmp_path_factory):
+    """Start `python -m infra.runtime` on the fixture app with fresh queues and a fresh stream table; wait for
+    its readiness line. Stream checkpoints go to one shared table (`--checkpoint-table`).
 
     With `control_table`, the runtime follows the live concurrency stored there (`--control-table`); with
-    `worker_start_hook`, each worker calls it as it starts (`--worker-start-hook`)."""
+    `worker_start_hook`, each worker calls it as it starts (`--worker-start-hook`); with `prefix`, it reuses
+    the queues and table of an earlier runtime (a restart)."""
     launched: list[RunningRuntime] = []
+    ensure_table(dynamodb, CHECKPOINT_TABLE, {"pk": "HASH", "sk": "RANGE"})
 
     def launch(workers: int = 2, control_table: str | None = None,
-               worker_start_hook: str | None = None) -> RunningRuntime:
-        prefix = f"rt-{uuid.uuid4().hex[:10]}"
+               worker_start_hook: str | None = None, prefix: str | None = None) -> RunningRuntime:
+        prefix = prefix or f"rt-{uuid.uuid4().hex[:10]}"
         queues = create_fixture_queues(sqs, prefix)
+        table = create_fixture_table(dynamodb, prefix)
         directory = tmp_path_factory.mktemp(prefix)
         runtime_env = {
             **os.environ,
@@ -92,12 +99,13 @@ def launch_runtime(aws_env, sqs, tmp_path_factory):
         with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "infra.runtime", "--project-dir", str(FIXTURE_APP),
-                 "--stage", "local", "--workers", str(workers),
+                 "--stage", "local", "--workers", str(workers), "--checkpoint-table", CHECKPOINT_TABLE,
                  *(["--control-table", control_table] if control_table else []),
                  *(["--worker-start-hook", worker_start_hook] if worker_start_hook else [])],
                 cwd=REPO_ROOT, env=runtime_env, stdout=stdout, stderr=stderr, **child_process_kwargs(),
             )
-        runtime = RunningRuntime(process, queues, directory / "records.jsonl", stdout_path, stderr_path)
+        runtime = RunningRuntime(process, queues, directory / "records.jsonl", stdout_path, stderr_path,
+                                 dynamodb, table)
         launched.append(runtime)
         eventually(
             lambda: "runtime ready:" in runtime.ready_line() or process.poll() is not None,

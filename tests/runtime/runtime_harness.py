@@ -95,6 +95,32 @@ class FixtureQueues:
         return [json.loads(message["Body"]) for message in response.get("Messages", [])]
 
 
+CHECKPOINT_TABLE = "runtime-fixture-checkpoints"
+
+
+def ensure_table(dynamodb, name: str, keys: dict[str, str], stream: bool = False) -> None:
+    """Create a table of string keys ({"pk": "HASH", "sk": "RANGE"}) unless it exists; wait until it is ACTIVE."""
+    request = {
+        "TableName": name, "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": key, "KeyType": kind} for key, kind in keys.items()],
+        "AttributeDefinitions": [{"AttributeName": key, "AttributeType": "S"} for key in keys],
+    }
+    if stream:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    try:
+        dynamodb.create_table(**request)
+    except dynamodb.exceptions.ResourceInUseException:
+        pass
+    dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 60})
+
+
+def create_fixture_table(dynamodb, prefix: str) -> str:
+    """The fixture app's stream source: `<prefix>-changes`, keyed by `id`, its stream on."""
+    name = f"{prefix}-changes"
+    ensure_table(dynamodb, name, {"id": "HASH"}, stream=True)
+    return name
+
+
 def create_fixture_queues(sqs, prefix: str) -> FixtureQueues:
     queues = FixtureQueues(sqs, prefix)
     queues.urls["dlq"] = sqs.create_queue(QueueName=f"{prefix}-dlq")["QueueUrl"]
@@ -117,6 +143,28 @@ class RunningRuntime:
     records_path: Path
     stdout_path: Path
     stderr_path: Path
+    dynamodb: Any = None
+    table: str = ""
+
+    def put_items(self, *items: dict) -> None:
+        """Write items to the fixture's stream table, one PutItem each, in order: {"id": "a", "sleep": 1}."""
+        for item in items:
+            self.dynamodb.put_item(TableName=self.table, Item={
+                name: {"N": str(value)} if isinstance(value, (int, float)) else {"S": str(value)}
+                for name, value in item.items()})
+
+    def stream_invocations(self) -> list[dict]:
+        return self.records("stream")
+
+    def stream_batches(self, tag: str) -> list[list[str]]:
+        """The ids of this tag's items in each stream invocation that held any, in order (ids are `<tag>-…`)."""
+        batches = []
+        for invocation in self.stream_invocations():
+            ids = [r["dynamodb"]["Keys"]["id"]["S"] for r in invocation["records"]]
+            mine = [i for i in ids if i.startswith(tag)]
+            if mine:
+                batches.append(mine)
+        return batches
 
     def ready_line(self) -> str:
         return self.stdout_path.read_text().strip()

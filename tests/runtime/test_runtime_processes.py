@@ -19,7 +19,7 @@ def test_the_readiness_line_counts_workers_per_queue_capped_by_maximum_concurren
     prefix = runtime.queues.prefix
     assert runtime.ready_line() == (
         f"runtime ready: 2 worker(s) for {prefix}-jobs, 1 worker(s) for {prefix}-batched, "
-        f"2 worker(s) for {prefix}-slow, 1 scheduler for 2 schedule(s)"
+        f"2 worker(s) for {prefix}-slow, 1 stream reader for {prefix}-changes, 1 scheduler for 2 schedule(s)"
     )
 
 
@@ -47,8 +47,8 @@ def test_the_supervisor_restarts_a_worker_killed_with_sigkill_and_processing_con
 def test_sigint_lets_a_busy_worker_finish_its_batch_and_then_stops_every_child(launch_runtime, tag):
     runtime = launch_runtime(workers=2)
     children = runtime.children()
-    # two jobs, one batched (maximum_concurrency=1), two slow workers, one scheduler
-    assert len(children) == 6, children
+    # two jobs, one batched (maximum_concurrency=1), two slow workers, one stream reader, one scheduler
+    assert len(children) == 7, children
     [message_id] = runtime.queues.send("slow", {"tag": tag, "sleep": 1})
     eventually(lambda: runtime.invocations_with(tag), 10, runtime.explain("the slow message was not handled"))
 

@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ADAPTERS = ("dynamo", "memory", "sqs")  # the modules that talk to a store, or stand in for one
+ADAPTERS = ("dynamo", "memory", "sqs", "s3")  # the modules that talk to a store, or stand in for one
 
 
 def module_imports() -> dict[str, set[str]]:

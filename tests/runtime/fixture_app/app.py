@@ -9,6 +9,11 @@ A message body (JSON) steers the SQS handlers:
     {"fail": true}             the message is reported in batchItemFailures
     {"unknown_failure": true}  batchItemFailures names an id not in the batch
     {"sleep": seconds}         the handler sleeps, then records "finished"
+
+The stream handler reads its table's new images the same way (attributes of
+the item): `raise_until` (epoch seconds: the handler raises until then),
+`fail_until` (the record is reported in batchItemFailures until then) and
+`sleep` (seconds, then "finished" is recorded).
 """
 import json
 import os
@@ -38,6 +43,30 @@ def batched(event):
 @app.on_sqs_message(queue=f"{QUEUE_PREFIX}-slow", batch_size=1)
 def slow(event):
     return handle_batch("slow", event)
+
+
+# The table's current stream, whatever its label: the runtime resolves `/stream/*` (docs/RUNTIME.md).
+@app.on_dynamodb_record(
+    stream_arn=f"arn:aws:dynamodb:us-east-1:123456789012:table/{QUEUE_PREFIX}-changes/stream/*",
+    batch_size=5, maximum_batching_window_in_seconds=1, starting_position="TRIM_HORIZON",
+)
+def changes(event):
+    records = event.to_dict()["Records"]
+    context = event.context
+    record("stream", records=records, pid=os.getpid(), request_id=context.aws_request_id,
+           function_name=context.function_name)
+    failures = []
+    for item in records:
+        image = item["dynamodb"].get("NewImage", {})
+        now = time.time()
+        if "raise_until" in image and now < float(image["raise_until"]["N"]):
+            raise RuntimeError("the item asked the handler to raise")
+        if "fail_until" in image and now < float(image["fail_until"]["N"]):
+            failures.append({"itemIdentifier": item["dynamodb"]["SequenceNumber"]})
+        if "sleep" in image:
+            time.sleep(float(image["sleep"]["N"]))
+            record("finished", source="changes", sequence=item["dynamodb"]["SequenceNumber"], pid=os.getpid())
+    return {"batchItemFailures": failures}
 
 
 @app.schedule("rate(1 minute)")

@@ -1,0 +1,72 @@
+"""The metrics summary (`GET /api/metrics/summary`): the system at a glance, from a bounded read.
+
+What it reads, whatever the size of the system: the catalog's origin counters
+(one item per way in), the last 61 minute counters, the newest SAMPLED_OBJECTS
+objects' samples (up to 32 records each), the fleet's beats (one per worker),
+and the depth of the jobs queue and the DLQ (one call each). Every figure but
+the queue depths comes from results already in the datalake, so it trails the
+results table by the datalake's lag (a second or two locally).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from chalicelib.datalake.store import Catalog
+from chalicelib.fleet.models import Fleet
+
+SAMPLED_OBJECTS = 60  # newest objects whose samples give the percentiles: up to 1,920 records
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0–100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)], 3)
+
+
+def _spread(values: Sequence[float]) -> dict[str, float | None]:
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "p99": percentile(values, 99)}
+
+
+def summary(catalog: Catalog, fleet: Fleet, jobs_queue: dict[str, int], dlq: dict[str, int],
+            now: float) -> dict[str, Any]:
+    origins = catalog.origins()
+    by_origin = {origin: {"done": c.get("done", 0), "failed": c.get("failed", 0)} for origin, c in sorted(origins.items())}
+    done = sum(c["done"] for c in by_origin.values())
+    failed = sum(c["failed"] for c in by_origin.values())
+    this_minute = int(now // 60)
+    minutes = catalog.minutes(this_minute - 60)
+    last_minute = [m for m in minutes if m.minute == this_minute - 1]
+    last_hour = [m for m in minutes if this_minute - 60 <= m.minute < this_minute]
+    hour_done = sum(m.done for m in last_hour)
+    hour_failed = sum(m.failed for m in last_hour)
+    samples = catalog.samples(SAMPLED_OBJECTS)
+    states = [worker.state for worker in fleet.workers]
+    return {
+        "jobs": {
+            "by_status": {"done": done, "failed": failed},
+            "by_origin": by_origin,
+            "queued_messages": jobs_queue.get("visible", 0) + jobs_queue.get("delayed", 0),
+            "in_flight_messages": jobs_queue.get("in_flight", 0),
+        },
+        "throughput": {
+            "last_minute": sum(m.done + m.failed for m in last_minute),
+            "last_hour": hour_done + hour_failed,
+            "per_second_last_hour": round((hour_done + hour_failed) / 3600, 3),
+        },
+        "failure_rate": {
+            "last_hour": round(hour_failed / (hour_done + hour_failed), 4) if hour_done + hour_failed else None,
+            "all_time": round(failed / (done + failed), 4) if done + failed else None,
+        },
+        "queue_wait_s": _spread([w for s in samples for w in s.waits_s]),
+        "processing_s": _spread([d for s in samples for d in s.durations_s]),
+        "workers": {"up": sum(1 for s in states if s in ("idle", "busy")), "busy": states.count("busy"),
+                    "down": states.count("down"), "stopped": states.count("stopped")},
+        "dlq_depth": sum(dlq.values()),
+        "datalake_lag_s": {**_spread([lag for s in samples for lag in s.lags_s]),
+                           "last_write_age_s": round(now - samples[0].written_at, 3) if samples else None},
+        "sampled": {"objects": len(samples), "records": sum(len(s.lags_s) for s in samples), "minutes": len(minutes)},
+        "at": round(now, 3),
+    }
