@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-fast typecheck fuzz browser bench bench-quick drills drills-quick clean
+.PHONY: up seed test test-fast typecheck fuzz browser bench bench-quick drills drills-quick clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 ## up: emulator + tables/queues + API on :8000 + runtime (2 workers) + page on :8080. Ctrl-C stops all.
 up: $(STAMP)
 	$(PY) -m infra.stack --workers $(or $(WORKERS),2)
+
+## seed: a realistic mix of runs, compute numbers and typed jobs on a running stack (API=http://host:port; default :8000).
+seed: $(STAMP)
+	$(PY) -m infra.seed --api $(or $(API),http://localhost:8000)
 
 ## test: everything CI runs: the type check, then unit, contract, runtime conformance, integration, browser.
 test: $(STAMP) browser typecheck

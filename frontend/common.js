@@ -1,5 +1,5 @@
 /*
- * What the pages (run, dashboard, jobs, job, new, docs) share: where the API is, how
+ * What the pages (run, dashboard, jobs, job, new, dlq, docs) share: where the API is, how
  * to call it, how to show its errors, times and counts; the header's nav and
  * connection pill; and the trend charts.
  * It defines one global, `Pacer`, and needs no build step.
@@ -26,6 +26,7 @@
     { page: "dashboard", href: "dashboard.html", label: "Dashboard" },
     { page: "jobs", href: "jobs.html", label: "Jobs" },
     { page: "new", href: "new.html", label: "New job" },
+    { page: "dlq", href: "dlq.html", label: "Dead letters" },
     { page: "docs", href: "docs.html", label: "API" },
   ];
 

@@ -14,6 +14,15 @@
  *
  * Created from/to are shown in the browser's time zone and sent, and kept in
  * the URL, as ISO UTC, so a bookmark means the same instant anywhere.
+ *
+ * Bulk actions: each row has a checkbox, the header one selects the whole page.
+ * "Cancel selected" sends DELETE /api/jobs/{id} per job and "Retry selected"
+ * POST /api/jobs/{id}/retry (an admin call, with the token every page keeps),
+ * a few at a time, since the API has no bulk endpoint. The result says how
+ * many succeeded and lists each failure with the API's status and message
+ * (409 for a job not in a state the action applies to); the failed jobs stay
+ * selected, so a fixed token can be tried on them again. The selection is the
+ * jobs on the page shown: a job that leaves the page leaves the selection.
  */
 (function () {
   "use strict";
@@ -23,6 +32,12 @@
   const SELECTS = { status: "f-status", type: "f-type", priority: "f-priority", sort: "f-sort", order: "f-order", limit: "f-limit" };
   const TIMES = { created_from: "f-created-from", created_to: "f-created-to" };
   const SEARCH_DEBOUNCE_MS = 350;
+  const COLUMNS = 8;
+  const BULK_PARALLEL = 4; // requests in flight at once during a bulk action
+  const BULK_ACTIONS = {
+    cancel: { done: "Cancelled", method: "DELETE", path: (id) => `/api/jobs/${encodeURIComponent(id)}`, admin: false },
+    retry: { done: "Retried", method: "POST", path: (id) => `/api/jobs/${encodeURIComponent(id)}/retry`, admin: true },
+  };
 
   const { el } = Pacer;
   const $ = (id) => document.getElementById(id);
@@ -33,6 +48,9 @@
     stack: [],       // the cursors of the pages before this one
     nextToken: null, // the token of the page after this one, from the last answer
     generation: 0,   // bumped by every load, so an older answer cannot overwrite a newer one
+    shown: [],       // the ids of the jobs the table shows, in its order
+    selected: new Set(), // the ids of the selected jobs, always among `shown`
+    bulkBusy: false, // a bulk action is under way
   };
 
   // ---- the URL ------------------------------------------------------------
@@ -148,7 +166,8 @@
 
   function renderEmpty(text) {
     $("jobs-list").replaceChildren(
-      el("tr", { class: "jobs-empty" }, el("td", { colspan: 7 }, text)));
+      el("tr", { class: "jobs-empty" }, el("td", { colspan: COLUMNS }, text)));
+    showSelection([]);
   }
 
   function renderRows(jobs) {
@@ -158,6 +177,7 @@
       return;
     }
     $("jobs-list").replaceChildren(...jobs.map(jobRow));
+    showSelection(jobs.map((job) => job.id));
   }
 
   function jobRow(job) {
@@ -167,6 +187,10 @@
     return el("tr", {
       "data-job-id": job.id, "data-status": job.status, "data-type": job.type, "data-priority": job.priority,
     },
+    el("td", { class: "select-col" }, el("input", {
+      type: "checkbox", class: "select-job", "data-job-id": job.id, "aria-label": `Select job ${job.id}`,
+      checked: view.selected.has(job.id),
+    })),
     el("td", {}, link),
     el("td", {}, Pacer.statusBadge(job.status)),
     el("td", {}, job.type),
@@ -202,6 +226,101 @@
     load();
   }
 
+  // ---- selection and bulk actions -----------------------------------------
+
+  /** The table now shows these jobs: keep only them selected, and bring the controls up to date. */
+  function showSelection(ids) {
+    view.shown = ids;
+    view.selected = new Set(ids.filter((id) => view.selected.has(id)));
+    renderSelection();
+  }
+
+  function renderSelection() {
+    const count = view.selected.size;
+    const all = $("select-all");
+    all.checked = count > 0 && count === view.shown.length;
+    all.indeterminate = count > 0 && count < view.shown.length;
+    all.disabled = view.bulkBusy || view.shown.length === 0;
+    for (const box of document.querySelectorAll("#jobs-list .select-job")) {
+      box.checked = view.selected.has(box.dataset.jobId);
+      box.disabled = view.bulkBusy;
+    }
+    $("selected-count").dataset.count = String(count);
+    $("selected-count").textContent = count === 0 ? "No job selected"
+      : `${count} job${count === 1 ? "" : "s"} selected`;
+    $("bulk-cancel").disabled = view.bulkBusy || count === 0;
+    $("bulk-retry").disabled = view.bulkBusy || count === 0;
+  }
+
+  function selectAll() {
+    view.selected = $("select-all").checked ? new Set(view.shown) : new Set();
+    renderSelection();
+  }
+
+  function selectOne(event) {
+    const box = event.target;
+    if (!box.classList || !box.classList.contains("select-job")) return;
+    if (box.checked) view.selected.add(box.dataset.jobId);
+    else view.selected.delete(box.dataset.jobId);
+    renderSelection();
+  }
+
+  /** Runs `task` on every id, at most BULK_PARALLEL at a time; resolves to the results in the ids' order. */
+  async function eachLimited(ids, task) {
+    const results = new Array(ids.length);
+    let next = 0;
+    async function lane() {
+      while (next < ids.length) {
+        const index = next++;
+        results[index] = await task(ids[index]);
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(BULK_PARALLEL, ids.length) }, lane));
+    return results;
+  }
+
+  async function runBulk(name) {
+    const action = BULK_ACTIONS[name];
+    const ids = view.shown.filter((id) => view.selected.has(id));
+    if (view.bulkBusy || ids.length === 0) return;
+    view.bulkBusy = true;
+    renderSelection();
+    $("admin-token").removeAttribute("aria-invalid");
+    const headers = action.admin ? Pacer.adminHeaders($("admin-token").value.trim()) : {};
+    const results = await eachLimited(ids, async (id) => {
+      try {
+        await Pacer.call(action.method, action.path(id), { headers });
+        return { id, ok: true };
+      } catch (err) {
+        return { id, ok: false, status: err instanceof Pacer.ApiError ? err.status : null, title: Pacer.errorTitle(err),
+                 message: err.message };
+      }
+    });
+    const failures = results.filter((result) => !result.ok);
+    if (action.admin && failures.some((f) => f.status === 401 || f.status === 403)) {
+      $("admin-token").setAttribute("aria-invalid", "true");
+    }
+    renderBulkResult(name, action, results, failures);
+    view.selected = new Set(failures.map((f) => f.id)); // what failed stays selected, to try again
+    view.bulkBusy = false;
+    renderSelection();
+    load(); // the statuses have changed
+  }
+
+  function renderBulkResult(name, action, results, failures) {
+    const box = $("bulk-result");
+    const succeeded = results.length - failures.length;
+    box.dataset.action = name;
+    box.dataset.succeeded = String(succeeded);
+    box.dataset.failed = String(failures.length);
+    $("bulk-summary").textContent = `${action.done} ${succeeded} of ${results.length} ` +
+      `job${results.length === 1 ? "" : "s"}` + (failures.length ? `; ${failures.length} failed:` : ".");
+    $("bulk-failures").replaceChildren(...failures.map((failure) => el("li", {
+      "data-job-id": failure.id, "data-status": failure.status === null ? "" : String(failure.status),
+    }, el("code", {}, failure.id), ` — ${failure.title}: ${failure.message}`)));
+    box.hidden = false;
+  }
+
   // ---- wiring -------------------------------------------------------------
 
   function init() {
@@ -226,6 +345,11 @@
     $("next-page").addEventListener("click", nextPage);
     $("prev-page").addEventListener("click", previousPage);
     $("refresh").addEventListener("click", load);
+    Pacer.bindAdminToken($("admin-token"));
+    $("select-all").addEventListener("change", selectAll);
+    $("jobs-list").addEventListener("change", selectOne);
+    $("bulk-cancel").addEventListener("click", () => runBulk("cancel"));
+    $("bulk-retry").addEventListener("click", () => runBulk("retry"));
     window.addEventListener("popstate", () => {
       readUrl();
       fillForm();

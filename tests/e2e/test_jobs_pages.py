@@ -449,3 +449,120 @@ def test_retrying_a_failed_job_asks_for_the_admin_token_and_then_requeues_it(bro
     assert stored_job(api, job["id"])["timeline"][requeued_at]["status"] == "pending"
     # Kept where the run page keeps it, so neither page asks for it again.
     assert browser.execute_script("return localStorage.getItem('pacer.adminToken')") == ADMIN_TOKEN
+
+
+# ---- bulk actions in the jobs list ------------------------------------------
+
+def bulk_result(browser: WebDriver) -> dict:
+    """What the last bulk action reported: its counts, and each failure's job id -> (status, text)."""
+    return browser.execute_script(
+        "const box = document.getElementById('bulk-result');"
+        "return {action: box.dataset.action, succeeded: Number(box.dataset.succeeded), failed: Number(box.dataset.failed),"
+        " failures: Object.fromEntries([...document.querySelectorAll('#bulk-failures li')]"
+        "  .map((li) => [li.dataset.jobId, [li.dataset.status, li.textContent]]))};")
+
+
+def checkbox(browser: WebDriver, job_id: str):
+    return browser.find_element(By.CSS_SELECTOR, f"#jobs-list .select-job[data-job-id='{job_id}']")
+
+
+def selected_count(browser: WebDriver) -> int:
+    return int(element(browser, "selected-count").get_attribute("data-count"))
+
+
+def open_list_of(browser: WebDriver, live_stack, word: str, count: int) -> None:
+    browser.get(page_url(live_stack, "jobs.html", q=word))
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: list_shows(b, q=word) and len(listed_ids(b)) == count, f"the list never showed the {count} jobs")
+
+
+def run_bulk(browser: WebDriver, button_id: str, action: str) -> dict:
+    """Click a bulk button and wait until the page reports the action and has reloaded the list."""
+    before = element(browser, "jobs-table").get_attribute("data-query")
+    browser.execute_script("document.getElementById('bulk-result').dataset.action = '';")
+    element(browser, button_id).click()
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: element(b, "bulk-result").get_attribute("data-action") == action and list_shows(b)
+        and element(b, "jobs-table").get_attribute("data-query") == before,
+        f"the page never reported the {action}")
+    return bulk_result(browser)
+
+
+@pytest.fixture
+def cancel_afterwards(api):
+    """Jobs a test leaves pending are cancelled after it, so no scheduled job outlives the test."""
+    ids: list[str] = []
+    yield ids
+    for job_id in ids:
+        api.delete(f"{api.base_url}/api/jobs/{job_id}", timeout=10)
+
+
+def test_cancel_selected_cancels_the_selected_pending_jobs_and_names_the_one_that_is_not_pending(
+    browser, live_stack, api, cancel_afterwards
+):
+    word = uuid.uuid4().hex[:12]  # searched for, so only this test's jobs are listed
+    pending = [create_job(api, f"Bulk {word} {n}", scheduled_for=an_hour_from_now())["id"] for n in range(4)]
+    cancel_afterwards.extend(pending)
+    finished = create_job(api, f"Bulk {word} finishes")["id"]
+    wait_for_job_status(api, finished, "completed")
+    kept = pending[0]
+
+    open_list_of(browser, live_stack, word, 5)
+    assert selected_count(browser) == 0 and not element(browser, "bulk-cancel").is_enabled()
+    element(browser, "select-all").click()
+    assert selected_count(browser) == 5
+    checkbox(browser, kept).click()  # one left out by hand
+    assert selected_count(browser) == 4
+    assert not element(browser, "select-all").is_selected()
+
+    result = run_bulk(browser, "bulk-cancel", "cancel")
+    refused = api.delete(f"{api.base_url}/api/jobs/{finished}", timeout=10)
+    assert refused.status_code == 409
+    assert (result["succeeded"], result["failed"]) == (3, 1)
+    status, text = result["failures"][finished]
+    assert status == "409" and refused.json()["message"] in text
+    assert "Cancelled 3 of 4 jobs; 1 failed" in element(browser, "bulk-summary").text
+
+    assert {job_id: stored_job(api, job_id)["status"] for job_id in [*pending, finished]} == {
+        **{job_id: "cancelled" for job_id in pending[1:]}, kept: "pending", finished: "completed"}
+    # The list shows the new statuses, and only the job that failed is still selected.
+    assert listed_rows(browser) == {**{job_id: "cancelled" for job_id in pending[1:]},
+                                    kept: "pending", finished: "completed"}
+    assert selected_count(browser) == 1 and checkbox(browser, finished).is_selected()
+
+
+def test_retry_selected_needs_the_admin_token_then_requeues_the_failed_jobs_and_names_the_pending_one(
+    browser, live_stack, api, cancel_afterwards
+):
+    word = uuid.uuid4().hex[:12]
+    # A main text with "#fail" makes every attempt fail (chalicelib/typed/executors.py), so these end failed.
+    failing = [create_job(api, f"Bulk {word} {n} #fail")["id"] for n in range(2)]
+    pending = create_job(api, f"Bulk {word} waits", scheduled_for=an_hour_from_now())["id"]
+    cancel_afterwards.append(pending)
+    failed = {job_id: wait_for_job_status(api, job_id, "failed") for job_id in failing}
+
+    open_list_of(browser, live_stack, word, 3)
+    element(browser, "select-all").click()
+    assert selected_count(browser) == 3
+
+    result = run_bulk(browser, "bulk-retry", "retry")  # a fresh browser keeps no token
+    assert (result["succeeded"], result["failed"]) == (0, 3)
+    assert {status for status, _ in result["failures"].values()} == {"401"}
+    assert element(browser, "admin-token").get_attribute("aria-invalid") == "true"
+    assert all(stored_job(api, job_id)["status"] == "failed" for job_id in failing)
+    assert selected_count(browser) == 3  # still selected, to try again with the token
+
+    fill(browser, {"admin-token": ADMIN_TOKEN})
+    result = run_bulk(browser, "bulk-retry", "retry")
+    refused = api.post(f"{api.base_url}/api/jobs/{pending}/retry", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                       timeout=10)
+    assert refused.status_code == 409
+    assert (result["succeeded"], result["failed"]) == (2, 1)
+    status, text = result["failures"][pending]
+    assert status == "409" and refused.json()["message"] in text
+    assert element(browser, "admin-token").get_attribute("aria-invalid") is None
+    # Requeued: a pending entry follows each failure. (They then fail again, as their payloads ask.)
+    for job_id, before in failed.items():
+        assert stored_job(api, job_id)["timeline"][len(before["timeline"])]["status"] == "pending"
+    assert stored_job(api, pending)["status"] == "pending"
+    assert browser.execute_script("return localStorage.getItem('pacer.adminToken')") == ADMIN_TOKEN
