@@ -8,6 +8,7 @@ the results table.
 from __future__ import annotations
 
 import json
+from collections import Counter
 import os
 import random
 import signal
@@ -144,6 +145,7 @@ def test_a_batch_handed_over_again_rewrites_its_object_and_adds_nothing(api, aws
     wait_until(lambda: landed(s3, expected), timeout=60, what="the run in the datalake")
     before_keys = {o["Key"] for o in s3.list_objects_v2(Bucket=DATALAKE_BUCKET.name).get("Contents", [])}
     before_stats = api.get(f"{api.base_url}/api/datalake/stats", timeout=10).json()
+    before_ids = Counter(line["id"] for line in stored_lines(s3))
 
     # The results stream's first records, handed to the handler again as Lambda would redeliver a batch.
     streams = boto3.client("dynamodbstreams", endpoint_url=live_stack.endpoint_url,
@@ -175,5 +177,7 @@ def test_a_batch_handed_over_again_rewrites_its_object_and_adds_nothing(api, aws
     assert after_keys == before_keys, "the redelivered batch was written under its own keys again"
     after_stats = api.get(f"{api.base_url}/api/datalake/stats", timeout=10).json()
     assert after_stats["totals"]["records"] == before_stats["totals"]["records"]
-    ids = [line["id"] for line in stored_lines(s3)]
-    assert len(ids) == len(set(ids)), "no result is stored twice"
+    # The replay stored nothing again. (The whole bucket is not checked for unique ids: the session's stack is
+    # shared, and an admin retry, which the pages' tests make, settles a job a second time: two outcomes.)
+    assert Counter(line["id"] for line in stored_lines(s3)) == before_ids, "the replay stored a result again"
+    assert {r["dynamodb"]["Keys"]["job_id"]["S"] for r in batch} <= set(before_ids)
