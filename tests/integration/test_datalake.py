@@ -24,7 +24,7 @@ from tests.conftest import wait_until
 from tests.integration.test_paced_runs import result_items, start, status
 from tests.runtime.runtime_harness import child_processes
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.streams]
 
 
 @pytest.fixture

@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # grace and was killed (the bug left each service to that 15 s timer).
 
 
+def make_up_env() -> dict[str, str]:
+    """`make up` runs its own embedded emulator: without AWS_ENDPOINT_URL, also on the LocalStack lane, whose
+    shared tables would show other stacks' workers."""
+    return {**{k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}, "PYTHONUNBUFFERED": "1"}
+
+
 def start_up(*extra: str, preexec_fn=None) -> tuple[subprocess.Popen, int, int]:
     """`python -m infra.stack` on free ports, once it says it is up: the process, the API port, the page port."""
     api_port, page_port = free_port(), free_port()
@@ -30,7 +36,7 @@ def start_up(*extra: str, preexec_fn=None) -> tuple[subprocess.Popen, int, int]:
         [sys.executable, "-m", "infra.stack", "--api-port", str(api_port), "--frontend-port", str(page_port),
          "--emulator-port", str(free_port()), "--workers", "2", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=preexec_fn,
+        env=make_up_env(), preexec_fn=preexec_fn,
     )
     deadline = time.monotonic() + 90
     for line in up.stdout:
@@ -142,7 +148,7 @@ def test_a_second_stack_refuses_a_port_that_is_taken_and_names_it(flag):
     ports = {"--api-port": free_port(), "--frontend-port": free_port(), "--emulator-port": free_port(), flag: taken}
     up = subprocess.Popen([sys.executable, "-m", "infra.stack", *[str(v) for pair in ports.items() for v in pair]],
                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+                          env=make_up_env(), start_new_session=True)
     try:
         output, _ = up.communicate(timeout=30)
         assert up.returncode != 0, output

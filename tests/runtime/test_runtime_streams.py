@@ -15,7 +15,7 @@ import pytest
 
 from tests.runtime.runtime_harness import eventually
 
-pytestmark = pytest.mark.runtime
+pytestmark = [pytest.mark.runtime, pytest.mark.streams]
 
 
 def handled(runtime, tag: str, count: int, timeout: float = 20) -> list[list[str]]:
