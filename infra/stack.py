@@ -18,7 +18,7 @@ from typing import IO, Callable
 
 from chalicelib.resources import STATE_TABLE
 from infra.emulator import Emulator, PortInUse, ensure_port_free, start_emulator, wait_for_http
-from infra.process import child_process_kwargs
+from infra.process import child_process_kwargs, stop_together
 from infra.signals import StopRequested, StopSignals
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,17 +168,11 @@ class Stack:
     def _stop_services(services: list[Service], grace: float) -> None:
         """SIGTERM to each (every service handles it; a worker finishes its batch), one shared grace period, then
         SIGKILL to the process group of any still running."""
-        running = [service for service in services if service.process.poll() is None]
-        for service in running:
-            service.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for service in running:
-            try:
-                service.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                print(f"{service.name} ignored SIGTERM for {grace:.0f} s; killing it", flush=True)
-                os.killpg(service.process.pid, signal.SIGKILL)
-                service.process.wait()
+        def kill(name: str, process: subprocess.Popen) -> None:
+            print(f"{name} ignored SIGTERM for {grace:.0f} s; killing it", flush=True)
+            os.killpg(process.pid, signal.SIGKILL)
+
+        stop_together([(service.name, service.process) for service in services], grace, kill)
 
     def first_exited(self) -> tuple[str, subprocess.Popen] | None:
         """A process of the stack that has exited, the emulator included: nothing works without it."""

@@ -1,6 +1,7 @@
 """Admission's coordination in DynamoDB: one dispatcher's lease with its round-robin cursor, and the outbox."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from chalicelib.admission.models import CallerCounts
@@ -8,6 +9,15 @@ from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_item
 from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, batch_delete, call_with_conflict_retry, domain_client, query_all
 from chalicelib.core.errors import StaleWrite
+
+
+@dataclass(frozen=True)
+class _Message:
+    """One admitted message's part of a transaction: its outbox key, its job count, and its writes."""
+
+    key: str
+    jobs: int
+    writes: list[dict[str, Any]]
 
 
 class DispatchCoordination:
@@ -98,55 +108,43 @@ class DispatchCoordination:
     def admit(self, caller: str, items: Sequence[Any], body: str, now: float) -> str:
         """One message: its items' writes, the caller's counts and the outbox entry in one transaction. Raises
         StaleWrite if any item left the backlog already."""
-        key = f"OUT#{items[0].id}"
-        writes = [write for item in items for write in self._admission_writes(caller, item, now)]
-        writes += [self._caller_counts_update(caller, -len(items), len(items)), self._outbox_put(key, body, now)]
-        call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=writes))
-        return key
+        return self._admit_together(caller, [self._message(caller, items, body, now)])[0]
 
     def admit_many(self, caller: str, messages: Sequence[tuple[Sequence[Any], str]], now: float) -> list[str | None]:
-        """Messages grouped into transactions of up to 100 items (the caller's counts once in each). A group
-        that loses a race goes again a message at a time, so only the stale message is left out."""
+        """Messages grouped into transactions of up to 100 items (the caller's counts once in each)."""
         keys: list[str | None] = []
-        group: list[tuple[Sequence[Any], str]] = []
-        size = 1  # the counts
-
-        def flush() -> None:
-            if not group:
-                return
-            if len(group) == 1:
-                keys.append(self._admit_or_none(caller, *group[0], now))
-            else:
-                try:
-                    keys.extend(self._admit_group(caller, group, now))
-                except StaleWrite:
-                    keys.extend(self._admit_or_none(caller, items, body, now) for items, body in group)
-            group.clear()
-
+        group: list[_Message] = []
         for items, body in messages:
-            needed = sum(len(self._admission_writes(caller, item, now)) for item in items) + 1  # and its outbox entry
-            if group and size + needed > MAX_TRANSACT_ITEMS:
-                flush()
-                size = 1
-            group.append((items, body))
-            size += needed
-        flush()
+            message = self._message(caller, items, body, now)
+            if group and 1 + sum(len(m.writes) for m in group) + len(message.writes) > MAX_TRANSACT_ITEMS:
+                keys += self._admit_or_leave_out(caller, group)
+                group = []
+            group.append(message)
+        if group:
+            keys += self._admit_or_leave_out(caller, group)
         return keys
 
-    def _admit_group(self, caller: str, group: Sequence[tuple[Sequence[Any], str]], now: float) -> list[str]:
-        keys = [f"OUT#{items[0].id}" for items, _ in group]
-        writes = [write for items, _ in group for item in items for write in self._admission_writes(caller, item, now)]
-        admitted = sum(len(items) for items, _ in group)
+    def _message(self, caller: str, items: Sequence[Any], body: str, now: float) -> _Message:
+        key = f"OUT#{items[0].id}"
+        writes = [write for item in items for write in self._admission_writes(caller, item, now)]
+        return _Message(key, len(items), writes + [self._outbox_put(key, body, now)])
+
+    def _admit_together(self, caller: str, group: Sequence[_Message]) -> list[str]:
+        admitted = sum(message.jobs for message in group)
+        writes = [write for message in group for write in message.writes]
         writes.append(self._caller_counts_update(caller, -admitted, admitted))
-        writes += [self._outbox_put(key, body, now) for key, (_, body) in zip(keys, group)]
         call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=writes))
-        return keys
+        return [message.key for message in group]
 
-    def _admit_or_none(self, caller: str, items: Sequence[Any], body: str, now: float) -> str | None:
+    def _admit_or_leave_out(self, caller: str, group: Sequence[_Message]) -> list[str | None]:
+        """A group that loses a race goes again a message at a time, so only the stale message is left out (its
+        items were admitted by a dispatcher whose lease ran out under it; that one sends them)."""
         try:
-            return self.admit(caller, items, body, now)
+            return list(self._admit_together(caller, group))
         except StaleWrite:
-            return None  # admitted by a dispatcher whose lease ran out under it; it sends them
+            if len(group) == 1:
+                return [None]
+            return [key for message in group for key in self._admit_or_leave_out(caller, [message])]
 
     def _outbox_put(self, key: str, body: str, now: float) -> dict[str, Any]:
         return {"Put": {"TableName": self._table,

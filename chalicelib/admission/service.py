@@ -47,7 +47,7 @@ ASK_LATER_S = 1  # the delay of an AdmitRequest (SQS delays in whole seconds)
 @dataclass
 class Admission:
     dispatchers: Mapping[Origin, Dispatcher[Any]]  # paced runs have none: their ticks admit them
-    ticks: MessageQueue | None = None  # where a throttled request goes (None: every request dispatches inline)
+    ticks: MessageQueue  # where a throttled request goes: an AdmitRequest comes back as `admit`
     ask_every_s: float = 0.5  # a process dispatches inline for submits at most this often (0: always)
     clock: Callable[[], float] = field(default=time.time)
     _asked_at: dict[Origin, float] = field(default_factory=dict, init=False)
@@ -70,7 +70,7 @@ class Admission:
         if origin not in self.dispatchers:
             return
         now = self.clock()
-        if self.ticks is None or now - self._asked_at.get(origin, -math.inf) >= self.ask_every_s:
+        if now - self._asked_at.get(origin, -math.inf) >= self.ask_every_s:
             self._asked_at[origin] = now
             self.admit(origin)
         elif self._later_until.get(origin, -math.inf) <= now:
@@ -81,10 +81,6 @@ class Admission:
             except Exception:
                 log.exception("could not ask for %s admission; dispatching now", origin)
                 self.admit(origin)
-
-    def on_request(self, message: AdmitRequest) -> int:
-        """An AdmitRequest came back from the ticks queue."""
-        return self.admit(message.admit)
 
     def after_settled(self, envelope: JobEnvelope) -> None:
         """A message's jobs are settled: their slots are free. Refill once a quarter of the window is."""

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from chalicelib.admission.dynamo import DispatchCoordination
 from chalicelib.aws.codec import from_item, to_item
-from chalicelib.aws.retry import MAX_ATTEMPTS, backoff, batch_put, call_with_conflict_retry
+from chalicelib.aws.retry import MAX_ATTEMPTS, backoff, batch_put
 from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest, NumberRecord
 from chalicelib.compute.store import ComputeStore
 from chalicelib.core.errors import Contended, StaleWrite

@@ -6,7 +6,6 @@ same as for paced runs.
 """
 from __future__ import annotations
 
-import math
 import secrets
 from typing import Sequence
 
@@ -15,6 +14,7 @@ from chalicelib.compute.models import Accepted, Callers, CallerStats, ComputeBac
 from chalicelib.compute.store import ComputeStore
 from chalicelib.core.errors import InvalidInput
 from chalicelib.core.jobs import JobSpec
+from chalicelib.core.stats import percentile
 from chalicelib.core.times import iso
 from chalicelib.core.validation import check_caller
 
@@ -79,19 +79,12 @@ def get(store: ComputeStore, request_id: str) -> ComputeView | None:
     return view(store, request) if request else None
 
 
-def _percentile(values: list[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)], 6)
-
-
 def callers(store: ComputeStore) -> Callers:
     stats = []
     for counts in sorted(store.callers(), key=lambda c: c.caller):
         waits = store.waits(counts.caller, WAIT_SAMPLE)
-        stats.append(CallerStats(**counts.model_dump(), p50_wait_s=_percentile(waits, 0.5),
-                                 p95_wait_s=_percentile(waits, 0.95)))
+        stats.append(CallerStats(**counts.model_dump(), p50_wait_s=percentile(waits, 0.5),
+                                 p95_wait_s=percentile(waits, 0.95)))
     return Callers(callers=stats)
 
 

@@ -9,25 +9,17 @@ results table by the datalake's lag (a second or two locally).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
+from chalicelib.core.stats import percentile
 from chalicelib.datalake.store import Catalog
 from chalicelib.fleet.models import Fleet
 
 SAMPLED_OBJECTS = 60  # newest objects whose samples give the percentiles: up to 1,920 records
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0–100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)], 3)
-
-
 def _spread(values: Sequence[float]) -> dict[str, float | None]:
-    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "p99": percentile(values, 99)}
+    return {"p50": percentile(values, 0.5, 3), "p95": percentile(values, 0.95, 3), "p99": percentile(values, 0.99, 3)}
 
 
 def summary(catalog: Catalog, fleet: Fleet, jobs_queue: dict[str, int], dlq: dict[str, int],

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.process import child_process_kwargs
+from infra.process import child_process_kwargs, stop_together
 from infra.runtime.child import READY_LINE
 from infra.runtime.project import Project, load_project
 from infra.runtime.schedules import parse_schedule
@@ -266,17 +266,12 @@ class Supervisor:
     def _stop_children(self) -> None:
         running = [child for child in self.children if child.is_running()]
         log.info("stopping %d child process(es)", len(running))
-        for child in running:
-            child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for child in running:
-            try:
-                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it",
-                            child.spec.role, child.process.pid, STOP_GRACE_SECONDS)
-                child.process.kill()
-                child.process.wait()
+
+        def kill(role: str, process: subprocess.Popen) -> None:
+            log.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", role, process.pid, STOP_GRACE_SECONDS)
+            process.kill()
+
+        stop_together([(child.spec.role, child.process) for child in running], STOP_GRACE_SECONDS, kill)
         for child in self.children:
             if child.output_pump is not None:
                 child.output_pump.join(timeout=1.0)

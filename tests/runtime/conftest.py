@@ -49,26 +49,20 @@ def aws_env() -> dict[str, str]:
     emulator.stop()
 
 
+def client(aws_env, service):
+    return boto3.client(service, endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=aws_env["AWS_DEFAULT_REGION"],
+                        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"])
+
+
 @pytest.fixture(scope="session")
 def sqs(aws_env):
-    return boto3.client(
-        "sqs",
-        endpoint_url=aws_env["AWS_ENDPOINT_URL"],
-        region_name=aws_env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
-    )
+    return client(aws_env, "sqs")
 
 
 @pytest.fixture(scope="session")
 def dynamodb(aws_env):
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=aws_env["AWS_ENDPOINT_URL"],
-        region_name=aws_env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
-    )
+    return client(aws_env, "dynamodb")
 
 
 @pytest.fixture(scope="session")

@@ -51,7 +51,7 @@ def test_a_request_comes_back_through_the_ticks_queue_as_a_pass():
     a.request("compute")
     a.request("compute")
     [later] = ticks.sent
-    a.on_request(AdmitRequest.model_validate_json(later.body))
+    a.admit(AdmitRequest.model_validate_json(later.body).admit)
     assert len(dispatcher.passes) == 2
 
 

@@ -9,6 +9,7 @@ from app import results_to_datalake
 from chalicelib.aws.codec import to_item
 from chalicelib.core.errors import InvalidInput
 from chalicelib.core.jobs import JobOutcome
+from chalicelib.core.stats import percentile
 from chalicelib.datalake import metrics
 from chalicelib.datalake import service as datalake
 from chalicelib.datalake.memory import MemoryCatalog, MemoryObjectStore
@@ -233,5 +234,5 @@ def test_the_metrics_summary_reads_counters_and_samples_not_the_results(lake):
 
 def test_percentiles_use_the_nearest_rank():
     values = list(range(1, 101))
-    assert [metrics.percentile(values, q) for q in (50, 95, 99)] == [50, 95, 99]
-    assert metrics.percentile([], 50) is None
+    assert [percentile(values, q / 100, 3) for q in (50, 95, 99)] == [50, 95, 99]
+    assert percentile([], 0.5) is None
