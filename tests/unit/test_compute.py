@@ -10,6 +10,7 @@ from chalicelib.compute import service as compute
 from chalicelib.compute.factoring import BudgetExceeded, prime_factors_within
 from chalicelib.compute.models import ComputeRequest
 from chalicelib.compute.service import compute_job_spec
+from chalicelib.container import reset_container
 from chalicelib.core.jobs import JobEnvelope
 from chalicelib.worker.retry import RetryPolicy
 from chalicelib.worker.runner import NumberRunner
@@ -334,3 +335,18 @@ def test_weighing_a_caller_needs_the_admin_token_and_a_positive_bounded_number(c
                                    headers={**headers, "Authorization": "Bearer secret"})
         assert response.status_code == 400 and response.json_body["fields"][0]["field"] == "weight", bad
     assert c.compute.counts == {} and c.typed_jobs.counts == {}  # nothing was stored
+
+
+def test_a_throttled_submit_is_admitted_when_its_request_comes_back_on_the_ticks_queue(client):
+    c = MemoryContainer(compute_max_in_flight=20, compute_jobs_per_message=5, admission_ask_every_s=60)
+    reset_container(c)
+    post(client, "/api/compute/batch", {"numbers": ["1001", "1002"]})  # dispatched inline
+    post(client, "/api/compute/batch", {"numbers": ["1003", "1004"]})  # within the interval: asks instead
+    admitted = [n for m in c.jobs_queue.sent for n in (j.number for j in JobEnvelope.model_validate_json(m.body).jobs)]
+    assert sorted(admitted) == ["1001", "1002"]
+    [request] = c.ticks_queue.sent
+    assert request.delay_seconds == 1
+    event = client.events.generate_sqs_event(message_bodies=[request.body], queue_name="pacer-ticks")
+    client.lambda_.invoke("pace_tick", event)
+    admitted = [n for m in c.jobs_queue.sent for n in (j.number for j in JobEnvelope.model_validate_json(m.body).jobs)]
+    assert sorted(admitted) == ["1001", "1002", "1003", "1004"]
