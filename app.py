@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from chalice.app import Chalice, CORSConfig, DynamoDBEvent, Rate, Request, Response, SQSEvent
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from chalicelib.admission.models import CallerWeight, SetWeight
+from chalicelib.admission.models import CallerWeight, RateLimit, RateLimits, SetLimit, SetWeight
 from chalicelib.apidoc.document import openapi_document
 from chalicelib.apidoc.operations import Operation, Operations
 from chalicelib.compute import service as compute
@@ -323,6 +323,22 @@ def pause_typed_dispatch() -> Any:
     require_admin()
     command = parse_body(SetDispatch)
     return typed.set_paused(container().typed_jobs, container().admission, command.paused, time.time())
+
+
+@api("/api/jobs/limits", ["GET"], doc=Operation("The rate limits on typed jobs, by type and by caller", "jobs",
+                                                 {200: RateLimits}))
+def typed_rate_limits() -> Any:
+    return typed.rate_limits(container().typed_jobs)
+
+
+@api("/api/jobs/limits", ["PUT"], content_types=JSON_BODIES, doc=Operation(
+    "Limit a job type's or a caller's typed jobs to a rate (admin)", "jobs", {200: RateLimit}, body=SetLimit,
+    admin=True, description="Jobs per minute, spread evenly (each wall-clock second holds its share); it bites "
+                            "within 2 s. `per_minute: null` removes the limit."))
+def limit_typed_rate() -> Any:
+    require_admin()
+    c = container()
+    return typed.set_rate_limit(c.typed_jobs, c.registry, parse_body(SetLimit), time.time())
 
 
 @api("/api/jobs/{job_id}", ["GET"], doc=Operation("A typed job with its timeline", "jobs", {200: JobView},

@@ -34,7 +34,7 @@ from chalicelib.runs.store import RunStore
 from chalicelib.settings import Settings
 from chalicelib.typed.attempts import TypedJobAttempts
 from chalicelib.typed.executors import REGISTRY, Registry
-from chalicelib.typed.keys import typed_job_spec
+from chalicelib.typed.keys import typed_job_spec, typed_limit_keys
 from chalicelib.typed.models import TypedBacklogItem
 from chalicelib.typed.store import TypedJobStore
 from chalicelib.worker.ledger import ResultLedger
@@ -164,10 +164,11 @@ class Container:
     @cached_property
     def typed_dispatcher(self) -> Dispatcher[TypedBacklogItem]:
         """Typed jobs' admission: each caller's backlog is highest priority first; the store promotes scheduled
-        jobs that fell due and admits nothing while paused."""
+        jobs that fell due and admits nothing while paused; a job keeps to its type's and its caller's rate limits."""
         return Dispatcher(store=self.typed_jobs, jobs=self.jobs_queue, origin="typed", job_spec=typed_job_spec,
                           max_in_flight=self.settings.typed_max_in_flight,
-                          jobs_per_message=self.settings.typed_jobs_per_message)
+                          jobs_per_message=self.settings.typed_jobs_per_message, limited_by=typed_limit_keys,
+                          ticks=self.ticks_queue)
 
     @cached_property
     def admission(self) -> Admission:

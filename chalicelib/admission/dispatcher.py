@@ -11,11 +11,15 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterator
+from typing import Callable, Generic, Iterator, TypeVar
 
+from chalicelib.admission.limits import Limiter
+from chalicelib.admission.models import AdmitRequest, Lease, caller_limit
 from chalicelib.admission.store import AdmissionStore, Item
 from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
 from chalicelib.core.queue import MessageQueue
+
+ASK_AGAIN_S = 1  # while a rate limit holds jobs back, the next pass comes this long after the last
 
 
 def fair_shares(backlogs: dict[str, int], free: int, cursor: int, in_flight: dict[str, int] | None = None,
@@ -54,7 +58,10 @@ def fair_shares(backlogs: dict[str, int], free: int, cursor: int, in_flight: dic
     return {caller: share for caller, share in shares.items() if share}
 
 
-def round_robin_chunks(chunks: dict[str, list[list[Item]]], order: list[str]) -> Iterator[tuple[list[Item], str]]:
+Chunked = TypeVar("Chunked")
+
+
+def round_robin_chunks(chunks: dict[str, list[Chunked]], order: list[str]) -> Iterator[tuple[Chunked, str]]:
     """(chunk, caller) pairs taking one chunk of each caller in turn, in `order`."""
     for turn in range(max((len(c) for c in chunks.values()), default=0)):
         for caller in order:
@@ -62,10 +69,33 @@ def round_robin_chunks(chunks: dict[str, list[list[Item]]], order: list[str]) ->
                 yield chunks[caller][turn], caller
 
 
+def no_limits(item: object) -> tuple[str, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Chunk(Generic[Item]):
+    """One message's worth of a caller's items, and the SQS delay that keeps them to their rate limits."""
+
+    items: list[Item]
+    delay: int = 0
+
+
+def chunked(timed: list[tuple[int, Item]], size: int) -> list[Chunk[Item]]:
+    """Consecutive items with the same delay, `size` to a message."""
+    chunks: list[Chunk[Item]] = []
+    for delay, item in timed:
+        if not chunks or chunks[-1].delay != delay or len(chunks[-1].items) >= size:
+            chunks.append(Chunk([], delay))
+        chunks[-1].items.append(item)
+    return chunks
+
+
 @dataclass
 class Dispatcher(Generic[Item]):
     """Fair admission from one feature's per-caller backlogs: fair compute's (origin "compute") and the typed
-    jobs' (origin "typed", whose store promotes due scheduled jobs and holds back while paused)."""
+    jobs' (origin "typed", whose store promotes due scheduled jobs and holds back while paused, and whose jobs
+    may be under rate limits)."""
 
     store: AdmissionStore[Item]
     jobs: MessageQueue
@@ -73,6 +103,8 @@ class Dispatcher(Generic[Item]):
     job_spec: Callable[[Item], JobSpec]  # a backlog item as the job its message carries
     max_in_flight: int
     jobs_per_message: int
+    limited_by: Callable[[Item], tuple[str, ...]] = no_limits  # the rate-limit keys an item is under
+    ticks: MessageQueue | None = None  # where the next pass is asked for while a rate limit holds jobs back
     lease_s: float = 30.0
     resend_after_s: float = 60.0
     clock: Callable[[], float] = time.time
@@ -90,35 +122,38 @@ class Dispatcher(Generic[Item]):
         comes within a minute).
         """
         holder = secrets.token_hex(8)
-        cursor = self.store.take_lease(holder, now, self.lease_s)
-        if cursor is None:
+        lease = self.store.take_lease(holder, now, self.lease_s)
+        if lease is None:
             return 0
         admitted = 0
         for passes in range(1, self.max_passes + 1):
             try:
-                admitted += self._admit_once(now, cursor)
+                admitted += self._admit_once(now, lease)
             except BaseException:
-                self.store.release_lease(holder, cursor + 1, now, self.lease_s, final=True)
+                lease.cursor += 1
+                self.store.release_lease(holder, lease, now, self.lease_s, final=True)
                 raise
-            cursor += 1
+            lease.cursor += 1
             now = self.clock()
-            if self.store.release_lease(holder, cursor, now, self.lease_s, final=passes == self.max_passes):
+            if self.store.release_lease(holder, lease, now, self.lease_s, final=passes == self.max_passes):
                 break
         return admitted
 
-    def _admit_once(self, now: float, cursor: int) -> int:
+    def _admit_once(self, now: float, lease: Lease) -> int:
         self._resend_stale_outbox(now)
         if not self.store.prepare_admission(now):
             return 0
+        limiter = Limiter(lease, now)
         counts = self.store.callers()
         held = {c.caller: c.in_flight for c in counts}
         free = self.max_in_flight - sum(max(0, n) for n in held.values())
-        shares = fair_shares({c.caller: c.backlog for c in counts}, free, cursor, held, self.jobs_per_message,
+        backlogs = {c.caller: limiter.allowance(caller_limit(c.caller), c.backlog) for c in counts}
+        shares = fair_shares(backlogs, free, lease.cursor, held, self.jobs_per_message,
                              {c.caller: c.weight for c in counts})
-        chunks: dict[str, list[list[Item]]] = {}
-        for caller, share in shares.items():
-            items = self.store.backlog(caller, share)
-            chunks[caller] = [items[i : i + self.jobs_per_message] for i in range(0, len(items), self.jobs_per_message)]
+        chunks = {caller: chunked(self._timed(caller, share, limiter), self.jobs_per_message)
+                  for caller, share in shares.items()}
+        chunks = {caller: caller_chunks for caller, caller_chunks in chunks.items() if caller_chunks}
+        self._ask_again_later(limiter, now)
         # Interleaved, the caller holding the fewest slots first: a worker takes a batch's messages in
         # turn, so a newcomer's message is not queued behind a whole share of a spiking caller's.
         queue_order = sorted(chunks, key=lambda caller: max(0, held.get(caller, 0)))
@@ -128,9 +163,10 @@ class Dispatcher(Generic[Item]):
         bodies: dict[str, list[str]] = {}
         for caller, caller_chunks in chunks.items():
             bodies[caller] = [JobEnvelope(origin=self.origin, group=caller,
-                                          jobs=[self.job_spec(item) for item in chunk]).model_dump_json()
+                                          jobs=[self.job_spec(item) for item in chunk.items]).model_dump_json()
                               for chunk in caller_chunks]
-            keys[caller] = self.store.admit_many(caller, list(zip(caller_chunks, bodies[caller])), now)
+            keys[caller] = self.store.admit_many(
+                caller, [(chunk.items, body) for chunk, body in zip(caller_chunks, bodies[caller])], now)
         admitted = 0
         sent: list[str] = []
         messages: list[OutboundMessage] = []
@@ -141,12 +177,46 @@ class Dispatcher(Generic[Item]):
             if key is None:
                 continue
             sent.append(key)
-            messages.append(OutboundMessage(body=bodies[caller][index], group_id=caller))
-            admitted += len(chunk)
+            messages.append(OutboundMessage(body=bodies[caller][index], group_id=caller, delay_seconds=chunk.delay))
+            admitted += len(chunk.items)
         if messages:
             self.jobs.send(messages)
             self.store.forget_outbox(sent)
         return admitted
+
+    def _timed(self, caller: str, share: int, limiter: Limiter) -> list[tuple[int, Item]]:
+        """Up to `share` of the caller's backlog, in order, each with the SQS delay of its rate limits' slot.
+
+        An item whose limit has no slot left stays in the backlog, and the
+        items behind it that are not under that limit go on: a read that
+        lacks items for that reason reads again, past the held limits.
+        """
+        timed: list[tuple[int, Item]] = []
+        seen: set[str] = set()
+        skip: frozenset[str] = frozenset()
+        while True:
+            fresh = [item for item in self.store.backlog(caller, share + len(seen), skip)
+                     if self.job_spec(item).id not in seen]
+            for item in fresh:
+                seen.add(self.job_spec(item).id)
+                slot = limiter.take(self.limited_by(item))
+                if slot is not None:
+                    timed.append((limiter.delay(slot), item))
+                    if len(timed) == share:
+                        return timed
+            held = frozenset(limiter.held)
+            if not fresh or held == skip:
+                return timed
+            skip = held
+
+    def _ask_again_later(self, limiter: Limiter, now: float) -> None:
+        """While a rate limit holds jobs back, a pass a second from now gives out their next slots (one request
+        on its way at a time, across processes: its due time is kept with the lease)."""
+        if not limiter.held or self.ticks is None or limiter.lease.timer_at > now:
+            return
+        self.ticks.send([OutboundMessage(body=AdmitRequest(admit=self.origin).model_dump_json(),
+                                         delay_seconds=ASK_AGAIN_S)])
+        limiter.lease.timer_at = now + ASK_AGAIN_S
 
     def _resend_stale_outbox(self, now: float) -> None:
         # A dispatcher that crashed between admitting and sending left these; the ledger

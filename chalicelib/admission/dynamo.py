@@ -4,11 +4,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from chalicelib.admission.models import CallerCounts
+from chalicelib.admission.models import CallerCounts, Lease
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_item
 from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, batch_delete, call_with_conflict_retry, domain_client, query_all
 from chalicelib.core.errors import StaleWrite
+
+
+# The lease item's attributes for the rate limits: each limit, and the latest slot given under it.
+LIMIT_PREFIX = "limit:"
+LAST_PREFIX = "last:"
+
+
+def _lease(item: dict[str, Any]) -> Lease:
+    def prefixed(prefix: str) -> dict[str, float]:
+        return {name[len(prefix):]: float(value) for name, value in item.items() if name.startswith(prefix)}
+
+    return Lease(cursor=int(item.get("cursor", 0)), per_minute=prefixed(LIMIT_PREFIX), last_at=prefixed(LAST_PREFIX),
+                 timer_at=float(item.get("timer_at", 0)))
+
+
+def _lease_writes(lease: Lease) -> tuple[dict[str, str], dict[str, Any], str]:
+    """What letting the lease go writes: the cursor, the timer and each limit's latest slot (names, values, SETs)."""
+    names = {"#cursor": "cursor"}
+    values: dict[str, Any] = {":cursor": lease.cursor, ":timer_at": lease.timer_at}
+    sets = ["#cursor = :cursor", "timer_at = :timer_at"]
+    for index, (key, last) in enumerate(sorted(lease.last_at.items())):
+        names[f"#last{index}"] = LAST_PREFIX + key
+        values[f":last{index}"] = last
+        sets.append(f"#last{index} = :last{index}")
+    return names, values, ", ".join(sets)
 
 
 @dataclass(frozen=True)
@@ -40,12 +65,14 @@ class DispatchCoordination:
         """Every item of a Query on the state table (up to `limit`), decoded."""
         return [from_item(item) for item in query_all(self._db, limit, TableName=self._table, **request)]
 
-    def _partition(self, pk: str, limit: int | None = None, **request: Any) -> list[dict[str, Any]]:
-        """The items of one partition of the state table in sort key order (up to `limit`), decoded."""
+    def _partition(self, pk: str, limit: int | None = None, values: dict[str, Any] | None = None,
+                   **request: Any) -> list[dict[str, Any]]:
+        """The items of one partition of the state table in sort key order (up to `limit`), decoded; `values` are
+        a FilterExpression's."""
         if limit is not None and limit <= 0:
             return []
-        return self._query(limit, KeyConditionExpression="pk = :pk", ExpressionAttributeValues=to_item({":pk": pk}),
-                           **request)
+        return self._query(limit, KeyConditionExpression="pk = :pk",
+                           ExpressionAttributeValues=to_item({":pk": pk, **(values or {})}), **request)
 
     def callers(self) -> list[CallerCounts]:
         return [CallerCounts(caller=item["sk"], weight=float(item.get("weight", 1)),
@@ -57,7 +84,7 @@ class DispatchCoordination:
                              UpdateExpression="SET weight = :weight, weighed_at = :now",
                              ExpressionAttributeValues=to_item({":weight": weight, ":now": now}))
 
-    def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
+    def take_lease(self, holder: str, now: float, ttl_s: float) -> Lease | None:
         try:
             found = self._db.update_item(
                 TableName=self._table, Key=self._lease_key,
@@ -72,29 +99,44 @@ class DispatchCoordination:
             self._db.update_item(TableName=self._table, Key=self._lease_key, UpdateExpression="SET again = :yes",
                                  ExpressionAttributeValues=to_item({":yes": True}))
             return None
-        return int(from_item(found["Attributes"]).get("cursor", 0))
+        return _lease(from_item(found["Attributes"]))
 
-    def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool:
-        values = {":zero": 0, ":cursor": cursor, ":holder": holder}
+    def release_lease(self, holder: str, lease: Lease, now: float, ttl_s: float, final: bool = False) -> bool:
+        names, values, sets = _lease_writes(lease)
+        values[":holder"] = holder
         try:
             self._db.update_item(
-                TableName=self._table, Key=self._lease_key, UpdateExpression="SET expires = :zero, #cursor = :cursor",
+                TableName=self._table, Key=self._lease_key, UpdateExpression="SET expires = :zero, " + sets,
                 ConditionExpression="holder = :holder" + ("" if final else " AND again = :no"),
-                ExpressionAttributeNames={"#cursor": "cursor"},
-                ExpressionAttributeValues=to_item({**values, **({} if final else {":no": False})}))
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_item({**values, ":zero": 0, **({} if final else {":no": False})}))
             return True
         except StaleWrite:
             pass
         try:  # asked again while we held it (or we lost it): keep it for one more pass
             self._db.update_item(
                 TableName=self._table, Key=self._lease_key,
-                UpdateExpression="SET expires = :expires, #cursor = :cursor, again = :no",
-                ConditionExpression="holder = :holder", ExpressionAttributeNames={"#cursor": "cursor"},
-                ExpressionAttributeValues=to_item({":expires": now + ttl_s, ":cursor": cursor, ":holder": holder,
-                                                   ":no": False}))
+                UpdateExpression="SET expires = :expires, again = :no, " + sets,
+                ConditionExpression="holder = :holder", ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_item({**values, ":expires": now + ttl_s, ":no": False}))
             return False
         except StaleWrite:
             return True  # lost by expiry: the next holder goes on
+
+    def limits(self) -> dict[str, float]:
+        found = self._db.get_item(TableName=self._table, Key=self._lease_key, ConsistentRead=True).get("Item")
+        return _lease(from_item(found)).per_minute if found else {}
+
+    def set_limit(self, key: str, per_minute: float | None, now: float) -> None:
+        names = {"#limit": LIMIT_PREFIX + key}
+        if per_minute is None:
+            self._db.update_item(TableName=self._table, Key=self._lease_key, UpdateExpression="REMOVE #limit",
+                                 ExpressionAttributeNames=names)
+            return
+        self._db.update_item(TableName=self._table, Key=self._lease_key,
+                             UpdateExpression="SET #limit = :per_minute, limited_at = :now",
+                             ExpressionAttributeNames=names,
+                             ExpressionAttributeValues=to_item({":per_minute": per_minute, ":now": now}))
 
     def _admission_writes(self, caller: str, item: Any, now: float) -> list[dict[str, Any]]:
         """The writes that move one backlog item to in flight (each conditional on it still waiting)."""

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import builtins
 import threading
+from dataclasses import replace
 from typing import Any, Sequence
 
-from chalicelib.admission.models import CallerCounts
+from chalicelib.admission.models import CallerCounts, Lease
 from chalicelib.core.errors import StaleWrite
 
 
@@ -18,7 +19,7 @@ class MemoryDispatchCoordination:
         self.counts: dict[str, CallerCounts] = {}
         self.lease: tuple[str, float] | None = None  # holder, expires
         self.asked_again = False
-        self.cursor = 0
+        self.state = Lease()  # the cursor and the rate limits' state, as the lease item keeps them
         self.pending_sends: dict[str, tuple[float, str]] = {}
 
     def _count(self, caller: str) -> CallerCounts:
@@ -32,24 +33,36 @@ class MemoryDispatchCoordination:
         with self.lock:
             self._count(caller).weight = weight
 
-    def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
+    def take_lease(self, holder: str, now: float, ttl_s: float) -> Lease | None:
         with self.lock:
             if self.lease is not None and self.lease[1] >= now:
                 self.asked_again = True
                 return None
             self.lease, self.asked_again = (holder, now + ttl_s), False
-            return self.cursor
+            return replace(self.state, per_minute=dict(self.state.per_minute), last_at=dict(self.state.last_at))
 
-    def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool:
+    def release_lease(self, holder: str, lease: Lease, now: float, ttl_s: float, final: bool = False) -> bool:
         with self.lock:
             if self.lease is None or self.lease[0] != holder:
                 return True  # lost by expiry: the next holder goes on
-            self.cursor = cursor
+            self.state = replace(self.state, cursor=lease.cursor, timer_at=lease.timer_at,
+                                 last_at={**self.state.last_at, **lease.last_at})
             if self.asked_again and not final:
                 self.lease, self.asked_again = (holder, now + ttl_s), False
                 return False
             self.lease = None
             return True
+
+    def limits(self) -> dict[str, float]:
+        with self.lock:
+            return dict(self.state.per_minute)
+
+    def set_limit(self, key: str, per_minute: float | None, now: float) -> None:
+        with self.lock:
+            limits = {k: v for k, v in self.state.per_minute.items() if k != key}
+            if per_minute is not None:
+                limits[key] = per_minute
+            self.state = replace(self.state, per_minute=limits)
 
     def admit(self, caller: str, items: Sequence[Any], body: str, now: float) -> str:
         raise NotImplementedError  # each feature's twin admits its own items

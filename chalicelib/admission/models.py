@@ -1,10 +1,13 @@
-"""What admission keeps per caller, and the admin's command to weigh one."""
+"""What admission keeps per caller and per dispatcher, and the admin's commands to weigh a caller and to limit a rate."""
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from dataclasses import dataclass, field
+from typing import AbstractSet
+
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from chalicelib.core.jobs import Origin
-from chalicelib.core.validation import Request
+from chalicelib.core.validation import MAX_CALLER_ID, Request
 
 MAX_WEIGHT = 100.0
 # The lightest weight: a thousandth of the default's share is as light as fairness needs, and a tinier one (5e-324)
@@ -38,3 +41,69 @@ class CallerWeight(BaseModel):
 
     caller: str
     weight: float
+
+
+# ---- rate limits (admission/limits.py) ----
+
+MAX_PER_MINUTE = 1_000_000.0  # far beyond what one window admits; bounded so it is a number DynamoDB stores
+
+
+def type_limit(job_type: str) -> str:
+    """The limit key of a job type: every job of the type, whoever submits it."""
+    return f"type:{job_type}"
+
+
+def held_types(keys: AbstractSet[str]) -> list[str]:
+    """The job types among limit keys."""
+    return sorted(key[len("type:"):] for key in keys if key.startswith("type:"))
+
+
+def caller_limit(caller: str) -> str:
+    """The limit key of a caller: every job the caller submits, of any type."""
+    return f"caller:{caller}"
+
+
+@dataclass
+class Lease:
+    """What the one dispatcher holds while it admits: the round-robin cursor and the rate limits' state, read with
+    the lease and written back when it is let go, so limits cost a pass no extra call."""
+
+    cursor: int = 0
+    per_minute: dict[str, float] = field(default_factory=dict)  # limit key -> jobs per minute
+    last_at: dict[str, float] = field(default_factory=dict)  # limit key -> the latest slot given under it
+    timer_at: float = 0.0  # when the AdmitRequest a held-back pass sent is due (0: none on its way)
+
+
+class SetLimit(Request):
+    """An admin's rate limit on typed jobs: of one type, or of one caller (exactly one of the two)."""
+
+    type: str | None = Field(default=None, description="a job type: limits every job of the type")
+    caller: str | None = Field(default=None, description="an X-Caller-ID: limits every typed job the caller submits")
+    per_minute: float | None = Field(gt=0, le=MAX_PER_MINUTE, allow_inf_nan=False,
+                                     description="jobs per minute, spread evenly; null removes the limit")
+
+    @field_validator("caller")
+    @classmethod
+    def an_x_caller_id(cls, caller: str | None) -> str | None:
+        if caller is not None and (not caller.strip() or len(caller) > MAX_CALLER_ID or not caller.isprintable()
+                                   or "#" in caller):
+            raise ValueError(f"must be an X-Caller-ID: up to {MAX_CALLER_ID} printable characters without '#'")
+        return caller.strip() if caller is not None else None
+
+    @model_validator(mode="after")
+    def one_subject(self) -> "SetLimit":
+        if (self.type is None) == (self.caller is None):
+            raise ValueError("name exactly one of type and caller")
+        return self
+
+
+class RateLimit(BaseModel):
+    """A rate limit in force: on a type or a caller, in jobs per minute."""
+
+    type: str | None = None
+    caller: str | None = None
+    per_minute: float | None
+
+
+class RateLimits(BaseModel):
+    limits: list[RateLimit]

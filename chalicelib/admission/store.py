@@ -5,9 +5,9 @@ own partitions; `Item` is what a backlog holds for that feature.
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence, TypeVar
+from typing import AbstractSet, Protocol, Sequence, TypeVar
 
-from chalicelib.admission.models import CallerCounts
+from chalicelib.admission.models import CallerCounts, Lease
 
 Item = TypeVar("Item")
 
@@ -21,8 +21,10 @@ class AdmissionStore(Protocol[Item]):
         """Each caller's backlog and in-flight counts."""
         ...
 
-    def backlog(self, caller: str, limit: int) -> list[Item]:
-        """The caller's next `limit` backlog items, in the order they should be admitted."""
+    def backlog(self, caller: str, limit: int, skip: AbstractSet[str] = frozenset()) -> list[Item]:
+        """The caller's next `limit` backlog items, in the order they should be admitted, leaving out those under
+        a limit key in `skip` (limits that have no slot left in this pass; a store whose items have no such key
+        ignores it)."""
         ...
 
     def set_weight(self, caller: str, weight: float, now: float) -> None:
@@ -41,14 +43,22 @@ class AdmissionStore(Protocol[Item]):
         message's outbox key, in order; None for one whose items left the backlog already (it is not sent)."""
         ...
 
-    def take_lease(self, holder: str, now: float, ttl_s: float) -> int | None:
-        """Become the one dispatcher until now + ttl_s. Returns the round-robin cursor, or None if it is held;
-        then the holder is asked to go round again (see release_lease)."""
+    def take_lease(self, holder: str, now: float, ttl_s: float) -> Lease | None:
+        """Become the one dispatcher until now + ttl_s. Returns the lease's state (the round-robin cursor, the rate
+        limits), or None if it is held; then the holder is asked to go round again (see release_lease)."""
         ...
 
-    def release_lease(self, holder: str, cursor: int, now: float, ttl_s: float, final: bool = False) -> bool:
-        """Store the cursor and let the lease go; True. If another dispatcher asked meanwhile (and not `final`),
+    def release_lease(self, holder: str, lease: Lease, now: float, ttl_s: float, final: bool = False) -> bool:
+        """Store the lease's state and let it go; True. If another dispatcher asked meanwhile (and not `final`),
         keep it until now + ttl_s, clear the request, and return False: the holder runs another pass."""
+        ...
+
+    def limits(self) -> dict[str, float]:
+        """The rate limits in force: limit key (admission/models.py) -> jobs per minute."""
+        ...
+
+    def set_limit(self, key: str, per_minute: float | None, now: float) -> None:
+        """Limit the jobs under `key` to `per_minute` from the next pass on; None removes the limit."""
         ...
 
     def outbox(self, created_before: float) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import AbstractSet, Any, Sequence
 
 from chalicelib.admission.dynamo import DispatchCoordination
 from chalicelib.aws.codec import from_item, to_item
@@ -124,7 +124,8 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
     def waits(self, caller: str, limit: int) -> list[float]:
         return [float(item["wait"]) for item in self._partition(f"CWAIT#{caller}", limit, ScanIndexForward=False)]
 
-    def backlog(self, caller: str, limit: int) -> list[ComputeBacklogItem]:
+    def backlog(self, caller: str, limit: int, skip: AbstractSet[str] = frozenset()) -> list[ComputeBacklogItem]:
+        """Compute numbers are under no rate limit: `skip` never applies."""
         return [ComputeBacklogItem.model_validate(item)
                 for item in self._partition(f"CQ#{caller}", limit, ConsistentRead=True)]
 

@@ -1,7 +1,7 @@
 """Fair compute's in-memory twin."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import AbstractSet, Sequence
 
 from chalicelib.admission.memory import MemoryDispatchCoordination
 from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest, NumberRecord
@@ -51,7 +51,8 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
         with self.lock:
             return list(self.wait_log.get(caller, [])[-limit:])
 
-    def backlog(self, caller: str, limit: int) -> list[ComputeBacklogItem]:
+    def backlog(self, caller: str, limit: int, skip: AbstractSet[str] = frozenset()) -> list[ComputeBacklogItem]:
+        """Compute numbers are under no rate limit: `skip` never applies."""
         with self.lock:
             items = sorted(self.backlogs.get(caller, {}).values(), key=lambda i: (i.submitted_at, i.id))
             return items[:limit]

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import builtins
 import random
-from typing import Any, Sequence
+from typing import AbstractSet, Any, Sequence
 
 from chalicelib.admission.dynamo import DispatchCoordination
+from chalicelib.admission.models import held_types
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_attr, to_item
 from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, call_with_conflict_retry
@@ -380,9 +381,16 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                             ProjectionExpression="due", limit=limit)
         return [float(item["due"]) for item in found[:limit]]
 
-    def backlog(self, caller: str, limit: int) -> builtins.list[TypedBacklogItem]:
-        return [TypedBacklogItem.model_validate(item)
-                for item in self._partition(f"TQ#{caller}", limit, ConsistentRead=True)]
+    def backlog(self, caller: str, limit: int, skip: AbstractSet[str] = frozenset()) -> builtins.list[TypedBacklogItem]:
+        held = held_types(skip)
+        if not held:
+            return [TypedBacklogItem.model_validate(item)
+                    for item in self._partition(f"TQ#{caller}", limit, ConsistentRead=True)]
+        # The types whose limits have no slot left are left out; the rest of the backlog keeps its order.
+        values = {f":t{i}": job_type for i, job_type in enumerate(held)}
+        return [TypedBacklogItem.model_validate(item) for item in self._partition(
+            f"TQ#{caller}", limit, values, ConsistentRead=True, FilterExpression=f"NOT #type IN ({', '.join(values)})",
+            ExpressionAttributeNames={"#type": "type"})]
 
     def _admission_writes(self, caller: str, item: TypedBacklogItem, now: float) -> builtins.list[dict[str, Any]]:
         return [self._backlog_delete(item),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.admission.models import caller_limit, type_limit
 from chalicelib.core.jobs import JobSpec
 from chalicelib.core.times import iso_key
 from chalicelib.typed.models import TypedBacklogItem, TypedJob
@@ -46,3 +47,8 @@ def backlog_item(job: TypedJob) -> TypedBacklogItem:
 def typed_job_spec(item: TypedBacklogItem) -> JobSpec:
     """What the dispatcher sends for a backlog item: the job's first attempt."""
     return JobSpec(id=item.id, type=item.type, payload=item.payload, submitted_at=item.created_at)
+
+
+def typed_limit_keys(item: TypedBacklogItem) -> tuple[str, ...]:
+    """The rate limits a typed job keeps to: its type's and its caller's."""
+    return type_limit(item.type), caller_limit(item.caller)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import builtins
-from typing import Any, Callable, Sequence, cast
+from typing import AbstractSet, Any, Callable, Sequence, cast
 
 from chalicelib.admission.memory import MemoryDispatchCoordination
+from chalicelib.admission.models import held_types
 from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.typed.keys import backlog_item, backlog_key, listing_attributes
@@ -199,10 +200,12 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
         with self.lock:
             return sorted(cast(float, item.due) for item in self.schedule.values() if (item.due or 0) <= until)[:limit]
 
-    def backlog(self, caller: str, limit: int) -> builtins.list[TypedBacklogItem]:
+    def backlog(self, caller: str, limit: int, skip: AbstractSet[str] = frozenset()) -> builtins.list[TypedBacklogItem]:
+        held = set(held_types(skip))
         with self.lock:
             backlog = self.backlogs.get(caller, {})
-            return [backlog[key].model_copy() for key in sorted(backlog)[:max(0, limit)]]
+            waiting = [backlog[key] for key in sorted(backlog) if backlog[key].type not in held]
+            return [item.model_copy() for item in waiting[:max(0, limit)]]
 
     def admit(self, caller: str, items: Sequence[TypedBacklogItem], body: str, now: float) -> str:
         with self.lock:

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.admission.models import RateLimit, RateLimits, SetLimit, caller_limit, type_limit
 from chalicelib.admission.service import Admission
 from chalicelib.core.errors import Conflict, DuplicateRequest, NotFound, StaleWrite
 from chalicelib.core.jobs import SQS_MAX_DELAY_S, OutboundMessage
@@ -254,3 +255,32 @@ def dispatch_state(store: TypedJobStore) -> dict[str, Any]:
     callers = store.callers()
     return DispatchState(paused=store.paused(), backlog=sum(c.backlog for c in callers),
                          in_flight=sum(c.in_flight for c in callers)).model_dump()
+
+
+def rate_limits(store: TypedJobStore) -> dict[str, Any]:
+    """The rate limits on typed jobs in force, by type and by caller."""
+    found = [_rate_limit(key, per_minute) for key, per_minute in sorted(store.limits().items())]
+    return RateLimits(limits=[limit for limit in found if limit is not None]).model_dump()
+
+
+def set_rate_limit(store: TypedJobStore, registry: Registry, command: SetLimit, now: float) -> dict[str, Any]:
+    """Limit (or, with per_minute null, free) a type's or a caller's typed jobs; the next admission pass, at most a
+    second or so later, keeps to it (admission/limits.py)."""
+    if command.type is not None:
+        if command.type not in registry:
+            raise invalid([{"field": "type", "message": f"unknown job type {command.type!r}; known: "
+                                                        f"{', '.join(registry.names)}"}])
+        key = type_limit(command.type)
+    else:
+        key = caller_limit(check_caller(command.caller))  # SetLimit checked it as an X-Caller-ID already
+    store.set_limit(key, command.per_minute, now)
+    return RateLimit(type=command.type, caller=command.caller, per_minute=command.per_minute).model_dump()
+
+
+def _rate_limit(key: str, per_minute: float) -> RateLimit | None:
+    kind, _, name = key.partition(":")
+    if kind == "type":
+        return RateLimit(type=name, per_minute=per_minute)
+    if kind == "caller":
+        return RateLimit(caller=name, per_minute=per_minute)
+    return None

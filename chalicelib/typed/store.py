@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import builtins
-from typing import Protocol, Sequence
+from typing import AbstractSet, Protocol, Sequence
 
 from chalicelib.admission.store import AdmissionStore
 from chalicelib.typed.listing import ListPlan
@@ -60,6 +60,7 @@ class TypedJobStore(AdmissionStore[TypedBacklogItem], Protocol):
         """When the scheduled jobs due by `until` fall due, earliest first (at most `limit`)."""
         ...
 
-    def backlog(self, caller: str, limit: int) -> builtins.list[TypedBacklogItem]:
-        """The caller's next jobs: highest priority first, then the oldest."""
+    def backlog(self, caller: str, limit: int, skip: AbstractSet[str] = frozenset()) -> builtins.list[TypedBacklogItem]:
+        """The caller's next jobs: highest priority first, then the oldest; none of a type whose limit key
+        (`type:<type>`) is in `skip`."""
         ...

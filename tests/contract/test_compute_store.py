@@ -3,6 +3,7 @@
 import boto3
 import pytest
 
+from chalicelib.admission.models import Lease
 from chalicelib.compute.dynamo import DynamoComputeStore
 from chalicelib.compute.memory import MemoryComputeStore
 from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest
@@ -75,28 +76,54 @@ def test_the_backlog_is_oldest_first_and_admission_moves_it_in_flight_once(store
     assert store.outbox(T0 + 10) == []
 
 
+def cursor(lease: Lease | None) -> int | None:
+    return None if lease is None else lease.cursor
+
+
+def release(store, holder: str, at_cursor: int, now: float, final: bool = False) -> bool:
+    return store.release_lease(holder, Lease(cursor=at_cursor), now, 30, final=final)
+
+
 def test_one_dispatcher_holds_the_lease_until_it_releases_or_it_expires(stores):
     store, _ = stores
-    assert store.take_lease("a", T0, 30) == 0
-    assert store.release_lease("a", 3, T0, 30) is True
-    assert store.take_lease("b", T0 + 2, 30) == 3
-    assert store.take_lease("c", T0 + 40, 30) == 3  # b's lease ran out
-    assert store.release_lease("b", 9, T0 + 40, 30) is True  # too late: c holds it, and b has nothing to do
+    assert cursor(store.take_lease("a", T0, 30)) == 0
+    assert release(store, "a", 3, T0) is True
+    assert cursor(store.take_lease("b", T0 + 2, 30)) == 3
+    assert cursor(store.take_lease("c", T0 + 40, 30)) == 3  # b's lease ran out
+    assert release(store, "b", 9, T0 + 40) is True  # too late: c holds it, and b has nothing to do
     assert store.take_lease("d", T0 + 41, 30) is None
 
 
 def test_a_trigger_that_finds_the_lease_held_makes_the_holder_go_round_again(stores):
     store, _ = stores
-    assert store.take_lease("a", T0, 30) == 0
+    assert cursor(store.take_lease("a", T0, 30)) == 0
     assert store.take_lease("b", T0 + 1, 30) is None  # b's trigger is handed to a
-    assert store.release_lease("a", 1, T0 + 2, 30) is False  # a keeps the lease for another pass
+    assert release(store, "a", 1, T0 + 2) is False  # a keeps the lease for another pass
     assert store.take_lease("c", T0 + 3, 30) is None
-    assert store.release_lease("a", 2, T0 + 4, 30) is False
-    assert store.release_lease("a", 3, T0 + 5, 30) is True  # nobody asked since: released
-    assert store.take_lease("d", T0 + 6, 30) == 3
+    assert release(store, "a", 2, T0 + 4) is False
+    assert release(store, "a", 3, T0 + 5) is True  # nobody asked since: released
+    assert cursor(store.take_lease("d", T0 + 6, 30)) == 3
     assert store.take_lease("e", T0 + 7, 30) is None
-    assert store.release_lease("d", 4, T0 + 8, 30, final=True) is True  # final lets go even when asked
-    assert store.take_lease("f", T0 + 9, 30) == 4
+    assert release(store, "d", 4, T0 + 8, final=True) is True  # final lets go even when asked
+    assert cursor(store.take_lease("f", T0 + 9, 30)) == 4
+
+
+def test_the_lease_keeps_the_rate_limits_and_their_latest_slots(stores):
+    store, _ = stores
+    store.set_limit("type:email", 600, T0)
+    store.set_limit("caller:alice", 60.5, T0)
+    assert store.limits() == {"type:email": 600, "caller:alice": 60.5}
+    lease = store.take_lease("a", T0, 30)
+    assert lease.per_minute == {"type:email": 600, "caller:alice": 60.5} and lease.last_at == {}
+    lease.last_at.update({"type:email": T0 + 1.25, "caller:alice": T0 + 0.5})
+    lease.timer_at = T0 + 1
+    store.set_limit("type:email", 300, T0 + 0.1)  # an admin's change while the lease is held is kept
+    assert store.release_lease("a", lease, T0 + 0.2, 30) is True
+    again = store.take_lease("b", T0 + 2, 30)
+    assert again.per_minute == {"type:email": 300, "caller:alice": 60.5}
+    assert again.last_at == {"type:email": T0 + 1.25, "caller:alice": T0 + 0.5} and again.timer_at == T0 + 1
+    store.set_limit("caller:alice", None, T0 + 3)
+    assert store.limits() == {"type:email": 300}
 
 
 def test_an_outcome_settles_the_number_and_the_caller_exactly_once(stores):

@@ -80,6 +80,17 @@ def test_the_backlog_is_highest_priority_first_then_oldest(stores):
     assert [item.id for item in store.backlog("alice", 1)] == [new_job(2).id]
 
 
+def test_the_backlog_read_past_held_types_keeps_the_order_of_the_rest(stores):
+    store, _ = stores
+    create(store, *(new_job(i, type="email") for i in range(1, 40)), new_job(40, type="report"),
+           new_job(41, type="notification"), new_job(42, type="report", priority=5))
+    assert [item.id for item in store.backlog("alice", 3, frozenset({"type:email", "caller:alice"}))] == [
+        new_job(42).id, new_job(40).id, new_job(41).id]
+    assert [item.type for item in store.backlog("alice", 2, frozenset({"type:email", "type:report"}))] == [
+        "notification"]
+    assert len(store.backlog("alice", 50, frozenset({"caller:alice"}))) == 42  # only types are left out
+
+
 def test_admission_moves_jobs_in_flight_once_with_their_message_in_the_outbox(stores):
     store, _ = stores
     create(store, new_job(1), new_job(2))

@@ -59,7 +59,7 @@ def test_admin_operations_need_the_bearer_token_and_document_401_and_403(documen
     admin = {(m, p) for p, methods in document["paths"].items() for m, op in methods.items() if "security" in op}
     assert admin == {("put", "/api/workers"), ("get", "/api/dlq"), ("post", "/api/dlq/redrive"),
                      ("put", "/api/callers/{caller}"), ("put", "/api/jobs/dispatch"),
-                     ("post", "/api/jobs/{job_id}/retry")}
+                     ("post", "/api/jobs/{job_id}/retry"), ("put", "/api/jobs/limits")}
     assert document["components"]["securitySchemes"]["adminToken"] == {
         "type": "http", "scheme": "bearer", "description": document["components"]["securitySchemes"]["adminToken"]
         ["description"]}
