@@ -62,10 +62,8 @@ clean:
 .PHONY: test-localstack localstack-start localstack-stop package
 
 # What the LocalStack lane runs: every suite that talks to a live endpoint,
-# the short drills included (PACER_DRILL_SCALE defaults to short).
-# Streams are left out for now: in the whole lane, LocalStack's streams (kinesis-local) delivered a retried
-# batch and the datalake's records too late (docs/EMULATORS.md); alone, those suites pass there.
-LOCALSTACK_TESTS ?= (integration or runtime or deploy or drill) and not streams
+# the short drills included (PACER_DRILL_SCALE defaults to short), the stream suites too (docs/EMULATORS.md).
+LOCALSTACK_TESTS ?= integration or runtime or deploy or drill
 
 ## test-localstack: those suites against LocalStack in host mode (no Docker), through AWS_ENDPOINT_URL; LocalStack stops afterwards.
 test-localstack: $(STAMP)

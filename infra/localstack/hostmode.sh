@@ -16,6 +16,7 @@
 # Environment:
 #   PACER_LOCALSTACK_HOME    the install and state folder (default: <repo>/.localstack, git-ignored)
 #   PACER_LOCALSTACK_PORT    the gateway port (default 4566)
+#   PACER_LOCALSTACK_DYNAMODB_PROVIDER   v2 (default: DynamoDB Local serves the streams) or v1 (kinesis-local)
 #   PACER_PYTHON313          a Python 3.13 interpreter to use (default: pyenv's 3.13.*, then python3.13 on PATH)
 #   JAVA_HOME                the JDK (17 or later) for DynamoDB Local (default: the one javac belongs to)
 set -euo pipefail
@@ -24,6 +25,9 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LS_HOME="${PACER_LOCALSTACK_HOME:-$REPO_ROOT/.localstack}"
 PORT="${PACER_LOCALSTACK_PORT:-4566}"
 ENDPOINT="http://127.0.0.1:$PORT"
+# LocalStack's v2 DynamoDB provider: DynamoDB Local serves the streams itself. v1 copies writes to
+# kinesis-local, whose deliveries fell tens of seconds behind in the whole lane (docs/EMULATORS.md).
+DYNAMODB_PROVIDER="${PACER_LOCALSTACK_DYNAMODB_PROVIDER:-v2}"
 
 LOCALSTACK_VERSION="2026.3.0"
 # The current releases of these break localstack-core 2026.3.0.
@@ -149,8 +153,8 @@ install_java_link() {
     ln -sfn "$(java_home)" "$LIB_DIR/java/21"
 }
 
-# DynamoDB Streams in LocalStack run on kinesis-local (Node): the results table's stream, which feeds the
-# datalake, and the runtime suite's stream event source need it. LocalStack looks for it here.
+# LocalStack's v1 DynamoDB provider serves DynamoDB Streams from kinesis-local (Node); installed so that
+# PACER_LOCALSTACK_DYNAMODB_PROVIDER=v1 works offline. LocalStack looks for it here.
 install_kinesis_local() {
     local dir="$LIB_DIR/kinesis-local/$KINESIS_LOCAL_VERSION"
     if [[ ! -f "$dir/node_modules/kinesis-local/main.js" ]]; then
@@ -228,6 +232,8 @@ cmd_start() {
         LOCALSTACK_VOLUME_DIR="$VOLUME_DIR" \
         OVERRIDE_IN_DOCKER=0 \
         DYNAMODB_IN_MEMORY=1 \
+        PROVIDER_OVERRIDE_DYNAMODB="$DYNAMODB_PROVIDER" \
+        PROVIDER_OVERRIDE_DYNAMODBSTREAMS="$DYNAMODB_PROVIDER" \
         PATH="$VENV/bin:$PATH" \
         setsid "$VENV/bin/python" -m localstack.runtime.main >>"$LOG_FILE" 2>&1 </dev/null &
     pid=$!

@@ -42,6 +42,10 @@ FIRST_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 5.0
 ERROR_PAUSE_SECONDS = 1.0
 CHECKPOINT_PARTITION = "RUNTIME#stream"
+# GetRecords errors after which a new iterator is asked for, from the last record read: an iterator lives
+# 15 minutes, and one that points before the oldest record (DynamoDB Local's TRIM_HORIZON iterator taken on a
+# shard that had no records yet does) is "trimmed"; AWS's advice for both is a new iterator.
+REOPEN_ON = ("ExpiredIteratorException", "TrimmedDataAccessException")
 
 
 def number(sequence: str) -> int:
@@ -261,7 +265,7 @@ class StreamReader:
             response = self.streams.get_records(ShardIterator=shard.iterator, Limit=GET_RECORDS_MAX)
         except (BotoCoreError, ClientError) as exc:
             code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else ""
-            if code == "ExpiredIteratorException":
+            if code in REOPEN_ON:
                 shard.opened = False  # ask again from the last record read
                 shard.done = sequence_of(shard.buffer[-1]) if shard.buffer else shard.done
                 shard.buffer.clear()
