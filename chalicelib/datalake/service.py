@@ -139,7 +139,8 @@ def decode_cursor(cursor: str, date: str) -> str:
 
 
 def export_page(objects: ObjectStore, date: str, cursor: str | None, page_records: int) -> ExportPage:
-    """One page of a date's records as NDJSON, whole objects in key order, each id once.
+    """One page of a date's records as NDJSON, whole objects in key order, each id once: its latest outcome
+    (an admin's retry of a failed job settles it again, and both outcomes are in the datalake).
 
     A page ends at the first object boundary past `page_records`, unless the next object's sequence range
     overlaps what the page holds: a batch replayed with other boundaries (say, bisected on AWS) wrote such
@@ -148,21 +149,25 @@ def export_page(objects: ObjectStore, date: str, cursor: str | None, page_record
     """
     date = parse_date(date)
     after = decode_cursor(cursor, date) if cursor else None
-    seen: set[str] = set()
-    parts: list[bytes] = []
+    page: dict[str, tuple[str, bytes]] = {}  # job id -> its latest record's finish and line, in first-seen order
     highest = -1  # the highest sequence number the page's objects cover
     for key, _size in objects.keys(partition_prefix(date), after):
         first, last = sequence_range(key)
-        if len(seen) >= page_records and (first > highest or len(seen) >= OVERLAP_PAGE_FACTOR * page_records):
-            return ExportPage(body=b"".join(parts), records=len(seen), next_cursor=encode_cursor(after or ""))
+        if len(page) >= page_records and (first > highest or len(page) >= OVERLAP_PAGE_FACTOR * page_records):
+            return _page(page, encode_cursor(after or ""))
         for line in objects.lines(key):
-            job_id = json.loads(line)["id"]
-            if job_id not in seen:
-                seen.add(job_id)
-                parts.append(line if line.endswith(b"\n") else line + b"\n")
+            record = json.loads(line)
+            finished = str(record.get("finished_at") or "")  # ISO 8601 in UTC: sorts as it reads
+            kept = page.get(record["id"])
+            if kept is None or finished > kept[0]:
+                page[record["id"]] = (finished, line if line.endswith(b"\n") else line + b"\n")
         highest = max(highest, last)
         after = key
-    return ExportPage(body=b"".join(parts), records=len(seen), next_cursor=None)
+    return _page(page, None)
+
+
+def _page(page: dict[str, tuple[str, bytes]], next_cursor: str | None) -> ExportPage:
+    return ExportPage(body=b"".join(line for _, line in page.values()), records=len(page), next_cursor=next_cursor)
 
 
 def object_links(objects: ObjectStore, date: str, cursor: str | None, limit: int, expires_s: int) -> ObjectLinks:

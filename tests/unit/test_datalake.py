@@ -152,6 +152,17 @@ def test_the_export_drops_the_duplicates_a_replay_with_other_boundaries_wrote(la
     assert sorted(ids) == [f"j{i}" for i in range(6)] and page.records == 6 and page.next_cursor is None
 
 
+def test_the_export_keeps_a_retried_jobs_latest_outcome(lake):
+    objects, catalog = lake
+    failed = outcome("j1", MIDNIGHT + 5, status="failed", error="boom")
+    retried = outcome("j1", MIDNIGHT + 50, status="done")  # an admin's retry settled it again, later that day
+    datalake.append_batch(objects, catalog, batch_of(records_for([failed, outcome("j2", MIDNIGHT + 6)])), MIDNIGHT + 9)
+    datalake.append_batch(objects, catalog, batch_of(records_for([retried], SEQ + 100)), MIDNIGHT + 51)
+    page = datalake.export_page(objects, "2026-11-27", None, page_records=1000)
+    exported = [json.loads(line) for line in page.body.splitlines()]
+    assert [(r["id"], r["status"]) for r in exported] == [("j1", "done"), ("j2", "done")] and page.records == 2
+
+
 def test_the_export_pages_with_a_cursor_and_every_record_comes_once(lake):
     objects, catalog = lake
     for batch in range(10):
