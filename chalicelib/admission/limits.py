@@ -7,7 +7,9 @@ while a key is idle: a burst-free start) and a pass gives out only slots due
 within `lookahead_s`, so a changed limit bites at most that long later. A job
 is sent with the SQS delay that makes it visible in the wall-clock second of
 its slot, so each second holds the limit's share of jobs, as a paced run's
-does (runs/pacing.py). The state is each key's latest slot, kept with the
+does (runs/pacing.py). Only the passes of the limits' own clock give out
+slots (Dispatcher._keep_time), so the second's jobs become visible at one
+steady moment in it. The state is each key's latest slot, kept with the
 dispatcher's lease (models.Lease).
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Limiter:
     lease: Lease
     now: float
     lookahead_s: float = LOOKAHEAD_S
+    gives_slots: bool = True  # False: a pass off the limits' clock, where every limited job waits for it
     held: set[str] = field(default_factory=set)  # keys that turned a job away in this pass
 
     def _interval(self, key: str) -> float:
@@ -41,6 +44,9 @@ class Limiter:
         """How many of `wanted` jobs the key's limit lets through in this pass (all of them if it has none)."""
         if key not in self.lease.per_minute:
             return wanted
+        if not self.gives_slots:
+            self.held.add(key)
+            return 0
         first = self._next_slot(key)
         horizon = self.now + self.lookahead_s
         allowed = 0 if first > horizon else math.floor((horizon - first) / self._interval(key) + 1e-9) + 1
@@ -54,6 +60,9 @@ class Limiter:
         limited = [key for key in keys if key in self.lease.per_minute]
         if not limited:
             return self.now
+        if not self.gives_slots:
+            self.held.update(limited)
+            return None
         slot = max(self._next_slot(key) for key in limited)
         if slot > self.now + self.lookahead_s:
             self.held.update(key for key in limited if self._next_slot(key) > self.now + self.lookahead_s)

@@ -69,22 +69,36 @@ def test_a_slot_is_sent_with_the_delay_that_makes_it_visible_in_its_own_wall_clo
 
 # ---- admission under limits ----
 
-def test_a_type_at_its_limit_holds_only_its_own_jobs_and_asks_for_the_next_pass(client, c):
+def clock_requests(c, since=0) -> list[tuple[AdmitRequest, int]]:
+    return [(AdmitRequest.model_validate_json(m.body), m.delay_seconds) for m in c.ticks_queue.sent[since:]]
+
+
+def on_time(c, now) -> int:
+    """Deliver the limits' clock's latest request: its pass gives out the slots."""
+    request, _ = clock_requests(c)[-1]
+    return c.typed_dispatcher.dispatch(now, request.timer)
+
+
+def test_a_type_at_its_limit_holds_only_its_own_jobs_and_its_clock_gives_out_the_slots(client, c):
     assert limit(client, type="email", per_minute=120) == (200, {"type": "email", "caller": None, "per_minute": 120})
     c.typed_dispatcher.store.take_lease("elsewhere", time.time(), 30)  # submits queue up; this test dispatches
     submit(client, EMAIL, 20)
     submit(client, NOTIFICATION, 5)  # behind the emails in the backlog
     c.typed_dispatcher.store.lease = None
     now = time.time() + 1
-    assert c.typed_dispatcher.dispatch(now) == 4 + 5
-    jobs = sent_jobs(c)
-    assert Counter(t for t, _ in jobs) == {"email": 4, "notification": 5}
-    assert sorted(d for t, d in jobs if t == "email") == [
-        Limiter(Lease(), now).delay(now + k * 0.5) for k in range(4)]
-    asked = [AdmitRequest.model_validate_json(m.body) for m in c.ticks_queue.sent]
-    assert asked == [AdmitRequest(admit="typed")] and c.ticks_queue.sent[0].delay_seconds == 1
-    assert c.typed_dispatcher.dispatch(now + 0.2) == 0  # the slots are given out; the request is on its way
-    assert len(c.ticks_queue.sent) == 1
+    # An ordinary pass (a submit's, a settled message's) admits the other types and starts the limits' clock.
+    assert c.typed_dispatcher.dispatch(now) == 5
+    assert Counter(t for t, _ in sent_jobs(c)) == {"notification": 5}
+    [(request, delay)] = clock_requests(c)
+    assert request.admit == "typed" and request.timer and delay == 0
+    assert c.typed_dispatcher.dispatch(now + 0.1) == 0 and len(c.ticks_queue.sent) == 1  # one clock at a time
+    # The clock's pass gives out the slots due within 1.5 s, each visible in its own second, and goes on.
+    assert on_time(c, now + 0.2) == 4
+    assert sorted(d for t, d in sent_jobs(c, 1)) == [Limiter(Lease(), now + 0.2).delay(now + 0.2 + k * 0.5)
+                                                      for k in range(4)]
+    assert clock_requests(c, 1) == [(request, 1)]
+    assert c.typed_dispatcher.dispatch(now + 0.3, "another-token") == 0  # a stale clock's request gives out nothing
+    assert on_time(c, now + 1.2) == 2
 
 
 def test_a_callers_limit_leaves_the_window_to_the_others(client, c):
@@ -93,11 +107,24 @@ def test_a_callers_limit_leaves_the_window_to_the_others(client, c):
     submit(client, EMAIL, 30, caller="alice")
     submit(client, EMAIL, 30, caller="bob")
     c.typed_dispatcher.store.lease = None
-    assert c.typed_dispatcher.dispatch(time.time()) == 2 + 30  # alice: her slots now and a second on
+    now = time.time()
+    assert c.typed_dispatcher.dispatch(now) == 30  # bob's
+    assert on_time(c, now + 0.1) == 2  # alice's slots now and a second on
 
 
-def test_over_a_minute_of_passes_each_wall_clock_second_holds_the_limits_share(client, c):
-    """600 a minute with a pass about every second (as the AdmitRequests come): 10 visible in each second."""
+def test_a_clock_whose_request_finds_the_lease_held_comes_back_at_once(client, c):
+    assert limit(client, type="email", per_minute=60)[0] == 200
+    submit(client, EMAIL, 5)
+    now = time.time() + 1
+    c.typed_dispatcher.dispatch(now)
+    [(request, _)] = clock_requests(c)
+    c.typed_dispatcher.store.take_lease("elsewhere", now, 30)
+    assert c.typed_dispatcher.dispatch(now + 0.1, request.timer) == 0
+    assert clock_requests(c, 1) == [(request, 0)]
+
+
+def test_over_a_minute_of_clock_passes_each_wall_clock_second_holds_the_limits_share(client, c):
+    """600 a minute, the clock's pass about every second, other passes between: 10 visible in each second."""
     assert limit(client, type="email", per_minute=600)[0] == 200
     c.typed_dispatcher.store.take_lease("elsewhere", time.time(), 30)
     submit(client, EMAIL, 700)
@@ -105,9 +132,11 @@ def test_over_a_minute_of_passes_each_wall_clock_second_holds_the_limits_share(c
     start = math.floor(time.time()) + 5.37
     visible: Counter[int] = Counter()
     now = start
+    c.typed_dispatcher.dispatch(now)
     while now < start + 60:
         sent = len(c.jobs_queue.sent)
-        c.typed_dispatcher.dispatch(now)
+        on_time(c, now)
+        c.typed_dispatcher.dispatch(now + 0.4)  # an ordinary pass between: it gives out no slot
         for message in c.jobs_queue.sent[sent:]:
             visible[math.floor(now) + message.delay_seconds] += len(JobEnvelope.model_validate_json(message.body).jobs)
         now += 1.0 + (0.3 if int(now) % 7 == 0 else 0.05)  # the next request's delivery is a little late
