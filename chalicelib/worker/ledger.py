@@ -7,8 +7,9 @@ from chalicelib.core.jobs import JobOutcome
 
 
 class ResultLedger(Protocol):
-    def record(self, outcomes: Sequence[JobOutcome], now: float) -> int:
+    def record(self, outcomes: Sequence[JobOutcome], now: float) -> list[JobOutcome]:
         """Store each outcome once, keyed by job id, and move the run's counters by exactly that much.
 
-        Outcomes whose job already has one are skipped. Returns how many were new.
+        Outcomes whose job already has one are skipped. Returns the new ones, in order.
         """
+        ...

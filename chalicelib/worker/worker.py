@@ -190,10 +190,10 @@ class JobWorker:
                     for delay, job in retry
                 ]
             )
-        recorded = self.ledger.record(outcomes, now()) if outcomes else 0
+        recorded = self.ledger.record(outcomes, now()) if outcomes else []
         if held:
-            raise HeldBack(max(h.retry_after_s for _, h in held), recorded, [job_id for job_id, _ in held])
-        return recorded
+            raise HeldBack(max(h.retry_after_s for _, h in held), len(recorded), [job_id for job_id, _ in held])
+        return len(recorded)
 
     def _outcome(self, envelope: JobEnvelope, job: JobSpec, started_at: float, finished_at: float,
                  done: Done | None = None, error: str | None = None) -> JobOutcome:
