@@ -8,6 +8,7 @@ own store (see admission/store.py), so both share one admission path.
 """
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from typing import Callable, Generic, Iterator
 from chalicelib.admission.store import AdmissionStore, Item
 from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
 from chalicelib.core.queue import MessageQueue
+from chalicelib.observability.logs import log_jobs
+
+log = logging.getLogger(__name__)
 
 
 def fair_shares(backlogs: dict[str, int], free: int, cursor: int, in_flight: dict[str, int] | None = None,
@@ -125,13 +129,14 @@ class Dispatcher(Generic[Item]):
         # Each caller's messages in as few transactions as fit; a message whose items another dispatcher
         # admitted (its lease ran out under it) comes back without a key, and that dispatcher sends it.
         keys: dict[str, list[str | None]] = {}
+        envelopes: dict[str, list[JobEnvelope]] = {}
         bodies: dict[str, list[str]] = {}
         for caller, caller_chunks in chunks.items():
-            bodies[caller] = [JobEnvelope(origin=self.origin, group=caller,
-                                          jobs=[self.job_spec(item) for item in chunk]).model_dump_json()
-                              for chunk in caller_chunks]
+            envelopes[caller] = [JobEnvelope(origin=self.origin, group=caller,
+                                             jobs=[self.job_spec(item) for item in chunk]) for chunk in caller_chunks]
+            bodies[caller] = [envelope.model_dump_json() for envelope in envelopes[caller]]
             keys[caller] = self.store.admit_many(caller, list(zip(caller_chunks, bodies[caller])), now)
-        admitted = 0
+        admitted: list[JobSpec] = []
         sent: list[str] = []
         messages: list[OutboundMessage] = []
         turn = dict.fromkeys(chunks, 0)
@@ -142,11 +147,13 @@ class Dispatcher(Generic[Item]):
                 continue
             sent.append(key)
             messages.append(OutboundMessage(body=bodies[caller][index], group_id=caller))
-            admitted += len(chunk)
+            admitted += envelopes[caller][index].jobs
+        # Admitted: the transaction above moved these jobs into the window, once (the sends may be retried).
+        log_jobs(log, "jobs admitted", ((job.correlation_id, job.id) for job in admitted), origin=self.origin)
         if messages:
             self.jobs.send(messages)
             self.store.forget_outbox(sent)
-        return admitted
+        return len(admitted)
 
     def _resend_stale_outbox(self, now: float) -> None:
         # A dispatcher that crashed between admitting and sending left these; the ledger
