@@ -17,6 +17,7 @@ from typing import Callable, Generic, Iterator
 from chalicelib.admission.store import AdmissionStore, Item
 from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
 from chalicelib.core.queue import MessageQueue
+from chalicelib.observability import emf
 from chalicelib.observability.logs import log_jobs
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ class Dispatcher(Generic[Item]):
             admitted += envelopes[caller][index].jobs
         # Admitted: the transaction above moved these jobs into the window, once (the sends may be retried).
         log_jobs(log, "jobs admitted", ((job.correlation_id, job.id) for job in admitted), origin=self.origin)
+        emf.jobs_admitted(self.origin, len(admitted))
         if messages:
             self.jobs.send(messages)
             self.store.forget_outbox(sent)

@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple
 from chalicelib.core.errors import StaleWrite
 from chalicelib.core.jobs import SQS_MAX_DELAY_S, JobEnvelope, JobSpec, OutboundMessage
 from chalicelib.core.queue import MessageQueue
+from chalicelib.observability import emf
 from chalicelib.observability.logs import log_jobs
 from chalicelib.runs.models import Run, Tick
 from chalicelib.runs.store import RunStore
@@ -142,6 +143,7 @@ class Pacer:
         # Admitted: the claim is the one write that moves these jobs into the window (the sends may be retried).
         log_jobs(log, "jobs admitted", ((job.correlation_id, job.id) for timed in plan.messages
                                         for job in timed.envelope.jobs), origin="run", group=run.run_id)
+        emf.jobs_admitted("run", plan.claimed)
         if plan.next_tick_delay is not None:
             self.send_tick(Tick(run_id=run.run_id, token=next_token), plan.next_tick_delay)
         if plan.messages:

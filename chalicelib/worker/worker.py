@@ -17,8 +17,10 @@ poison message reaches the DLQ in about half a minute rather than after five
 full visibility timeouts.
 
 Each job's lines carry its correlation id (observability/logs.py): the jobs a
-message ran, a retry, a failure, the ledger's record of the outcomes, and a
-message failed on its last receive (which SQS then moves to the DLQ).
+message ran, a retry, a failure, and the ledger's record of the outcomes; the
+metrics of the outcomes the ledger recorded, and of messages failed on their
+last receive (which SQS then moves to the DLQ), are EMF lines
+(observability/emf.py).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from chalicelib.core.jobs import JobEnvelope, JobOutcome, JobSpec, Origin, Outbo
 from chalicelib.core.queue import MessageQueue
 from chalicelib.dlq.store import FailureLog
 from chalicelib.fleet.service import Heartbeat
+from chalicelib.observability import emf
 from chalicelib.observability.logs import correlated, log_jobs
 from chalicelib.worker.ledger import ResultLedger, record_outcomes
 from chalicelib.worker.retry import RetryPolicy
@@ -171,6 +174,7 @@ class JobWorker:
             else:
                 log_jobs(log, "message failed on its last receive: SQS moves it to the DLQ",
                          ((job.correlation_id, job.id) for job in envelope.jobs), logging.ERROR, **facts)
+        emf.dead_lettered(len(last))
 
     def process_envelope(self, envelope: JobEnvelope, now: Callable[[], float]) -> int:
         runner = self.runners[envelope.origin]
@@ -218,6 +222,7 @@ class JobWorker:
                 ]
             )
         recorded = record_outcomes(self.ledger, outcomes, now())
+        emf.outcomes_recorded(recorded)
         if held:
             raise HeldBack(max(h.retry_after_s for _, h in held), len(recorded), [job_id for job_id, _ in held])
         return len(recorded)

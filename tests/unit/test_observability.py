@@ -1,4 +1,5 @@
-"""Observability: a job's log lines carry its request's correlation id from submit to ledger."""
+"""Observability: a job's log lines carry its request's correlation id from submit to ledger, and the worker and
+admission emit CloudWatch embedded-metric-format lines, per origin, counting each job once."""
 import json
 
 import pytest
@@ -25,6 +26,20 @@ def json_lines(text):
 
 def log_lines(captured):
     return [line for line in json_lines(captured.err) if "level" in line]
+
+
+def metric_lines(captured):
+    """Each EMF line as {"origin": …, metric name: [values]}."""
+    found = []
+    for line in json_lines(captured.out):
+        if "_aws" not in line:
+            continue
+        [directive] = line["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "Pacer"
+        values = {m["Name"]: line[m["Name"]] for m in directive["Metrics"]}
+        found.append({"dimensions": directive["Dimensions"], "origin": line.get("origin"),
+                      **{name: value if isinstance(value, list) else [value] for name, value in values.items()}})
+    return found
 
 
 def deliver(client, c, receive_count=1):
@@ -93,7 +108,7 @@ def test_a_message_written_before_correlation_ids_is_still_processed_and_its_lin
     assert all("correlation_id" not in line for line in lines)
 
 
-def test_a_redelivered_message_is_logged_as_a_duplicate_with_its_correlation_id(
+def test_a_redelivered_message_is_logged_as_a_duplicate_with_its_correlation_id_and_counted_once(
         client, c, capsys):
     client.http.post("/api/compute", body=json.dumps({"number": "91"}),
                      headers={**HEADERS, "X-Correlation-ID": "once"})
@@ -104,6 +119,26 @@ def test_a_redelivered_message_is_logged_as_a_duplicate_with_its_correlation_id(
     captured = capsys.readouterr()
     [duplicate] = [line for line in log_lines(captured) if line["message"] == "duplicate outcomes dropped"]
     assert duplicate["correlation_id"] == "once"
+    processed = [m for m in metric_lines(captured) if "JobsProcessed" in m]
+    assert [(m["origin"], m["JobsProcessed"]) for m in processed] == [("compute", [1.0])]
+
+
+def test_admission_and_outcomes_are_metrics_per_origin_with_their_waits_and_processing_times(client, c, capsys):
+    client.http.post("/api/compute/batch", body=json.dumps({"numbers": ["12", "15"]}), headers=HEADERS)
+    body = {"type": "notification", "payload": {"user_id": "u1", "channel": "sms", "message": "Hi"}}
+    client.http.post("/api/jobs", body=json.dumps(body), headers=HEADERS)
+    deliver(client, c)
+    metrics = metric_lines(capsys.readouterr())
+    assert all(m["dimensions"] == [["origin", "service"]] for m in metrics)
+    admitted = {m["origin"]: sum(m["JobsAdmitted"]) for m in metrics if "JobsAdmitted" in m}
+    assert admitted == {"compute": 2, "typed": 1}
+    settled = {m["origin"]: m for m in metrics if "JobsProcessed" in m}
+    assert set(settled) == {"compute", "typed"}
+    assert (settled["compute"]["JobsProcessed"], settled["compute"]["JobsFailed"]) == ([2.0], [0.0])
+    assert settled["compute"]["JobRetries"] == [0.0]
+    for figures in settled.values():  # one value per job
+        assert len(figures["QueueWait"]) == len(figures["ProcessingTime"]) == figures["JobsProcessed"][0]
+        assert all(value >= 0 for value in figures["QueueWait"] + figures["ProcessingTime"])
 
 
 def worker(c, factor, max_attempts=3) -> JobWorker:
@@ -117,6 +152,16 @@ def message(*specs: JobSpec, receive_count=1) -> Record:
                   receive_count=receive_count)
 
 
+def test_a_recorded_outcome_counts_the_attempts_before_it_as_retries_and_its_wait_from_submission(c, capsys):
+    clock = iter([T0, T0, T0 + 0.25, T0 + 0.25])  # begin, the attempt's start, its end, the record
+    spec = JobSpec(id="run-1:0", number="12", attempt=3, submitted_at=T0 - 2)
+    worker(c, lambda n: [2, 2, 3]).process([message(spec)], lambda: next(clock))
+    [figures] = metric_lines(capsys.readouterr())
+    assert figures["origin"] == "run"
+    assert (figures["JobsProcessed"], figures["JobRetries"]) == ([1.0], [2.0])
+    assert (figures["QueueWait"], figures["ProcessingTime"]) == ([2.0], [0.25])
+
+
 def test_a_failed_attempt_logs_its_retry_with_the_jobs_correlation_id(c, capsys):
     def broken(number):
         raise RuntimeError("boom")
@@ -126,6 +171,17 @@ def test_a_failed_attempt_logs_its_retry_with_the_jobs_correlation_id(c, capsys)
     [retried] = [line for line in log_lines(capsys.readouterr()) if line["message"] == "job attempt failed; retried"]
     assert (retried["correlation_id"], retried["job_id"], retried["reason"]) == ("retry-me", "run-1:0",
                                                                                   "RuntimeError: boom")
+
+
+def test_a_message_failed_on_its_last_receive_is_counted_as_a_dead_letter_and_an_earlier_failure_is_not(c, capsys):
+    worker(c, lambda n: [n]).process([Record("poison", "not json", receive_count=4)], lambda: T0)
+    assert metric_lines(capsys.readouterr()) == []
+    worker(c, lambda n: [n]).process([Record("poison", "not json", receive_count=5)], lambda: T0)
+    captured = capsys.readouterr()
+    [dead] = metric_lines(captured)
+    assert (dead["dimensions"], dead["DeadLettered"]) == ([["service"]], [1.0])
+    [line] = [line for line in log_lines(captured) if line["message"].startswith("message failed on its last receive")]
+    assert (line["level"], line["message_id"], line["receive_count"]) == ("ERROR", "poison", 5)
 
 
 def test_the_lines_are_json_on_stderr_with_the_service_and_the_logger_that_wrote_them(client, c, capsys):
