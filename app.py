@@ -461,9 +461,10 @@ def datalake_objects(date: str) -> Any:
 
 
 @api("/api/metrics/summary", ["GET"], doc=Operation(
-    "The system at a glance: jobs by status and way in, throughput, failure rate, waits, workers, DLQ, lag",
+    "The system at a glance: jobs by status and way in (admitted, in flight, done, failed, retries), throughput, "
+    "failure rate, waits, workers, DLQ, lag",
     "datalake", {200: TypeAdapter(dict[str, Any])}))
 def metrics_summary() -> Any:
     c, now = container(), time.time()
     return metrics.summary(c.datalake_catalog, fleet.fleet_view(c.fleet, now, c.settings.worker_down_after_s),
-                           c.jobs_queue.depth(), c.jobs_dlq.depth(), now)
+                           c.jobs_queue.depth(), c.jobs_dlq.depth(), now, metrics.in_flight(c.runs, c.admission))
