@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import hmac
 import json
-import logging
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
@@ -40,6 +39,7 @@ from chalicelib.dlq import service as dlq
 from chalicelib.dlq.models import DeadLetters, DeadLettersQuery, Redriven, RedriveQuery
 from chalicelib.fleet import service as fleet
 from chalicelib.fleet.models import Fleet, SetConcurrency
+from chalicelib.observability import logs
 from chalicelib.resources import JOBS_QUEUE, RESULTS_TABLE, TICKS_QUEUE
 from chalicelib.runs import service as runs
 from chalicelib.runs.models import ChangeRate, RunStatus, StartRun
@@ -52,14 +52,31 @@ from chalicelib.worker.worker import Record
 Model = TypeVar("Model", bound=BaseModel)
 View = Callable[..., Any]
 
-app = Chalice(app_name="pacer")
+# Not Chalice's own log format: app.log's lines are Powertools' JSON, as chalicelib's are (observability/logs.py).
+app = Chalice(app_name=logs.SERVICE, configure_logs=False)
 # The pages are served from another origin; their requests carry these headers, so preflights must allow them.
 CORS = CORSConfig(allow_origin="*", allow_headers=["Idempotency-Key", "X-Caller-ID"])
-app.log.setLevel(logging.INFO)
 JSON_BODIES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
 
 _STATUS_CODES = [(PayloadTooLarge, 413), (InvalidInput, 400), (NotFound, 404), (Unauthenticated, 401),
                  (Forbidden, 403), (Conflict, 409), (StaleWrite, 409), (DependencyUnavailable, 503)]
+
+
+@app.middleware("all")
+def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Every invocation's lines carry its request id; an HTTP request's also its correlation id, which its jobs keep
+    and its answer names."""
+    http = isinstance(event, Request)
+    request_id = getattr(event.lambda_context if http else event.context, "aws_request_id", None)
+    if not http:
+        with logs.invocation(request_id):
+            return get_response(event)
+    correlation_id = logs.correlation_id_for(event.headers.get(logs.CORRELATION_HEADER),
+                                             event.context.get("requestId") or request_id)
+    with logs.invocation(request_id, correlation_id):
+        response = get_response(event)
+    response.headers[logs.CORRELATION_HEADER] = correlation_id
+    return response
 
 
 def _error_response(error: PacerError) -> Response:
@@ -460,9 +477,10 @@ def datalake_objects(date: str) -> Any:
 
 
 @api("/api/metrics/summary", ["GET"], doc=Operation(
-    "The system at a glance: jobs by status and way in, throughput, failure rate, waits, workers, DLQ, lag",
+    "The system at a glance: jobs by status and way in (admitted, in flight, done, failed, retries), throughput, "
+    "failure rate, waits, workers, DLQ, lag",
     "datalake", {200: TypeAdapter(dict[str, Any])}))
 def metrics_summary() -> Any:
     c, now = container(), time.time()
     return metrics.summary(c.datalake_catalog, fleet.fleet_view(c.fleet, now, c.settings.worker_down_after_s),
-                           c.jobs_queue.depth(), c.jobs_dlq.depth(), now)
+                           c.jobs_queue.depth(), c.jobs_dlq.depth(), now, metrics.in_flight(c.runs, c.admission))

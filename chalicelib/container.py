@@ -28,6 +28,7 @@ from chalicelib.core.queue import MessageQueue
 from chalicelib.dlq.store import DeadLetterQueue, FailureLog
 from chalicelib.fleet.service import Heartbeat
 from chalicelib.fleet.store import FleetStore
+from chalicelib.resources import JOBS_QUEUE
 from chalicelib.runs.pacing import Pacer
 from chalicelib.runs.status_cache import StatusCache
 from chalicelib.runs.store import RunStore
@@ -205,7 +206,8 @@ class Container:
                          policy=RetryPolicy(settings.max_attempts, settings.retry_base_s, settings.retry_max_s),
                          runners={"run": numbers, "compute": numbers, "typed": self.typed_attempts},
                          worker_id=self.worker_id, failures=self.failure_log, heartbeat=self.heartbeat,
-                         settled=self.admission.after_settled, batch_done=self.admission.after_batch)
+                         settled=self.admission.after_settled, batch_done=self.admission.after_batch,
+                         max_receives=JOBS_QUEUE.max_receive_count)
 
     # ---- the datalake (chalicelib/datalake/) ----
 

@@ -8,6 +8,7 @@ own store (see admission/store.py), so both share one admission path.
 """
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ from chalicelib.admission.models import AdmitRequest, Lease, caller_limit
 from chalicelib.admission.store import AdmissionStore, Item
 from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
 from chalicelib.core.queue import MessageQueue
+from chalicelib.observability import emf
+from chalicelib.observability.logs import log_jobs
+
+log = logging.getLogger(__name__)
 
 ASK_AGAIN_S = 1  # while a rate limit holds jobs back, its clock's passes come this far apart
 TIMER_LOST_S = 3.0  # a clock not heard of for this long is started again
@@ -168,14 +173,16 @@ class Dispatcher(Generic[Item]):
         # Each caller's messages in as few transactions as fit; a message whose items another dispatcher
         # admitted (its lease ran out under it) comes back without a key, and that dispatcher sends it.
         keys: dict[str, list[str | None]] = {}
+        envelopes: dict[str, list[JobEnvelope]] = {}
         bodies: dict[str, list[str]] = {}
         for caller, caller_chunks in chunks.items():
-            bodies[caller] = [JobEnvelope(origin=self.origin, group=caller,
-                                          jobs=[self.job_spec(item) for item in chunk.items]).model_dump_json()
-                              for chunk in caller_chunks]
+            envelopes[caller] = [JobEnvelope(origin=self.origin, group=caller,
+                                             jobs=[self.job_spec(item) for item in chunk.items])
+                                 for chunk in caller_chunks]
+            bodies[caller] = [envelope.model_dump_json() for envelope in envelopes[caller]]
             keys[caller] = self.store.admit_many(
                 caller, [(chunk.items, body) for chunk, body in zip(caller_chunks, bodies[caller])], now)
-        admitted = 0
+        admitted: list[JobSpec] = []
         sent: list[str] = []
         messages: list[OutboundMessage] = []
         turn = dict.fromkeys(chunks, 0)
@@ -186,11 +193,14 @@ class Dispatcher(Generic[Item]):
                 continue
             sent.append(key)
             messages.append(OutboundMessage(body=bodies[caller][index], group_id=caller, delay_seconds=chunk.delay))
-            admitted += len(chunk.items)
+            admitted += envelopes[caller][index].jobs
+        # Admitted: the transaction above moved these jobs into the window, once (the sends may be retried).
+        log_jobs(log, "jobs admitted", ((job.correlation_id, job.id) for job in admitted), origin=self.origin)
+        emf.jobs_admitted(self.origin, len(admitted))
         if messages:
             self.jobs.send(messages)
             self.store.forget_outbox(sent)
-        return admitted
+        return len(admitted)
 
     def _timed(self, caller: str, share: int, limiter: Limiter) -> list[tuple[int, Item]]:
         """Up to `share` of the caller's backlog, in order, each with the SQS delay of its rate limits' slot.

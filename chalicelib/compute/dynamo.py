@@ -97,8 +97,8 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
                 {"Put": {"TableName": self._table, "Item": self._request_item(request)}},
                 {"Put": {"TableName": self._table, "Item": to_item({
                     "pk": f"CQ#{request.caller}", "sk": _backlog_sk(request.id, request.submitted_at),
-                    **ComputeBacklogItem(id=request.id, number=request.number,
-                                  submitted_at=request.submitted_at).model_dump()})}},
+                    **ComputeBacklogItem(id=request.id, number=request.number, submitted_at=request.submitted_at,
+                                         correlation_id=request.correlation_id).model_dump()})}},
             ]
         for caller in sorted({r.caller for r in owners}):
             added = sum(1 for r in owners if r.caller == caller)

@@ -26,7 +26,8 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
             if owner:
                 self.numbers[stored.number] = NumberRecord(number=stored.number, status="pending", job_id=stored.id)
                 self.backlogs.setdefault(stored.caller, {})[stored.id] = ComputeBacklogItem(
-                    id=stored.id, number=stored.number, submitted_at=stored.submitted_at)
+                    id=stored.id, number=stored.number, submitted_at=stored.submitted_at,
+                    correlation_id=stored.correlation_id)
                 self._count(stored.caller).backlog += 1
             return stored.model_copy()
 

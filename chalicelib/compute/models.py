@@ -33,6 +33,7 @@ class ComputeRequest(BaseModel):
     number: str
     owner: bool
     submitted_at: float
+    correlation_id: str | None = None  # the request's (observability/logs.py); its job carries it
 
 
 class NumberRecord(BaseModel):
@@ -75,6 +76,7 @@ class ComputeBacklogItem(BaseModel):
     id: str
     number: str
     submitted_at: float
+    correlation_id: str | None = None
 
 
 class CallerStats(CallerCounts):

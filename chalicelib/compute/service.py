@@ -6,6 +6,7 @@ same as for paced runs.
 """
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Sequence
 
@@ -17,6 +18,9 @@ from chalicelib.core.jobs import JobSpec
 from chalicelib.core.stats import percentile
 from chalicelib.core.times import iso
 from chalicelib.core.validation import check_caller
+from chalicelib.observability.logs import current_correlation_id, log_jobs
+
+log = logging.getLogger(__name__)
 
 WAIT_SAMPLE = 1000  # the latest waits per caller that p50/p95 are taken over
 
@@ -50,8 +54,12 @@ def submit(store: ComputeStore, admission: Admission, caller: str | None, number
     caller = check_caller(caller)
     fields = [field] if len(numbers) == 1 and field == "number" else [f"{field}.{i}" for i in range(len(numbers))]
     canonical = [check_number(raw, name, max_digits) for raw, name in zip(numbers, fields)]
+    correlation_id = current_correlation_id()
     stored = store.submit_many([ComputeRequest(id=new_request_id(), caller=caller, number=number, owner=True,
-                                               submitted_at=now) for number in canonical], now)
+                                               submitted_at=now, correlation_id=correlation_id)
+                                for number in canonical], now)
+    log_jobs(log, "compute requests stored", ((r.correlation_id, r.id) for r in stored), caller=caller,
+             cached=[r.id for r in stored if not r.owner])
     # An owner's number was pending when it was claimed; a follower is answered from the number's record.
     accepted = [Accepted(id=r.id, status="pending" if r.owner else view(store, r).status) for r in stored]
     admission.request("compute")
@@ -89,4 +97,4 @@ def callers(store: ComputeStore) -> Callers:
 
 
 def compute_job_spec(item: ComputeBacklogItem) -> JobSpec:
-    return JobSpec(id=item.id, number=item.number, submitted_at=item.submitted_at)
+    return JobSpec(id=item.id, number=item.number, submitted_at=item.submitted_at, correlation_id=item.correlation_id)

@@ -32,6 +32,8 @@ class JobSpec(BaseModel):
     submitted_at: float | None = None  # when the caller asked (compute, typed) or the job fell due (a run)
     type: str | None = None  # typed jobs: the executor to run (typed/executors.py) …
     payload: dict[str, Any] | None = None  # … and its payload, validated again by the executor
+    # The request the job came from (observability/logs.py); messages written before it was carried have none.
+    correlation_id: str | None = None
 
 
 class JobEnvelope(BaseModel):
@@ -60,6 +62,7 @@ class JobOutcome(BaseModel):
     attempt: int
     worker: str
     finished_at: float
+    correlation_id: str | None = None  # the job's (JobSpec.correlation_id), for the ledger's lines
 
     _read_origin = field_validator("origin", mode="before")(_origin_of)
 

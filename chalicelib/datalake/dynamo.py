@@ -4,7 +4,7 @@
 |---|---|---|
 | `DLOBJ#<date>` | `<object key>` | the object was counted (TTL 3 days: a stream keeps records 24 h) |
 | `DLDATE` | `<date>` | objects, records, bytes, done, failed |
-| `DLORIGIN` | `<origin>` | done, failed: every result ever counted |
+| `DLORIGIN` | `<origin>` | done, failed, retries (attempts before the recorded one): every result ever counted |
 | `DLMIN` | `<minute>` | done, failed finished in that minute (TTL 1 day) |
 | `DLSAMPLE` | `<written at>#<key>` | a sample of the object's lags, waits and durations (TTL 1 day) |
 """
@@ -82,7 +82,7 @@ class DynamoCatalog(Catalog):
                 for item in map(from_item, found)]
 
     def origins(self) -> dict[str, dict[str, int]]:
-        return {item["sk"]: {"done": int(item.get("done", 0)), "failed": int(item.get("failed", 0))}
+        return {item["sk"]: {name: int(item.get(name, 0)) for name in ("done", "failed", "retries")}
                 for item in self._partition("DLORIGIN")}
 
     def samples(self, limit: int) -> list[Sample]:

@@ -50,7 +50,7 @@ class MemoryCatalog(Catalog):
             self.by_minute[minute] = MinuteCount(minute=minute, done=known.done + counts["done"],
                                                  failed=known.failed + counts["failed"])
         for origin, counts in figures.by_origin.items():
-            totals = self.by_origin.setdefault(origin, {"done": 0, "failed": 0})
+            totals = self.by_origin.setdefault(origin, {"done": 0, "failed": 0, "retries": 0})
             for status, n in counts.items():
                 totals[status] = totals.get(status, 0) + n
         self.kept.append(Sample(written_at=figures.written_at, lags_s=figures.lags_s, waits_s=figures.waits_s,

@@ -59,7 +59,7 @@ class ObjectFigures(BaseModel):
     bytes: int
     done: int
     failed: int
-    by_origin: dict[str, dict[str, int]]  # origin -> {"done": n, "failed": n}
+    by_origin: dict[str, dict[str, int]]  # origin -> {"done": n, "failed": n, "retries": n}
     per_minute: dict[int, dict[str, int]]  # minute (epoch // 60) of finished_at -> {"done": n, "failed": n}
     written_at: float
     lags_s: list[float]  # written_at - finished_at, a sample of the object's records

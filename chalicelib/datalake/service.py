@@ -93,7 +93,9 @@ def figures_of(date: str, key: str, records: Sequence[DatalakeRecord], size: int
     per_minute: dict[int, dict[str, int]] = {}
     oldest_minute = int(now // 60) - RECENT_MINUTES
     for record in records:
-        by_origin.setdefault(record.origin, {"done": 0, "failed": 0})[record.status] += 1
+        counts = by_origin.setdefault(record.origin, {"done": 0, "failed": 0, "retries": 0})
+        counts[record.status] += 1
+        counts["retries"] += record.attempts - 1  # the attempts before the recorded one, as emf counts them
         minute = int(record.finished_epoch // 60)
         if minute >= oldest_minute:  # older results do not move the last hour's figures
             per_minute.setdefault(minute, {"done": 0, "failed": 0})[record.status] += 1

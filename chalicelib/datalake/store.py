@@ -30,7 +30,7 @@ class Catalog(Protocol):
     def minutes(self, since_minute: int) -> list[MinuteCount]: ...
 
     def origins(self) -> dict[str, dict[str, int]]:
-        """Every result ever counted, by origin and status."""
+        """Every result ever counted, by origin: done, failed, and the retries before them."""
 
     def samples(self, limit: int) -> list[Sample]:
         """The newest objects' samples, newest first."""

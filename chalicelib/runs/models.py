@@ -57,6 +57,7 @@ class Run(BaseModel):
     started_at: float
     updated_at: float
     stopped_at: float | None = None
+    correlation_id: str | None = None  # the request that started it: every job of the run carries it
 
     @property
     def rate_per_second(self) -> float:

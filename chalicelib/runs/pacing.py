@@ -19,6 +19,7 @@ later, plans with it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
@@ -26,8 +27,12 @@ from typing import Callable, NamedTuple
 from chalicelib.core.errors import StaleWrite
 from chalicelib.core.jobs import SQS_MAX_DELAY_S, JobEnvelope, JobSpec, OutboundMessage
 from chalicelib.core.queue import MessageQueue
+from chalicelib.observability import emf
+from chalicelib.observability.logs import log_jobs
 from chalicelib.runs.models import Run, Tick
 from chalicelib.runs.store import RunStore
+
+log = logging.getLogger(__name__)
 
 JOB_NUMBER_MODULUS = 10**12  # 12-digit numbers: a few hundred microseconds each to factor
 
@@ -92,7 +97,8 @@ def envelopes_for(run: Run, start: int, end: int, now: float, jobs_per_message: 
         delay = min(SQS_MAX_DELAY_S, max(0, math.floor(due_time(run, index) - now)))
         # A paced job is "submitted" when it falls due: its queue wait is measured from then.
         groups.setdefault(delay, []).append(JobSpec(id=job_id(run.run_id, index), number=job_number(run.run_id, index),
-                                                    submitted_at=round(due_time(run, index), 3)))
+                                                    submitted_at=round(due_time(run, index), 3),
+                                                    correlation_id=run.correlation_id))
     return [
         Timed(delay, JobEnvelope(group=run.run_id, jobs=jobs[offset : offset + jobs_per_message]))
         for delay, jobs in sorted(groups.items())
@@ -134,6 +140,10 @@ class Pacer:
             self.runs.advance(run, end=plan.end, next_token=next_token, now=now)
         except StaleWrite:
             return "lost race"  # another copy of this tick, a rate change or a stop got there first
+        # Admitted: the claim is the one write that moves these jobs into the window (the sends may be retried).
+        log_jobs(log, "jobs admitted", ((job.correlation_id, job.id) for timed in plan.messages
+                                        for job in timed.envelope.jobs), origin="run", group=run.run_id)
+        emf.jobs_admitted("run", plan.claimed)
         if plan.next_tick_delay is not None:
             self.send_tick(Tick(run_id=run.run_id, token=next_token), plan.next_tick_delay)
         if plan.messages:

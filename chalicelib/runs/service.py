@@ -1,13 +1,17 @@
 """Starting, re-pacing, stopping and reporting a run. Plain functions over ports."""
 from __future__ import annotations
 
+import logging
 import secrets
 
 from chalicelib.core.errors import NoActiveRun, StaleWrite
 from chalicelib.core.times import compact_stamp, iso
+from chalicelib.observability.logs import current_correlation_id
 from chalicelib.runs.models import AchievedRate, ChangeRate, Run, RunStatus, StartRun, ThroughputBucket, Tick
 from chalicelib.runs.pacing import Pacer, due_time
 from chalicelib.runs.store import RunStore
+
+log = logging.getLogger(__name__)
 
 RATE_WINDOW_S = 60
 _OPTIMISTIC_RETRIES = 5  # a rate change races at most the once-a-second tick
@@ -30,8 +34,10 @@ def start_run(command: StartRun, pacer: Pacer, now: float) -> Run:
         tick_at=now,
         started_at=now,
         updated_at=now,
+        correlation_id=current_correlation_id(),
     )
     pacer.runs.create_current(run)  # raises RunAlreadyActive
+    log.info("run started", extra={"run_id": run.run_id, "x": run.x, "y": run.y, "total": run.total})
     # Sent only once the run exists, or the tick would find no run and end the chain.
     # If we die before this send, the watchdog starts the chain within a minute.
     pacer.send_tick(Tick(run_id=run.run_id, token=token))

@@ -41,12 +41,14 @@ def listing_attributes(job: TypedJob, main_text: str) -> dict[str, Any]:
 
 def backlog_item(job: TypedJob) -> TypedBacklogItem:
     return TypedBacklogItem(id=job.id, type=job.type, priority=job.priority, payload=job.payload, caller=job.caller,
-                           created_at=job.created_at, due=job.scheduled_for if job.place == "scheduled" else None)
+                           created_at=job.created_at, due=job.scheduled_for if job.place == "scheduled" else None,
+                           correlation_id=job.correlation_id)
 
 
 def typed_job_spec(item: TypedBacklogItem) -> JobSpec:
     """What the dispatcher sends for a backlog item: the job's first attempt."""
-    return JobSpec(id=item.id, type=item.type, payload=item.payload, submitted_at=item.created_at)
+    return JobSpec(id=item.id, type=item.type, payload=item.payload, submitted_at=item.created_at,
+                   correlation_id=item.correlation_id)
 
 
 def typed_limit_keys(item: TypedBacklogItem) -> tuple[str, ...]:

@@ -44,6 +44,7 @@ class TypedJob(BaseModel):
     result: dict[str, Any] | None = None
     error: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    correlation_id: str | None = None  # the request that created it (observability/logs.py); its job carries it
 
 
 class TypedBacklogItem(BaseModel):
@@ -56,6 +57,7 @@ class TypedBacklogItem(BaseModel):
     caller: str
     created_at: float
     due: float | None = None  # the schedule only
+    correlation_id: str | None = None
 
 
 class TypedJobStats(BaseModel):

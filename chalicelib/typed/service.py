@@ -28,6 +28,7 @@ from chalicelib.core.jobs import SQS_MAX_DELAY_S, OutboundMessage
 from chalicelib.core.queue import MessageQueue
 from chalicelib.core.times import iso
 from chalicelib.core.validation import check_caller, field_errors, invalid
+from chalicelib.observability.logs import current_correlation_id
 from chalicelib.typed.executors import Registry
 from chalicelib.typed.listing import JOB_ID, decode_token, encode_token, index_keys, parse_list_query, plan_list
 from chalicelib.typed.models import (
@@ -102,6 +103,8 @@ def submit(store: TypedJobStore, registry: Registry, admission: Admission, ticks
     """Validate, then store the job (with its idempotency claim, in one transaction), then admit it, or for a
     scheduled job ask for a wake-up when it falls due. Returns (job, created)."""
     job, created = _create(store, registry, data, caller, idempotency_key, max_attempts, now)
+    log.info("typed job stored" if created else "typed job found by its Idempotency-Key",
+             extra={"job_id": job.id, "type": job.type, "caller": job.caller, "place": job.place})
     if created and job.place == "scheduled":
         _wake_up_when_due(ticks, job.scheduled_for or now, now)
     elif created:
@@ -121,7 +124,7 @@ def _create(store: TypedJobStore, registry: Registry, data: dict[str, Any], call
     job = TypedJob(
         id=job_id, type=command.type, priority=command.priority, status="pending",
         place="scheduled" if waits else "queued", payload=payload, caller=caller, created_at=now,
-        scheduled_for=due, max_attempts=max_attempts,
+        scheduled_for=due, max_attempts=max_attempts, correlation_id=current_correlation_id(),
         timeline=[TimelineEntry(status="pending", at=now, attempt=0,
                                 note=f"created; scheduled for {iso(due)}" if waits else "created")],
     )

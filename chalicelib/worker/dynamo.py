@@ -21,27 +21,29 @@ class DynamoResultLedger(ResultLedger):
         self._results = results_table
         self._settlements = settlements
 
-    def record(self, outcomes: Sequence[JobOutcome], now: float) -> int:
+    def record(self, outcomes: Sequence[JobOutcome], now: float) -> list[JobOutcome]:
         by_group: dict[tuple[Origin, str], list[JobOutcome]] = {}
         for outcome in outcomes:
             by_group.setdefault((outcome.origin, outcome.group), []).append(outcome)
-        recorded = 0
+        recorded: set[int] = set()
         for (origin, group), group_outcomes in by_group.items():
             settlement = self._settlements[origin]
             chunk = (MAX_TRANSACT_ITEMS - settlement.shared_items) // (1 + settlement.items_per_outcome)
-            recorded += sum(self._record_chunk(settlement, group, group_outcomes[offset : offset + chunk], now)
-                            for offset in range(0, len(group_outcomes), chunk))
-        return recorded
+            for offset in range(0, len(group_outcomes), chunk):
+                recorded.update(map(id, self._record_chunk(settlement, group, group_outcomes[offset : offset + chunk],
+                                                           now)))
+        return [outcome for outcome in outcomes if id(outcome) in recorded]
 
-    def _record_chunk(self, settlement: Settlement, group: str, outcomes: list[JobOutcome], now: float) -> int:
+    def _record_chunk(self, settlement: Settlement, group: str, outcomes: list[JobOutcome],
+                      now: float) -> list[JobOutcome]:
         pending = list(outcomes)
         for attempt in range(MAX_ATTEMPTS):
             if not pending:
-                return 0
+                return []
             items, owners = self._transaction(settlement, group, pending, now)
             try:
                 self._db.transact_write_items(TransactItems=items)
-                return len(pending)
+                return pending
             except StaleWrite as exc:
                 # A job whose result exists was done by a duplicate delivery (or, for a typed job, its attempt is
                 # no longer the running one): drop it, keep the rest.

@@ -19,8 +19,8 @@ class MemoryResultLedger(ResultLedger):
         self.outcomes: dict[str, JobOutcome] = {} if outcomes is None else outcomes
         self._lock = threading.Lock()
 
-    def record(self, outcomes: Sequence[JobOutcome], now: float) -> int:
+    def record(self, outcomes: Sequence[JobOutcome], now: float) -> list[JobOutcome]:
         with self._lock:
             new = [o for o in outcomes if o.job_id not in self.outcomes and self.settlements[o.origin](o, now)]
             self.outcomes.update((outcome.job_id, outcome) for outcome in new)
-            return len(new)
+            return new

@@ -15,6 +15,12 @@ redelivers it, and redrives it to the DLQ after maxReceiveCount. Its reason is
 logged for the DLQ view, and its visibility is shortened to a backoff so a
 poison message reaches the DLQ in about half a minute rather than after five
 full visibility timeouts.
+
+Each job's lines carry its correlation id (observability/logs.py): the jobs a
+message ran, a retry, a failure, and the ledger's record of the outcomes; the
+metrics of the outcomes the ledger recorded, and of messages failed on their
+last receive (which SQS then moves to the DLQ), are EMF lines
+(observability/emf.py).
 """
 from __future__ import annotations
 
@@ -28,7 +34,9 @@ from chalicelib.core.jobs import JobEnvelope, JobOutcome, JobSpec, Origin, Outbo
 from chalicelib.core.queue import MessageQueue
 from chalicelib.dlq.store import FailureLog
 from chalicelib.fleet.service import Heartbeat
-from chalicelib.worker.ledger import ResultLedger
+from chalicelib.observability import emf
+from chalicelib.observability.logs import correlated, log_jobs
+from chalicelib.worker.ledger import ResultLedger, record_outcomes
 from chalicelib.worker.retry import RetryPolicy
 from chalicelib.worker.runner import Done, Held, JobRunner
 
@@ -91,6 +99,7 @@ class JobWorker:
     heartbeat: Heartbeat | None = None  # told when the worker is busy, and how many jobs it settled
     settled: Callable[[JobEnvelope], None] | None = None  # told of each message whose outcomes are stored
     batch_done: Callable[[], None] | None = None  # told when a batch is over (admission refills what is left)
+    max_receives: int | None = None  # the queue's maxReceiveCount: a message failed on that receive goes to the DLQ
 
     def process(self, records: Iterable[Record], now: Callable[[], float]) -> BatchResult:
         """Process a batch; report the messages that must be redelivered."""
@@ -135,6 +144,7 @@ class JobWorker:
                 failed.append((record, f"{type(exc).__name__}: {exc}"))
         if failed:
             self._note_failures(failed, held, now())
+            self._note_dead_letters(failed, {record.message_id: envelope for record, envelope in parsed})
         return BatchResult(failed_ids=[record.message_id for record, _ in failed], jobs_done=done)
 
     def _tell_settled(self, envelope: JobEnvelope) -> None:
@@ -153,11 +163,25 @@ class JobWorker:
         except Exception:
             log.exception("could not note %d failed message(s)", len(failed))
 
+    def _note_dead_letters(self, failed: list[tuple[Record, str]], envelopes: dict[str, JobEnvelope]) -> None:
+        last = [(record, reason) for record, reason in failed
+                if self.max_receives is not None and record.receive_count >= self.max_receives]
+        for record, reason in last:
+            envelope = envelopes.get(record.message_id)
+            facts = {"message_id": record.message_id, "receive_count": record.receive_count, "reason": reason}
+            if envelope is None:  # unparseable: no jobs to name
+                log.error("message failed on its last receive: SQS moves it to the DLQ", extra=facts)
+            else:
+                log_jobs(log, "message failed on its last receive: SQS moves it to the DLQ",
+                         ((job.correlation_id, job.id) for job in envelope.jobs), logging.ERROR, **facts)
+        emf.dead_lettered(len(last))
+
     def process_envelope(self, envelope: JobEnvelope, now: Callable[[], float]) -> int:
         runner = self.runners[envelope.origin]
         outcomes: list[JobOutcome] = []
         retry: list[tuple[int, JobSpec]] = []
         held: list[tuple[str, Held]] = []
+        ran: list[JobSpec] = []
         for job, begun in zip(envelope.jobs, runner.begin(envelope.jobs, self.worker_id, now()), strict=True):
             next_job = job.model_copy(update={"attempt": job.attempt + 1})
             if begun == "resend":  # handed back for a retry whose message may be lost: send it (again)
@@ -166,20 +190,27 @@ class JobWorker:
                 held.append((job.id, begun))
             if begun != "run":
                 continue
+            ran.append(job)
             started_at = now()
             try:
                 done = runner.run(job)
             except Exception as exc:  # any failure of the job itself is retried, then recorded
                 permanent = getattr(exc, "permanent", False)  # say, a factorisation over its budget: it would fail again
                 reason = str(exc) if permanent else f"{type(exc).__name__}: {exc}"
-                if job.attempt < self.policy.max_attempts and not permanent:
-                    delay = self.policy.delay_before(next_job.attempt)
-                    if runner.requeue(job, self.worker_id, f"retry in {delay} s: {reason}", now()):
-                        retry.append((delay, next_job))
-                else:
-                    outcomes.append(self._outcome(envelope, job, started_at, now(), error=reason))
+                with correlated(job.correlation_id):
+                    if job.attempt < self.policy.max_attempts and not permanent:
+                        delay = self.policy.delay_before(next_job.attempt)
+                        if runner.requeue(job, self.worker_id, f"retry in {delay} s: {reason}", now()):
+                            retry.append((delay, next_job))
+                            log.warning("job attempt failed; retried", extra={
+                                "job_id": job.id, "attempt": job.attempt, "retry_in_s": delay, "reason": reason})
+                    else:
+                        log.warning("job failed", extra={"job_id": job.id, "attempt": job.attempt, "reason": reason})
+                        outcomes.append(self._outcome(envelope, job, started_at, now(), error=reason))
                 continue
             outcomes.append(self._outcome(envelope, job, started_at, now(), done=done))
+        log_jobs(log, "jobs run", ((job.correlation_id, job.id) for job in ran), origin=envelope.origin,
+                 group=envelope.group)
         if retry:
             self.retries.send(
                 [
@@ -190,10 +221,11 @@ class JobWorker:
                     for delay, job in retry
                 ]
             )
-        recorded = self.ledger.record(outcomes, now()) if outcomes else 0
+        recorded = record_outcomes(self.ledger, outcomes, now())
+        emf.outcomes_recorded(recorded)
         if held:
-            raise HeldBack(max(h.retry_after_s for _, h in held), recorded, [job_id for job_id, _ in held])
-        return recorded
+            raise HeldBack(max(h.retry_after_s for _, h in held), len(recorded), [job_id for job_id, _ in held])
+        return len(recorded)
 
     def _outcome(self, envelope: JobEnvelope, job: JobSpec, started_at: float, finished_at: float,
                  done: Done | None = None, error: str | None = None) -> JobOutcome:
@@ -212,4 +244,5 @@ class JobWorker:
             attempt=job.attempt,
             worker=self.worker_id,
             finished_at=finished_at,
+            correlation_id=job.correlation_id,
         )

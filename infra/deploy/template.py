@@ -26,7 +26,13 @@ lists included, replaces chalice's). This module writes that template:
 - each function role's policy, least privilege: the data actions Pacer uses,
   on Pacer's own tables, indexes and queues in the stack's account and
   region, and the functions' own log groups;
-- `AdminToken`, a NoEcho parameter that reaches the API as PACER_ADMIN_TOKEN.
+- `AdminToken`, a NoEcho parameter that reaches the API as PACER_ADMIN_TOKEN;
+- X-Ray tracing on every function (`Tracing: Active`), with the two X-Ray
+  actions on each role (X-Ray has no resource-level permissions, so they name
+  `*`); Powertools' JSON log lines carry the trace id (`xray_trace_id`);
+- CloudWatch alarms (docs/DEPLOY.md): any message in a DLQ, the jobs queue's
+  oldest message too old, and each function's error rate and throttles, with
+  an optional `AlarmTopicArn` parameter (an SNS topic) for their actions.
 
 The names chalice gives its resources (`ProcessJobs`, `ProcessJobsRole`,
 `ProcessJobsSqsEventSource`, …) come from chalice's own application graph, so
@@ -91,6 +97,20 @@ STREAM_ACTIONS = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:Ge
 # The datalake: objects written whole, listed per date and read for the export.
 S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject"]
 S3_BUCKET_ACTIONS = ["s3:ListBucket"]
+# What Lambda's active tracing needs of a role it did not make (chalice makes them): X-Ray's documented
+# write-only actions, which take no resource narrower than "*".
+XRAY_ACTIONS = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+
+# Alarms. A period is a minute: SQS and Lambda publish their metrics each minute.
+ALARM_PERIOD_S = 60
+# The oldest job message may be this old before the jobs queue alarms: a redelivered message backs off for seconds,
+# a retry waits at most a minute (RetryPolicy.max_delay_s) and a held-back one a Lambda timeout, so five minutes
+# means the workers are not keeping up (or not running).
+OLDEST_JOB_ALARM_S = 300
+# A function's errors, as a share of its invocations over five minutes, above which it alarms. Errors are whole
+# failed invocations (a batch item failure is not one), so a few percent is already a fault.
+ERROR_RATE_ALARM_PERCENT = 5
+ERROR_RATE_MINUTES = 5
 
 
 def cfn_name(name: str) -> str:
@@ -367,6 +387,7 @@ def iam_policy(app_name: str, stage: str, pinned: bool = True) -> dict:
             {"Sid": "PacerDatalake", "Effect": "Allow", "Action": S3_BUCKET_ACTIONS, "Resource": bucket_arns},
             {"Sid": "PacerDatalakeObjects", "Effect": "Allow", "Action": S3_OBJECT_ACTIONS, "Resource": object_arns},
             {"Sid": "FunctionLogs", "Effect": "Allow", "Action": LOGS_ACTIONS, "Resource": logs},
+            {"Sid": "Tracing", "Effect": "Allow", "Action": XRAY_ACTIONS, "Resource": "*"},
         ],
     }
 
@@ -388,6 +409,66 @@ def resource_references(environment: dict[str, str]) -> dict:
     return {name: known[value] for name, value in environment.items() if value in known}
 
 
+# ---- alarms ---------------------------------------------------------------------------------------
+
+ALARM_TOPIC = "AlarmTopicArn"
+HAS_ALARM_TOPIC = "HasAlarmTopic"
+
+
+def _alarm(description: str, properties: dict) -> dict:
+    """An alarm that tells the optional SNS topic when it fires and when it clears."""
+    actions = {"Fn::If": [HAS_ALARM_TOPIC, [{"Ref": ALARM_TOPIC}], {"Ref": "AWS::NoValue"}]}
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmDescription": description, "AlarmActions": actions, "OKActions": actions,
+        "TreatMissingData": "notBreaching", **properties}}
+
+
+def _queue_alarm(queue: Queue, metric: str, threshold: int, periods: int, description: str) -> dict:
+    return _alarm(description, {
+        "Namespace": "AWS/SQS", "MetricName": metric, "Statistic": "Maximum",
+        "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [cfn_name(queue.name), "QueueName"]}}],
+        "Period": ALARM_PERIOD_S, "EvaluationPeriods": periods, "Threshold": threshold,
+        "ComparisonOperator": "GreaterThanThreshold"})
+
+
+def _lambda_metric(metric_id: str, function: str, metric: str, period: int) -> dict:
+    return {"Id": metric_id, "ReturnData": False, "MetricStat": {
+        "Metric": {"Namespace": "AWS/Lambda", "MetricName": metric,
+                   "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": function}}]},
+        "Period": period, "Stat": "Sum"}}
+
+
+def alarm_resources(graph: AppGraph) -> dict:
+    """Each DLQ holding any message, the jobs queue's oldest message, and each function's error rate and
+    throttles, keyed by logical id."""
+    alarms: dict[str, dict] = {}
+    for dlq in sorted({q.dead_letter.name: q.dead_letter for q in declared.QUEUES if q.dead_letter}.values(),
+                      key=lambda q: q.name):
+        alarms[f"{cfn_name(dlq.name)}DepthAlarm"] = _queue_alarm(
+            dlq, "ApproximateNumberOfMessagesVisible", 0, 1,
+            f"{dlq.name} holds messages that failed every receive: inspect and redrive them (GET /api/dlq)")
+    alarms[f"{cfn_name(declared.JOBS_QUEUE.name)}OldestMessageAlarm"] = _queue_alarm(
+        declared.JOBS_QUEUE, "ApproximateAgeOfOldestMessage", OLDEST_JOB_ALARM_S, 5,
+        f"the oldest job message has waited over {OLDEST_JOB_ALARM_S} s for five minutes: the workers are behind")
+    period = ERROR_RATE_MINUTES * 60
+    for function, logical_id in sorted(graph.functions.items()):
+        alarms[f"{logical_id}ErrorRateAlarm"] = _alarm(
+            f"{function}: over {ERROR_RATE_ALARM_PERCENT}% of invocations failed in {ERROR_RATE_MINUTES} minutes", {
+                "Metrics": [
+                    _lambda_metric("errors", logical_id, "Errors", period),
+                    _lambda_metric("invocations", logical_id, "Invocations", period),
+                    {"Id": "rate", "Label": "error rate (%)", "ReturnData": True,
+                     "Expression": "IF(invocations > 0, 100 * errors / invocations, 0)"}],
+                "EvaluationPeriods": 1, "Threshold": ERROR_RATE_ALARM_PERCENT,
+                "ComparisonOperator": "GreaterThanThreshold"})
+        alarms[f"{logical_id}ThrottlesAlarm"] = _alarm(f"{function}: invocations throttled", {
+            "Namespace": "AWS/Lambda", "MetricName": "Throttles", "Statistic": "Sum",
+            "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": logical_id}}],
+            "Period": ALARM_PERIOD_S, "EvaluationPeriods": 1, "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold"})
+    return alarms
+
+
 def merge_template(graph: AppGraph) -> dict:
     template_resources = data_resources(deployed_visibility_timeouts(graph))
     policy = iam_policy(graph.app_name, graph.stage, pinned=True)
@@ -403,7 +484,7 @@ def merge_template(graph: AppGraph) -> dict:
             variables["PACER_ADMIN_TOKEN"] = {"Ref": "AdminToken"}
         # chalice's SAM template leaves functions unnamed (CloudFormation would
         # make up <stack>-<id>-<random>); named, their log groups can be granted.
-        functions[logical_id] = {"FunctionName": graph.function_names[function]}
+        functions[logical_id] = {"FunctionName": graph.function_names[function], "Tracing": "Active"}
         if variables:
             functions[logical_id]["Environment"] = {"Variables": variables}
     for mapping in graph.sqs:
@@ -425,6 +506,7 @@ def merge_template(graph: AppGraph) -> dict:
         }
     for logical_id, properties in functions.items():
         template_resources[logical_id] = {"Properties": properties}
+    template_resources.update(alarm_resources(graph))
     return {
         "Parameters": {
             "AdminToken": {
@@ -432,8 +514,14 @@ def merge_template(graph: AppGraph) -> dict:
                 "NoEcho": True,
                 "MinLength": 16,
                 "Description": "Bearer token for Pacer's admin endpoints (PACER_ADMIN_TOKEN)",
-            }
+            },
+            ALARM_TOPIC: {
+                "Type": "String",
+                "Default": "",
+                "Description": "An SNS topic's ARN that the alarms notify when they fire and clear (empty: none)",
+            },
         },
+        "Conditions": {HAS_ALARM_TOPIC: {"Fn::Not": [{"Fn::Equals": [{"Ref": ALARM_TOPIC}, ""]}]}},
         "Resources": template_resources,
         "Outputs": {
             **{f"{cfn_name(t.name)}Name": {"Value": {"Ref": cfn_name(t.name)}} for t in declared.TABLES},

@@ -25,7 +25,7 @@ def lake(request):
 
 def figures(key: str, date="2026-11-27", records=3, failed=1, written_at=NOW, **changes) -> ObjectFigures:
     fields = dict(date=date, key=key, records=records, bytes=100 * records, done=records - failed, failed=failed,
-                  by_origin={"run": {"done": records - failed, "failed": failed}},
+                  by_origin={"run": {"done": records - failed, "failed": failed, "retries": failed}},
                   per_minute={MINUTE - 1: {"done": records - failed, "failed": failed}}, written_at=written_at,
                   lags_s=[0.5] * records, waits_s=[0.1] * records, durations_s=[0.2] * records)
     fields.update(changes)
@@ -61,7 +61,7 @@ def test_the_catalog_counts_each_object_key_once(lake):
     assert catalog.count_once(figures("k2", records=2, failed=0), NOW) is True
     [day] = catalog.dates()
     assert (day.date, day.objects, day.records, day.bytes, day.done, day.failed) == ("2026-11-27", 2, 5, 500, 4, 1)
-    assert catalog.origins() == {"run": {"done": 4, "failed": 1}}
+    assert catalog.origins() == {"run": {"done": 4, "failed": 1, "retries": 1}}
     [minute] = catalog.minutes(MINUTE - 60)
     assert (minute.minute, minute.done, minute.failed) == (MINUTE - 1, 4, 1)
     assert catalog.minutes(MINUTE) == []

@@ -118,9 +118,10 @@ def test_stop_needs_a_running_run(stores):
 def test_outcomes_are_recorded_once_and_move_the_counters_exactly_once(stores):
     runs, ledger = stores
     runs.create_current(a_run())
-    assert ledger.record([outcome("r1", 0), outcome("r1", 1), outcome("r1", 2, "failed")], T0) == 3
-    assert ledger.record([outcome("r1", 1), outcome("r1", 3)], T0 + 1) == 1  # job 1 is a duplicate
-    assert ledger.record([outcome("r1", 0, "failed")], T0 + 2) == 0  # one outcome per job, ever
+    assert len(ledger.record([outcome("r1", 0), outcome("r1", 1), outcome("r1", 2, "failed")], T0)) == 3
+    duplicate, new = outcome("r1", 1), outcome("r1", 3)
+    assert ledger.record([duplicate, new], T0 + 1) == [new]  # only the new outcome comes back: job 1 had one
+    assert ledger.record([outcome("r1", 0, "failed")], T0 + 2) == []  # one outcome per job, ever
     run = runs.current()
     assert (run.processed, run.failed, run.settled) == (3, 1, 4)
     buckets = runs.throughput("r1", int(T0), int(T0) + 2)
@@ -130,7 +131,7 @@ def test_outcomes_are_recorded_once_and_move_the_counters_exactly_once(stores):
 def test_more_outcomes_than_one_transaction_holds_are_all_recorded(stores):
     runs, ledger = stores
     runs.create_current(a_run())
-    assert ledger.record([outcome("r1", i) for i in range(130)], T0) == 130
+    assert len(ledger.record([outcome("r1", i) for i in range(130)], T0)) == 130
     assert runs.current().processed == 130
 
 

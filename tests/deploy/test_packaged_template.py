@@ -19,9 +19,12 @@ from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfi
 from chalicelib import resources as declared
 from infra.deploy.package import package
 from infra.deploy.template import (
+    ALARM_TOPIC,
     API_HANDLER,
     DEFAULT_MAXIMUM_CONCURRENCY,
+    OLDEST_JOB_ALARM_S,
     VISIBILITY_FACTOR,
+    XRAY_ACTIONS,
     app_graph,
     cfn_name,
     policy_file_text,
@@ -237,6 +240,8 @@ def test_roles_allow_named_actions_on_pacers_own_resources_and_nothing_else(clou
         [policy] = role["Properties"]["Policies"]
         for statement in policy["PolicyDocument"]["Statement"]:
             assert statement["Effect"] == "Allow"
+            if statement["Sid"] == "Tracing":  # X-Ray's actions take no narrower resource (see the test below)
+                continue
             assert all("*" not in action for action in statement["Action"]), statement
             for resource in statement["Resource"]:
                 arn = resource["Fn::Sub"]  # pinned to the stack's partition, region and account
@@ -309,3 +314,67 @@ def test_the_policy_grants_every_dynamodb_and_sqs_call_chalicelib_makes():
     needed = set().union(*(ITEM_ACTIONS.get(action, {action}) for action in called))
     assert "s3:PutObject" in called
     assert needed - set(DYNAMODB_ACTIONS + SQS_ACTIONS + S3_BUCKET_ACTIONS + S3_OBJECT_ACTIONS) == set()
+
+
+def alarms(template: dict) -> dict[str, dict]:
+    return {name: alarm["Properties"] for name, alarm in of_type(template, "AWS::CloudWatch::Alarm").items()}
+
+
+def dimension(alarm: dict, name: str):
+    [found] = [d["Value"] for d in alarm["Dimensions"] if d["Name"] == name]
+    return found
+
+
+def test_every_dead_letter_queue_alarms_on_its_first_visible_message(cloudformation):
+    queues = {q["Properties"]["QueueName"]: name for name, q in of_type(cloudformation, "AWS::SQS::Queue").items()}
+    dlqs = {q.dead_letter.name for q in declared.QUEUES if q.dead_letter}
+    watched = {dimension(a, "QueueName")["Fn::GetAtt"][0]: a for a in alarms(cloudformation).values()
+               if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"}
+    assert set(watched) == {queues[name] for name in dlqs} and len(dlqs) == 2
+    for alarm in watched.values():
+        assert (alarm["Namespace"], alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+            "AWS/SQS", "Maximum", "GreaterThanThreshold", 0)
+
+
+def test_the_jobs_queue_alarms_when_its_oldest_message_waits_too_long(cloudformation):
+    [alarm] = [a for a in alarms(cloudformation).values() if a.get("MetricName") == "ApproximateAgeOfOldestMessage"]
+    target = dimension(alarm, "QueueName")["Fn::GetAtt"][0]
+    assert of_type(cloudformation, "AWS::SQS::Queue")[target]["Properties"]["QueueName"] == declared.JOBS_QUEUE.name
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (OLDEST_JOB_ALARM_S, "GreaterThanThreshold")
+
+
+def test_every_function_alarms_on_its_error_rate_and_on_throttles(cloudformation):
+    functions = set(of_type(cloudformation, "AWS::Lambda::Function"))
+    found = alarms(cloudformation)
+    throttled = {dimension(a, "FunctionName")["Ref"] for a in found.values() if a.get("MetricName") == "Throttles"}
+    assert throttled == functions
+    rates = [a for a in found.values() if "Metrics" in a]
+    by_function = {}
+    for alarm in rates:
+        stats = {m["Id"]: m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m}
+        assert {m["MetricName"] for m in stats.values()} == {"Errors", "Invocations"}
+        [function] = {dimension(m, "FunctionName")["Ref"] for m in stats.values()}
+        [expression] = [m for m in alarm["Metrics"] if m.get("ReturnData")]
+        assert "errors / invocations" in expression["Expression"]
+        by_function[function] = alarm
+    assert set(by_function) == functions
+
+
+def test_the_alarms_notify_the_alarm_topic_only_when_one_is_given(sam, cloudformation):
+    assert sam["Parameters"][ALARM_TOPIC]["Default"] == ""
+    condition = sam["Conditions"]["HasAlarmTopic"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": ALARM_TOPIC}, ""]}]}
+    for name, alarm in alarms(cloudformation).items():
+        for actions in (alarm["AlarmActions"], alarm["OKActions"]):
+            assert actions == {"Fn::If": ["HasAlarmTopic", [{"Ref": ALARM_TOPIC}], {"Ref": "AWS::NoValue"}]}, name
+
+
+def test_every_function_is_traced_by_x_ray_and_its_role_may_write_traces(cloudformation):
+    roles = of_type(cloudformation, "AWS::IAM::Role")
+    for name, function in of_type(cloudformation, "AWS::Lambda::Function").items():
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
+        role = roles[function["Properties"]["Role"]["Fn::GetAtt"][0]]
+        [policy] = role["Properties"]["Policies"]
+        [tracing] = [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] == "Tracing"]
+        # X-Ray's write actions have no resource-level permissions: "*" is the only resource they take.
+        assert (tracing["Action"], tracing["Resource"]) == (XRAY_ACTIONS, "*")

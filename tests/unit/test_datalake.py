@@ -229,12 +229,17 @@ def test_the_metrics_summary_reads_counters_and_samples_not_the_results(lake):
     now = MIDNIGHT + 3600
     done = [outcome(f"d{i}", now - 30, started_at=now - 30 - 0.1 * i, submitted_at=now - 31 - 0.1 * i)
             for i in range(1, 10)]
-    failed = [outcome("f1", now - 30, status="failed", origin="compute", group="alice")]
+    failed = [outcome("f1", now - 30, status="failed", origin="compute", group="alice", attempt=3)]
     datalake.append_batch(objects, catalog, batch_of(records_for(done + failed)), now - 29)
     fleet = Fleet(concurrency=2, down_after_s=120, workers=[])
-    summary = metrics.summary(catalog, fleet, {"visible": 3, "in_flight": 2, "delayed": 1}, {"visible": 4}, now)
+    summary = metrics.summary(catalog, fleet, {"visible": 3, "in_flight": 2, "delayed": 1}, {"visible": 4}, now,
+                              {"run": 0, "compute": 4, "typed": 0})
     assert summary["jobs"]["by_status"] == {"done": 9, "failed": 1}
-    assert summary["jobs"]["by_origin"]["compute"] == {"done": 0, "failed": 1}
+    # Two retries before its recorded attempt; admitted is what finished and what is still in flight.
+    assert summary["jobs"]["by_origin"]["compute"] == {"done": 0, "failed": 1, "retries": 2, "in_flight": 4,
+                                                       "admitted": 5}
+    assert summary["jobs"]["by_origin"]["typed"] == {"done": 0, "failed": 0, "retries": 0, "in_flight": 0,
+                                                     "admitted": 0}
     assert summary["jobs"]["queued_messages"] == 4 and summary["dlq_depth"] == 4
     assert summary["throughput"]["last_minute"] == 10 and summary["throughput"]["last_hour"] == 10
     assert summary["failure_rate"]["last_hour"] == 0.1
@@ -247,3 +252,18 @@ def test_percentiles_use_the_nearest_rank():
     values = list(range(1, 101))
     assert [percentile(values, q / 100, 3) for q in (50, 95, 99)] == [50, 95, 99]
     assert percentile([], 0.5) is None
+
+
+def test_the_summary_counts_each_way_ins_jobs_in_flight_from_its_own_counters(client, c):
+    client.http.post("/api/compute/batch", body=json.dumps({"numbers": ["12", "15", "21"]}),
+                     headers={"Content-Type": "application/json", "X-Caller-ID": "alice"})
+    client.http.post("/api/run", body=json.dumps({"x": 60, "y": 1, "total": 5}),
+                     headers={"Content-Type": "application/json"})
+    [tick] = c.ticks_queue.drain()
+    client.lambda_.invoke("pace_tick", client.events.generate_sqs_event(message_bodies=[tick.body],
+                                                                      queue_name="pacer-ticks"))
+    by_origin = client.http.get("/api/metrics/summary").json_body["jobs"]["by_origin"]
+    run_admitted = c.runs.current().enqueued
+    assert run_admitted >= 1
+    assert {origin: (counts["in_flight"], counts["admitted"]) for origin, counts in by_origin.items()} == {
+        "run": (run_admitted, run_admitted), "compute": (3, 3), "typed": (0, 0)}
