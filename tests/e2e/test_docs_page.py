@@ -41,7 +41,7 @@ def test_the_docs_page_renders_every_operation_of_the_live_document(browser, liv
     assert errors == [], errors
 
 
-@pytest.mark.parametrize("page", ["index.html", "dashboard.html", "jobs.html", "job.html", "new.html", "dlq.html",
+@pytest.mark.parametrize("page", ["index.html", "dashboard.html", "jobs.html", "job.html", "new.html", "dlq.html", "callers.html",
                                   "docs.html"])
 def test_every_page_links_the_api_reference_from_its_header(browser, live_stack, page):
     browser.get(page_url(live_stack, page))
