@@ -17,7 +17,8 @@
   const ORIGINS = { compute: "fair compute", typed: "typed jobs" };
   const BAR_HEIGHT = 18;
   const BAR_GAP = 10;
-  const LABEL_WIDTH = 150;
+  const LABEL_WIDTH = 190;
+  const LABEL_CHARS = 24; // a longer caller id is cut to fit LABEL_WIDTH; the bar's tooltip has it whole
   const SHARE_WIDTH = 64;
 
   const { el } = Pacer;
@@ -45,7 +46,7 @@
       el("td", {}, el("button", {
         type: "button", class: "link-button", "data-test": "caller", title: "Weigh this caller",
       }, row.caller)),
-      el("td", { "data-test": "origin" }, ORIGINS[row.origin] || row.origin),
+      el("td", { class: "nowrap", "data-test": "origin" }, ORIGINS[row.origin] || row.origin),
       numeric("weight", row.weight, String(row.weight)),
       numeric("limit", row.limit, row.limit === null || row.limit === undefined ? "none" : perMinute(row.limit)),
       numeric("backlog", row.backlog),
@@ -83,6 +84,10 @@
     return { total, callers: callers.filter((entry) => entry.total > 0).sort((a, b) => b.total - a.total) };
   }
 
+  function label(caller) {
+    return caller.length <= LABEL_CHARS ? caller : `${caller.slice(0, LABEL_CHARS - 1)}…`;
+  }
+
   function renderChart(rows) {
     const chart = $("share-chart");
     const { total, callers } = shares(rows);
@@ -104,7 +109,7 @@
       bar.append(Pacer.svg("title", {},
         `${entry.caller}: ${perMinute(entry.compute)} compute and ${perMinute(entry.typed)} typed a minute`));
       bar.append(Pacer.svg("text", { x: LABEL_WIDTH - 10, y: y + BAR_HEIGHT - 5, class: "chart-axis share-label",
-        "text-anchor": "end" }, entry.caller));
+        "text-anchor": "end" }, label(entry.caller)));
       let x = LABEL_WIDTH;
       for (const origin of Object.keys(ORIGINS)) {
         const segment = (entry[origin] / total) * plotW;
