@@ -40,7 +40,7 @@ def api_rows(api, caller: str) -> dict[str, dict]:
     return {row["origin"]: row for row in rows if row["caller"] == caller}
 
 
-def test_the_callers_page_lists_two_callers_and_sets_a_weight_through_the_api(browser, live_stack, api):
+def test_the_callers_page_lists_two_callers_and_sets_a_weight_through_the_api(browser, live_stack, api, screenshot):
     stamp = time.time_ns()
     sizes = {f"page-big-{stamp}": 20, f"page-small-{stamp}": 5}
     for caller, size in sizes.items():
@@ -89,3 +89,4 @@ def test_the_callers_page_lists_two_callers_and_sets_a_weight_through_the_api(br
     WebDriverWait(browser, PAGE_DEADLINE_S).until(
         lambda b: shown_rows(b).get((small, "typed"), {}).get("weight") == "4", "the table never showed the weight")
     assert shown_rows(browser)[(small, "compute")]["weight"] == "4"
+    screenshot("callers")
