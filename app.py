@@ -15,7 +15,9 @@ from chalicelib.admission.models import CallerWeight, RateLimit, RateLimits, Set
 from chalicelib.apidoc.document import openapi_document
 from chalicelib.apidoc.operations import Operation, Operations
 from chalicelib.compute import service as compute
-from chalicelib.compute.models import Accepted, AcceptedBatch, Callers, ComputeBatchSubmit, ComputeSubmit, ComputeView
+from chalicelib.callers import service as callers
+from chalicelib.callers.models import Callers
+from chalicelib.compute.models import Accepted, AcceptedBatch, ComputeBatchSubmit, ComputeSubmit, ComputeView
 from chalicelib.container import container
 from chalicelib.core.errors import (
     Conflict,
@@ -293,15 +295,20 @@ def get_compute(request_id: str) -> Any:
     return found.model_dump()
 
 
-@api("/api/callers", ["GET"], doc=Operation("Each caller's backlog, counts, weight and waits", "compute",
-                                             {200: Callers}))
+@api("/api/callers", ["GET"], doc=Operation(
+    "Each caller per way in: weight, limit, backlog, in flight, throughput and queue waits", "callers", {200: Callers},
+    description="One row per caller and way in (`origin`: fair compute or typed jobs). Throughput and waits are "
+                "taken over the row's latest `sample_size` settled jobs."))
 def list_callers() -> Any:
-    return compute.callers(container().compute).model_dump()
+    c = container()
+    return callers.view({"compute": c.compute, "typed": c.typed_jobs}, time.time()).model_dump()
 
 
 @api("/api/callers/{caller}", ["PUT"], content_types=JSON_BODIES, doc=Operation(
-    "Weigh a caller's fair share (admin)", "compute", {200: CallerWeight}, body=SetWeight, admin=True,
-    path_parameters={"caller": "an X-Caller-ID: up to 128 printable characters without '#'"}))
+    "Weigh a caller's fair share (admin)", "callers", {200: CallerWeight}, body=SetWeight, admin=True,
+    path_parameters={"caller": "an X-Caller-ID: up to 128 printable characters without '#'"},
+    description="A caller is one identity across the ways in: the weight applies to its fair compute and its typed "
+                "jobs alike, from each one's next admission. A caller may be weighed before it submits."))
 def weigh_caller(caller: str) -> Any:
     require_admin()
     command = parse_body(SetWeight)

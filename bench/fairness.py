@@ -44,7 +44,9 @@ def submit(api: str, caller: str, numbers: list[str]) -> list[str]:
 
 
 def callers(api: str) -> dict[str, dict]:
-    return {c["caller"]: c for c in requests.get(f"{api}/api/callers", timeout=30).json()["callers"]}
+    """Each caller's fair compute row of GET /api/callers."""
+    rows = requests.get(f"{api}/api/callers", timeout=30).json()["callers"]
+    return {c["caller"]: c for c in rows if c["origin"] == "compute"}
 
 
 def wait_until_done(api: str, sizes: dict[str, int], timeout: float) -> None:

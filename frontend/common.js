@@ -1,5 +1,5 @@
 /*
- * What the pages (run, dashboard, jobs, job, new, dlq, docs) share: where the API is, how
+ * What the pages (run, dashboard, jobs, job, new, dlq, callers, docs) share: where the API is, how
  * to call it, how to show its errors, times and counts; the header's nav and
  * connection pill; and the trend charts.
  * It defines one global, `Pacer`, and needs no build step.
@@ -27,6 +27,7 @@
     { page: "jobs", href: "jobs.html", label: "Jobs" },
     { page: "new", href: "new.html", label: "New job" },
     { page: "dlq", href: "dlq.html", label: "Dead letters" },
+    { page: "callers", href: "callers.html", label: "Callers" },
     { page: "docs", href: "docs.html", label: "API" },
   ];
 

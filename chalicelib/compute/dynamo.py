@@ -4,7 +4,7 @@
   CREQ#<id>       REQ                    a request
   CQ#<caller>     <submitted>#<id>       the caller's backlog, oldest first
   CALLERS         <caller>               backlog, in_flight, done, failed
-  CWAIT#<caller>  <finished>#<id>        a wait sample (TTL a week)
+  CWAIT#<caller>  <finished>#<id>        a settled job: its queue wait (callers/dynamo.py; TTL a week)
   CDISPATCH       LEASE | OUT#<id>       admission's lease and outbox
 """
 from __future__ import annotations
@@ -14,14 +14,13 @@ from typing import AbstractSet, Any, Sequence
 from chalicelib.admission.dynamo import DispatchCoordination
 from chalicelib.aws.codec import from_item, to_item
 from chalicelib.aws.retry import MAX_ATTEMPTS, backoff, batch_put
+from chalicelib.callers.dynamo import settled_of, settled_put
+from chalicelib.callers.models import Settled
 from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest, NumberRecord
 from chalicelib.compute.store import ComputeStore
 from chalicelib.core.errors import Contended, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
-
-WAIT_TTL_S = 7 * 24 * 3600
-
 
 def _number_key(number: str) -> dict[str, Any]:
     return to_item({"pk": f"CNUM#{number}", "sk": "NUM"})
@@ -121,8 +120,8 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
     def prepare_admission(self, now: float) -> bool:
         return True  # nothing is scheduled, and nothing pauses
 
-    def waits(self, caller: str, limit: int) -> list[float]:
-        return [float(item["wait"]) for item in self._partition(f"CWAIT#{caller}", limit, ScanIndexForward=False)]
+    def settled(self, caller: str, limit: int) -> list[Settled]:
+        return [settled_of(item) for item in self._partition(f"CWAIT#{caller}", limit, ScanIndexForward=False)]
 
     def backlog(self, caller: str, limit: int, skip: AbstractSet[str] = frozenset()) -> list[ComputeBacklogItem]:
         """Compute numbers are under no rate limit: `skip` never applies."""
@@ -149,7 +148,7 @@ def _key_dict(key: dict[str, Any]) -> dict[str, Any]:
 
 
 class ComputeSettlement(Settlement):
-    """The writes new compute outcomes make beside their result items: each number's record and a wait sample,
+    """The writes new compute outcomes make beside their result items: each number's record and a settled sample,
     and the caller's counters once (a transaction may touch an item once). They ride in the ledger's
     transaction, so they happen exactly when the results are new."""
 
@@ -172,12 +171,7 @@ class ComputeSettlement(Settlement):
                                                       ":at": outcome.finished_at, ":one": 1,
                                                       **({":error": outcome.error} if outcome.error else {})}),
             }}]
-            if outcome.submitted_at is not None:
-                writes.append({"Put": {"TableName": self._state, "Item": to_item({
-                    "pk": f"CWAIT#{group}", "sk": f"{outcome.finished_at:017.6f}#{outcome.job_id}",
-                    "wait": outcome.finished_at - outcome.submitted_at,
-                    "expires_at": int(outcome.finished_at) + WAIT_TTL_S})}})
-            per_outcome.append(writes)
+            per_outcome.append(writes + [settled_put(self._state, f"CWAIT#{group}", outcome)])
         done = sum(1 for o in outcomes if o.outcome == "done")
         counters: Write = {"Update": {
             "TableName": self._state, "Key": _caller_key(group),

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import AbstractSet, Sequence
 
 from chalicelib.admission.memory import MemoryDispatchCoordination
+from chalicelib.callers.models import Settled
 from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest, NumberRecord
 from chalicelib.compute.store import ComputeStore
 from chalicelib.core.errors import StaleWrite
@@ -16,7 +17,7 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
         self.requests: dict[str, ComputeRequest] = {}
         self.numbers: dict[str, NumberRecord] = {}
         self.backlogs: dict[str, dict[str, ComputeBacklogItem]] = {}  # caller -> request id -> item
-        self.wait_log: dict[str, list[float]] = {}
+        self.settled_log: dict[str, list[Settled]] = {}  # caller -> settled jobs, oldest first
 
     def submit(self, request: ComputeRequest, now: float) -> ComputeRequest:
         with self.lock:
@@ -48,9 +49,9 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
     def prepare_admission(self, now: float) -> bool:
         return True  # nothing is scheduled, and nothing pauses
 
-    def waits(self, caller: str, limit: int) -> list[float]:
+    def settled(self, caller: str, limit: int) -> list[Settled]:
         with self.lock:
-            return list(self.wait_log.get(caller, [])[-limit:])
+            return self.settled_log.get(caller, [])[::-1][:limit]
 
     def backlog(self, caller: str, limit: int, skip: AbstractSet[str] = frozenset()) -> list[ComputeBacklogItem]:
         """Compute numbers are under no rate limit: `skip` never applies."""
@@ -89,6 +90,5 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
                 counts.done += 1
             else:
                 counts.failed += 1
-            if outcome.submitted_at is not None:
-                self.wait_log.setdefault(outcome.group, []).append(outcome.finished_at - outcome.submitted_at)
+            self.settled_log.setdefault(outcome.group, []).append(Settled.of(outcome))
             return True

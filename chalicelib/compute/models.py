@@ -5,7 +5,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from chalicelib.admission.models import CallerCounts
 from chalicelib.core.validation import Request, setting_limits
 
 # Checked by compute.service.check_number, which names the problem; the schema says the same.
@@ -78,11 +77,3 @@ class ComputeBacklogItem(BaseModel):
     submitted_at: float
     correlation_id: str | None = None
 
-
-class CallerStats(CallerCounts):
-    p50_wait_s: float | None = None
-    p95_wait_s: float | None = None
-
-
-class Callers(BaseModel):
-    callers: list[CallerStats]

@@ -1,4 +1,4 @@
-"""Fair compute: submit numbers, dedupe them, read them back, and each caller's figures.
+"""Fair compute: submit numbers, dedupe them, and read them back (each caller's figures: callers/service.py).
 
 Admission is the shared dispatcher's (admission/dispatcher.py) with
 `origin="compute"`; the worker, retries, DLQ and the result ledger are the
@@ -11,18 +11,15 @@ import secrets
 from typing import Sequence
 
 from chalicelib.admission.service import Admission
-from chalicelib.compute.models import Accepted, Callers, CallerStats, ComputeBacklogItem, ComputeRequest, ComputeView
+from chalicelib.compute.models import Accepted, ComputeBacklogItem, ComputeRequest, ComputeView
 from chalicelib.compute.store import ComputeStore
 from chalicelib.core.errors import InvalidInput
 from chalicelib.core.jobs import JobSpec
-from chalicelib.core.stats import percentile
 from chalicelib.core.times import iso
 from chalicelib.core.validation import check_caller
 from chalicelib.observability.logs import current_correlation_id, log_jobs
 
 log = logging.getLogger(__name__)
-
-WAIT_SAMPLE = 1000  # the latest waits per caller that p50/p95 are taken over
 
 
 def new_request_id() -> str:
@@ -85,15 +82,6 @@ def view(store: ComputeStore, request: ComputeRequest) -> ComputeView:
 def get(store: ComputeStore, request_id: str) -> ComputeView | None:
     request = store.request(request_id)
     return view(store, request) if request else None
-
-
-def callers(store: ComputeStore) -> Callers:
-    stats = []
-    for counts in sorted(store.callers(), key=lambda c: c.caller):
-        waits = store.waits(counts.caller, WAIT_SAMPLE)
-        stats.append(CallerStats(**counts.model_dump(), p50_wait_s=percentile(waits, 0.5),
-                                 p95_wait_s=percentile(waits, 0.95)))
-    return Callers(callers=stats)
 
 
 def compute_job_spec(item: ComputeBacklogItem) -> JobSpec:

@@ -4,12 +4,13 @@ from __future__ import annotations
 from typing import Protocol, Sequence
 
 from chalicelib.admission.store import AdmissionStore
+from chalicelib.callers.store import CallerFigures
 from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest, NumberRecord
 
 
-class ComputeStore(AdmissionStore[ComputeBacklogItem], Protocol):
-    """Fair compute's state: requests, one record per number, and admission's per-caller backlogs (oldest
-    first), lease and outbox."""
+class ComputeStore(AdmissionStore[ComputeBacklogItem], CallerFigures, Protocol):
+    """Fair compute's state: requests, one record per number, admission's per-caller backlogs (oldest first),
+    lease and outbox, and each caller's settled-job sample."""
 
     def submit(self, request: ComputeRequest, now: float) -> ComputeRequest:
         """Store the request. The first request for a number claims it (conditionally) and joins its caller's
@@ -23,7 +24,3 @@ class ComputeStore(AdmissionStore[ComputeBacklogItem], Protocol):
     def request(self, request_id: str) -> ComputeRequest | None: ...
 
     def number(self, number: str) -> NumberRecord | None: ...
-
-    def waits(self, caller: str, limit: int) -> list[float]:
-        """The latest `limit` waits (submitted to finished) of the caller's computed requests."""
-        ...

@@ -4,7 +4,8 @@ Typed-jobs table: one item per job (typed.models.TypedJob plus the listing attri
 typed.keys.listing_attributes). State table:
   TQ#<caller>          <9-priority>#<created>#<id>   the caller's backlog: highest priority, then oldest, first
   TSCHED               <due>#<id>                    jobs waiting for scheduled_for
-  TCALLERS             <caller>                      backlog, in_flight
+  TCALLERS             <caller>                      backlog, in_flight, done, failed
+  TWAIT#<caller>       <finished>#<id>               a settled job: its queue wait (callers/dynamo.py; TTL a week)
   TDISPATCH            LEASE | OUT#<id> | PAUSED     admission's lease and outbox; the admin's pause switch
   TIDEM#<caller>#<key> IDEM                          an Idempotency-Key's claim: job id, body hash (TTL a day)
   TSTATS               COUNTS#<shard>                jobs per status and per type, and in total
@@ -21,6 +22,8 @@ from chalicelib.admission.models import held_types
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_attr, to_item
 from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, call_with_conflict_retry
+from chalicelib.callers.dynamo import settled_of, settled_put
+from chalicelib.callers.models import Settled
 from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.core.times import iso_key
@@ -69,8 +72,10 @@ def _entry(status: TypedJobStatus, at: float, worker: str | None, attempt: int, 
     return to_attr([TimelineEntry(status=status, at=at, worker=worker, attempt=attempt, note=note).model_dump()])
 
 
-def _caller_update(state_table: str, caller: str, backlog: int = 0, in_flight: int = 0) -> dict[str, Any]:
-    deltas = {name: delta for name, delta in (("backlog", backlog), ("in_flight", in_flight)) if delta}
+def _caller_update(state_table: str, caller: str, backlog: int = 0, in_flight: int = 0, done: int = 0,
+                   failed: int = 0) -> dict[str, Any]:
+    deltas = {name: delta for name, delta in (("backlog", backlog), ("in_flight", in_flight), ("done", done),
+                                              ("failed", failed)) if delta}
     return {"Update": {
         "TableName": state_table, "Key": to_item({"pk": "TCALLERS", "sk": caller}),
         "UpdateExpression": "ADD " + ", ".join(f"{name} :{name}" for name in deltas),
@@ -80,10 +85,10 @@ def _caller_update(state_table: str, caller: str, backlog: int = 0, in_flight: i
 
 class TypedJobSettlement(Settlement):
     """The writes new typed-job outcomes make beside their result items: each job to completed or failed (with
-    its timeline entry), the caller's in-flight count, the status counters and the minute's throughput. They
-    ride in the ledger's transaction, so they happen exactly when the results are new."""
+    its timeline entry) and a settled sample, the caller's counts, the status counters and the minute's
+    throughput. They ride in the ledger's transaction, so they happen exactly when the results are new."""
 
-    items_per_outcome = 1
+    items_per_outcome = 2
     shared_items = 3
 
     def __init__(self, state_table: str, typed_jobs_table: str) -> None:
@@ -112,10 +117,10 @@ class TypedJobSettlement(Settlement):
                     ":entry": _entry(final, outcome.finished_at, outcome.worker, outcome.attempt,
                                      None if final == "completed" else (outcome.error or "")[:500]),
                 },
-            }}])
+            }}, settled_put(self._state, f"TWAIT#{group}", outcome)])
         completed = sum(1 for o in outcomes if o.outcome == "done")
         failed = len(outcomes) - completed
-        shared = [_caller_update(self._state, group, in_flight=-len(outcomes)),
+        shared = [_caller_update(self._state, group, in_flight=-len(outcomes), done=completed, failed=failed),
                   stats_update(self._state, {"running": -len(outcomes), "completed": completed, "failed": failed}),
                   minute_update(self._state, now, completed, failed)]
         return SettlementWrites(per_outcome=per_outcome, shared=[write for write in shared if write is not None])
@@ -391,6 +396,9 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         return [TypedBacklogItem.model_validate(item) for item in self._partition(
             f"TQ#{caller}", limit, values, ConsistentRead=True, FilterExpression=f"NOT #type IN ({', '.join(values)})",
             ExpressionAttributeNames={"#type": "type"})]
+
+    def settled(self, caller: str, limit: int) -> builtins.list[Settled]:
+        return [settled_of(item) for item in self._partition(f"TWAIT#{caller}", limit, ScanIndexForward=False)]
 
     def _admission_writes(self, caller: str, item: TypedBacklogItem, now: float) -> builtins.list[dict[str, Any]]:
         return [self._backlog_delete(item),

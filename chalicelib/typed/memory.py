@@ -6,6 +6,7 @@ from typing import AbstractSet, Any, Callable, Sequence, cast
 
 from chalicelib.admission.memory import MemoryDispatchCoordination
 from chalicelib.admission.models import held_types
+from chalicelib.callers.models import Settled
 from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.typed.keys import backlog_item, backlog_key, listing_attributes
@@ -30,6 +31,7 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
         self.total = 0
         self.minutes: dict[int, tuple[int, int]] = {}
         self.is_paused = False
+        self.settled_log: dict[str, builtins.list[Settled]] = {}  # caller -> settled jobs, oldest first
 
     # -- helpers: each status change checks its condition, then changes the job, its place and the counters --
 
@@ -165,7 +167,13 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
                     error=None if final == "completed" else (outcome.error or "failed"))
             except StaleWrite:
                 return False
-            self._count(job.caller).in_flight -= 1
+            counts = self._count(job.caller)
+            counts.in_flight -= 1
+            if final == "completed":
+                counts.done += 1
+            else:
+                counts.failed += 1
+            self.settled_log.setdefault(job.caller, []).append(Settled.of(outcome))
             self._move_status(running=-1, **{final: 1})
             minute = int(now) // 60 * 60
             done, failed = self.minutes.get(minute, (0, 0))
@@ -206,6 +214,10 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
             backlog = self.backlogs.get(caller, {})
             waiting = [backlog[key] for key in sorted(backlog) if backlog[key].type not in held]
             return [item.model_copy() for item in waiting[:max(0, limit)]]
+
+    def settled(self, caller: str, limit: int) -> builtins.list[Settled]:
+        with self.lock:
+            return self.settled_log.get(caller, [])[::-1][:limit]
 
     def admit(self, caller: str, items: Sequence[TypedBacklogItem], body: str, now: float) -> str:
         with self.lock:

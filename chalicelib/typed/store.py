@@ -5,12 +5,14 @@ import builtins
 from typing import AbstractSet, Protocol, Sequence
 
 from chalicelib.admission.store import AdmissionStore
+from chalicelib.callers.store import CallerFigures
 from chalicelib.typed.listing import ListPlan
 from chalicelib.typed.models import TypedBacklogItem, TypedJob, TypedJobStats
 
 
-class TypedJobStore(AdmissionStore[TypedBacklogItem], Protocol):
-    """Typed jobs: the job items, the schedule and per-caller backlogs, admission's lease and outbox, the counters.
+class TypedJobStore(AdmissionStore[TypedBacklogItem], CallerFigures, Protocol):
+    """Typed jobs: the job items, the schedule and per-caller backlogs, admission's lease and outbox, the counters,
+    each caller's settled-job sample.
 
     Every status change is one conditional write (or transaction) that also appends to the job's timeline and
     moves the stats counters; each raises StaleWrite when its condition fails.

@@ -33,7 +33,8 @@ def req(i, number, caller="alice", at=T0):
 
 def outcome(item: ComputeBacklogItem, caller="alice", finished=T0 + 100, **changes):
     fields = dict(job_id=item.id, group=caller, origin="compute", number=item.number, outcome="done",
-                  factors=["7", "11"], attempt=1, worker="w", finished_at=finished, submitted_at=item.submitted_at)
+                  factors=["7", "11"], attempt=1, worker="w", finished_at=finished, submitted_at=item.submitted_at,
+                  started_at=finished - 1)
     return JobOutcome(**{**fields, **changes})
 
 
@@ -137,7 +138,8 @@ def test_an_outcome_settles_the_number_and_the_caller_exactly_once(stores):
     assert (record.status, record.factors, record.computations, record.finished_at) == ("done", ["7", "11"], 1, T0 + 100)
     (alice,) = store.callers()
     assert (alice.backlog, alice.in_flight, alice.done, alice.failed) == (0, 0, 1, 0)
-    assert store.waits("alice", 10) == [pytest.approx(99.0)]
+    # Submitted at T0 + 1, started a second before it finished: 98 s in the queue.
+    assert [(s.finished_at, s.queue_wait_s) for s in store.settled("alice", 10)] == [(T0 + 100, pytest.approx(98.0))]
 
 
 def test_a_failed_outcome_keeps_its_reason(stores):
@@ -161,7 +163,18 @@ def test_several_outcomes_of_one_caller_settle_in_one_record_call(stores):
     assert len(ledger.record([outcome(items[0]), outcome(items[1]), failed], T0 + 2)) == 3
     (alice,) = store.callers()
     assert (alice.in_flight, alice.done, alice.failed) == (0, 2, 1)
-    assert len(store.waits("alice", 10)) == 3
+    assert len(store.settled("alice", 10)) == 3
+
+
+def test_the_settled_sample_is_the_callers_latest_jobs_newest_first(stores):
+    store, ledger = stores
+    store.submit_many([req(i, str(100 + i)) for i in range(5)], T0)
+    items = store.backlog("alice", 5)
+    store.admit("alice", items, "body", T0 + 1)
+    for i, item in enumerate(items):  # one message each, finishing a second apart
+        ledger.record([outcome(item, finished=T0 + 100 + i)], T0 + 100 + i)
+    assert [s.finished_at for s in store.settled("alice", 3)] == [T0 + 104, T0 + 103, T0 + 102]
+    assert store.settled("bob", 3) == []
 
 
 def test_a_callers_weight_is_one_until_set_and_then_shows_beside_its_counts(stores):

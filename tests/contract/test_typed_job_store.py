@@ -161,6 +161,21 @@ def test_an_outcome_settles_only_the_running_attempt_once(stores):
     assert [(c.backlog, c.in_flight) for c in store.callers()] == [(0, 0)]
 
 
+def test_settled_jobs_count_as_done_or_failed_and_are_sampled_with_their_queue_wait_newest_first(stores):
+    store, ledger = stores
+    first, second = create(store, new_job(1), new_job(2))  # created at T0 + 1 and T0 + 2
+    admit_all(store)
+    store.start(first.id, 1, "w1", T0 + 10)
+    store.start(second.id, 1, "w1", T0 + 10)
+    ledger.record([outcome(first.id, submitted_at=first.created_at, started_at=T0 + 10, finished=T0 + 20)], T0 + 20)
+    ledger.record([outcome(second.id, submitted_at=second.created_at, started_at=T0 + 12, finished=T0 + 30,
+                           outcome="failed", error="boom", result=None)], T0 + 30)
+    assert [(c.caller, c.in_flight, c.done, c.failed) for c in store.callers()] == [("alice", 0, 1, 1)]
+    assert [(s.finished_at, s.queue_wait_s) for s in store.settled("alice", 10)] == [
+        (T0 + 30, pytest.approx(10.0)), (T0 + 20, pytest.approx(9.0))]
+    assert [s.finished_at for s in store.settled("alice", 1)] == [T0 + 30]
+
+
 def test_a_requeued_attempt_retries_and_a_final_failure_can_be_retried_by_an_admin(stores):
     store, ledger = stores
     (job,) = create(store, new_job(1))

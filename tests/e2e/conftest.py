@@ -5,6 +5,9 @@ installs them). Selenium is given both paths, so Selenium Manager never
 downloads a browser or driver of its own. The running system comes from the
 `live_stack` fixture in tests/conftest.py, and its `api` fixture leaves no
 run active before or after a test.
+
+The window is one fixed size, so the screenshots the tests take for the
+README (`screenshot`, into docs/screenshots/) come out the same size each run.
 """
 from __future__ import annotations
 
@@ -16,9 +19,12 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webelement import WebElement
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+WINDOW = (1280, 900)
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -30,7 +36,7 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1366,900",
+    f"--window-size={WINDOW[0]},{WINDOW[1]}",
 )
 
 
@@ -66,6 +72,23 @@ def browser(request: pytest.FixtureRequest, tmp_path: Path):
             _save_evidence(driver, tmp_path)
         driver.quit()
         profile.cleanup()
+
+
+@pytest.fixture
+def screenshot(browser: webdriver.Chrome):
+    """`screenshot(page)` saves what the browser shows as docs/screenshots/<page>.png, the README's picture of that
+    page; `screenshot(page, element)` saves one element (a card). Call it once the page shows real data. A checkout
+    that cannot be written (read-only) gets none, and its test goes on: the pictures are documentation, not a check.
+    """
+    def save(page: str, element: WebElement | None = None) -> None:
+        try:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            png = element.screenshot_as_png if element is not None else browser.get_screenshot_as_png()
+            (SCREENSHOTS / f"{page}.png").write_bytes(png)
+        except OSError as exc:
+            print(f"no screenshot of {page}: {exc}")
+
+    return save
 
 
 def _save_evidence(driver: webdriver.Chrome, folder: Path) -> None:

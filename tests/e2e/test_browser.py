@@ -61,7 +61,7 @@ def api_status(api) -> dict:
     return response.json()
 
 
-def test_starting_a_run_on_the_page_shows_progress_moving(browser, live_stack, api, tmp_path):
+def test_starting_a_run_on_the_page_shows_progress_moving(browser, live_stack, api, screenshot):
     open_page(browser, live_stack)
     previous_run = element(browser, "run-id").text
 
@@ -80,10 +80,7 @@ def test_starting_a_run_on_the_page_shows_progress_moving(browser, live_stack, a
     assert shown_state(browser) == "completed" or processed >= 60
     assert processed > 0
     assert shown_progress(browser) > 0
-
-    screenshot = tmp_path / "run-progress.png"
-    browser.save_screenshot(str(screenshot))
-    print(f"screenshot: {screenshot}")
+    screenshot("run")
 
 
 def test_a_validation_error_from_the_api_is_shown_next_to_the_field_and_no_run_starts(

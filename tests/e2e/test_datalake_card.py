@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_the_datalake_card_lists_each_date_with_its_success_rate_and_its_export_link_downloads_the_records(
-        browser, live_stack, api, tmp_path):
+        browser, live_stack, api, tmp_path, screenshot):
     run = api.post(f"{api.base_url}/api/run", json={"x": 60000, "y": 1, "total": 50}, timeout=10).json()
     prefix = f"{run['run_id']}:"
 
@@ -44,6 +44,7 @@ def test_the_datalake_card_lists_each_date_with_its_success_rate_and_its_export_
     metrics = WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.ID, "metric-done"))
     assert metrics[0].get_attribute("textContent") not in ("", "—")
     assert browser.find_element(By.ID, "metric-lag").get_attribute("textContent").endswith("s")
+    screenshot("datalake", browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby='datalake-title']"))
 
     link = browser.find_element(By.CSS_SELECTOR, f'a.export-link[data-date="{day}"]')
     assert link.get_attribute("href") == f"{live_stack.api_url}/api/datalake/export/{day}"

@@ -60,7 +60,7 @@ def queues(aws):
 
 
 def test_the_dlq_page_lists_a_poison_message_with_its_reason_and_redrives_it_to_the_jobs_queue(
-    browser, live_stack, api, aws, queues
+    browser, live_stack, api, aws, queues, screenshot
 ):
     body = f"{{this is not a job {uuid.uuid4().hex[:10]}"
     message_id = aws["sqs"].send_message(QueueUrl=queues[JOBS_QUEUE.name], MessageBody=body)["MessageId"]
@@ -86,6 +86,7 @@ def test_the_dlq_page_lists_a_poison_message_with_its_reason_and_redrives_it_to_
     assert "unparseable message" in shown["reason"] and shown["reason"] == stored["reason"]
     assert element(browser, "dlq-count").get_attribute("data-value") == "1"
     assert not element(browser, "dlq-error").is_displayed()
+    screenshot("dlq")
 
     element(browser, "redrive-dlq").click()
     WebDriverWait(browser, PAGE_DEADLINE_S).until(

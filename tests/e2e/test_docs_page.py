@@ -17,7 +17,7 @@ def page_url(live_stack, page: str) -> str:
     return f"http://127.0.0.1:{live_stack.frontend_port}/{page}?{urlencode({'api': live_stack.api_url})}"
 
 
-def test_the_docs_page_renders_every_operation_of_the_live_document(browser, live_stack):
+def test_the_docs_page_renders_every_operation_of_the_live_document(browser, live_stack, screenshot):
     document = requests.get(f"{live_stack.api_url}/api/openapi.json", timeout=10).json()
     expected = {(method.upper(), path) for path, methods in document["paths"].items() for method in methods}
     browser.get(page_url(live_stack, "docs.html"))
@@ -39,9 +39,10 @@ def test_the_docs_page_renders_every_operation_of_the_live_document(browser, liv
     assert browser.find_element(By.ID, "connection").get_attribute("data-connected") == "true"
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == [], errors
+    screenshot("docs")
 
 
-@pytest.mark.parametrize("page", ["index.html", "dashboard.html", "jobs.html", "job.html", "new.html", "dlq.html",
+@pytest.mark.parametrize("page", ["index.html", "dashboard.html", "jobs.html", "job.html", "new.html", "dlq.html", "callers.html",
                                   "docs.html"])
 def test_every_page_links_the_api_reference_from_its_header(browser, live_stack, page):
     browser.get(page_url(live_stack, page))

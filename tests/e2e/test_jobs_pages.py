@@ -142,7 +142,8 @@ def pending_job(api):
 
 # ---- tests ------------------------------------------------------------------
 
-def test_a_job_created_through_the_form_opens_its_page_and_appears_in_the_jobs_list(browser, live_stack, api):
+def test_a_job_created_through_the_form_opens_its_page_and_appears_in_the_jobs_list(browser, live_stack, api,
+                                                                                   screenshot):
     browser.get(live_stack.frontend_url)  # from the run page, through the nav every page shares
     WebDriverWait(browser, PAGE_DEADLINE_S).until(
         lambda b: b.find_elements(By.CSS_SELECTOR, "[data-test='nav-new']"), "the run page never showed the nav")
@@ -154,6 +155,7 @@ def test_a_job_created_through_the_form_opens_its_page_and_appears_in_the_jobs_l
     choose(browser, "type", "email")
     fill(browser, {"payload-to": "ann@example.com", "payload-subject": subject, "payload-body": "Hello from the form"})
     choose(browser, "priority", "4")
+    screenshot("new")
     element(browser, "create-job").click()
 
     WebDriverWait(browser, PAGE_DEADLINE_S).until(
@@ -172,6 +174,7 @@ def test_a_job_created_through_the_form_opens_its_page_and_appears_in_the_jobs_l
     row = browser.find_element(By.CSS_SELECTOR, f"#jobs-list tr[data-job-id='{job['id']}']")
     assert subject in row.text
     assert row.get_attribute("data-priority") == "4"
+    screenshot("jobs")
     row.find_element(By.CSS_SELECTOR, "[data-test='job-link']").click()
     WebDriverWait(browser, PAGE_DEADLINE_S).until(lambda b: url_params(b).get("id") == job["id"])
 
@@ -291,7 +294,8 @@ def test_next_and_previous_walk_the_apis_cursor_and_the_url_carries_the_page(bro
         "Previous never brought the first page back")
 
 
-def test_a_job_page_shows_its_timeline_from_pending_through_running_to_completed(browser, live_stack, api):
+def test_a_job_page_shows_its_timeline_from_pending_through_running_to_completed(browser, live_stack, api,
+                                                                                 screenshot):
     job = create_job(api, unique("Timeline"))
     browser.get(page_url(live_stack, "job.html", id=job["id"]))
 
@@ -310,6 +314,7 @@ def test_a_job_page_shows_its_timeline_from_pending_through_running_to_completed
     assert f"worker {stored['timeline'][statuses.index('running')]['worker']}" in running.text
     assert not element(browser, "cancel-job").is_displayed()
     assert not element(browser, "retry-job").is_displayed()
+    screenshot("job")
 
     # The whole job as JSON, folded until asked for.
     assert not element(browser, "job-json-text").is_displayed()
@@ -335,7 +340,7 @@ def test_cancelling_a_pending_job_from_its_page_makes_it_cancelled(browser, live
     assert timeline_statuses(browser)[-1] == "cancelled"
 
 
-def test_the_dashboard_shows_the_counts_that_api_stats_reports(browser, live_stack, api):
+def test_the_dashboard_shows_the_counts_that_api_stats_reports(browser, live_stack, api, screenshot):
     create_job(api, unique("Counted"))
     browser.get(page_url(live_stack, "dashboard.html"))
 
@@ -365,6 +370,7 @@ def test_the_dashboard_shows_the_counts_that_api_stats_reports(browser, live_sta
     assert set(expected["by_status"]) >= {"pending", "running", "completed", "failed", "cancelled"}
     assert len(expected["throughput"]) == 60
     assert chart_points(browser) == {"completed": 60, "failed": 60}
+    screenshot("dashboard")
 
 
 def dispatch_state(api) -> dict:

@@ -31,7 +31,8 @@ def submit_batch(api, caller: str, numbers: list[str]) -> list[str]:
 
 def caller_stats(api, caller: str) -> dict:
     answer = api.get(f"{api.base_url}/api/callers", timeout=10).json()
-    return next((c for c in answer["callers"] if c["caller"] == caller), {"done": 0, "backlog": 0, "in_flight": 0})
+    return next((c for c in answer["callers"] if c["caller"] == caller and c["origin"] == "compute"),
+                {"done": 0, "backlog": 0, "in_flight": 0})
 
 
 def moment(text: str) -> float:
@@ -97,3 +98,49 @@ def test_50_concurrent_requests_for_one_new_number_factor_it_exactly_once(api, a
         ExpressionAttributeValues={":n": {"S": number}}, ConsistentRead=True)
     results = [item for page in pages for item in page["Items"]]
     assert len(results) == 1, "one factorisation, one result item"
+
+
+def callers_rows(api, caller: str) -> dict[str, dict]:
+    """The caller's rows of GET /api/callers, by way in."""
+    answer = api.get(f"{api.base_url}/api/callers", timeout=30)
+    assert answer.status_code == 200, answer.text
+    return {row["origin"]: row for row in answer.json()["callers"] if row["caller"] == caller}
+
+
+def test_callers_shows_one_caller_in_both_ways_in_with_its_counts_throughput_and_queue_waits(api, aws):
+    caller = f"both-{time.time_ns()}"
+    submitted = time.time()
+    submit_batch(api, caller, fresh_numbers(30))
+    jobs = []
+    for i in range(6):
+        response = api.post(f"{api.base_url}/api/jobs", headers={"X-Caller-ID": caller}, timeout=30, json={
+            "type": "email", "payload": {"to": "ann@example.com", "subject": f"{caller} {i}", "body": "hi"}})
+        assert response.status_code == 201, response.text
+        jobs.append(response.json()["id"])
+
+    def all_settled():
+        rows = callers_rows(api, caller)
+        counts = {origin: (row["done"], row["backlog"], row["in_flight"]) for origin, row in rows.items()}
+        return rows if counts == {"compute": (30, 0, 0), "typed": (6, 0, 0)} else None
+
+    rows = wait_until(all_settled, timeout=120, interval=1, what="the caller's 30 numbers and 6 typed jobs settled")
+    for origin, count in (("compute", 30), ("typed", 6)):
+        row = rows[origin]
+        assert (row["weight"], row["limit"], row["failed"], row["sampled"]) == (1.0, None, 0, count), row
+        if time.time() - submitted < 55:  # all settled within the minute, and the sample holds them all
+            assert row["throughput_per_min"] == count, row
+        else:  # a loaded machine: some may have settled before the minute
+            assert 0 < row["throughput_per_min"] <= count, row
+        assert 0 <= row["p50_wait_s"] <= row["p95_wait_s"] < 60, row
+
+    # A typed job's queue wait is its submit to its start, as the job's own record tells it.
+    views = [api.get(f"{api.base_url}/api/jobs/{job_id}", timeout=10).json() for job_id in jobs]
+    waits = sorted(moment(v["started_at"]) - moment(v["created_at"]) for v in views)
+    assert rows["typed"]["p95_wait_s"] == pytest.approx(waits[-1], abs=0.1)  # nearest rank of 6: the largest
+
+    # One weight for the caller in both ways in.
+    response = api.put(f"{api.base_url}/api/callers/{caller}", json={"weight": 2.5},
+                       headers={"Authorization": "Bearer local-admin-token"}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert {origin: row["weight"] for origin, row in callers_rows(api, caller).items()} == {"compute": 2.5,
+                                                                                           "typed": 2.5}

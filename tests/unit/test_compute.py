@@ -323,8 +323,9 @@ def test_an_admin_weighs_a_caller_and_dispatch_shares_the_window_by_weight(clien
     admitted = [JobEnvelope.model_validate_json(m.body) for m in c.jobs_queue.sent]
     per_caller = {name: sum(len(e.jobs) for e in admitted if e.group == name) for name in ("alice", "bob")}
     assert per_caller == {"alice": 15, "bob": 5}  # a window of 20 split 3:1
-    (alice,) = [x for x in get(client, "/api/callers")[1]["callers"] if x["caller"] == "alice"]
-    assert alice["weight"] == 3.0
+    # One weight for the caller, in every way in: its typed jobs' admission has it too, before it submits any.
+    weights = {x["origin"]: x["weight"] for x in get(client, "/api/callers")[1]["callers"] if x["caller"] == "alice"}
+    assert weights == {"compute": 3.0, "typed": 3.0}
 
 
 def test_weighing_a_caller_needs_the_admin_token_and_a_positive_bounded_number(client, c):
