@@ -24,8 +24,7 @@ from chalicelib.observability.logs import log_jobs
 
 log = logging.getLogger(__name__)
 
-ASK_AGAIN_S = 1  # while a rate limit holds jobs back, its clock's passes come this far apart
-TIMER_LOST_S = 3.0  # a clock not heard of for this long is started again
+ASK_AGAIN_S = 1  # while a rate limit holds jobs back, the next pass comes at most this long after the last
 
 
 def fair_shares(backlogs: dict[str, int], free: int, cursor: int, in_flight: dict[str, int] | None = None,
@@ -116,7 +115,7 @@ class Dispatcher(Generic[Item]):
     clock: Callable[[], float] = time.time
     max_passes: int = 8  # a bound on the passes one trigger makes for others (see dispatch)
 
-    def dispatch(self, now: float, timer: str | None = None) -> int:
+    def dispatch(self, now: float) -> int:
         """Admit what fits in the in-flight window, fairly. Returns the jobs admitted (0 if another dispatcher ran).
 
         A trigger that finds the lease held is not lost: it asks the holder to
@@ -126,22 +125,15 @@ class Dispatcher(Generic[Item]):
         never answer. What asks during the last pass waits for the next
         trigger, which under such a stream comes at once (and the watchdog
         comes within a minute).
-
-        `timer` is the token of the rate limits' clock (an AdmitRequest this
-        dispatcher sent): only its pass gives out rate-limited slots (see
-        `_keep_time`). Finding the lease held, it comes back at once.
         """
         holder = secrets.token_hex(8)
         lease = self.store.take_lease(holder, now, self.lease_s)
         if lease is None:
-            if timer is not None:
-                self._send_timer(timer, 0)
             return 0
-        on_time = timer is not None and timer == lease.timer_token
         admitted = 0
         for passes in range(1, self.max_passes + 1):
             try:
-                admitted += self._admit_once(now, lease, on_time and passes == 1)
+                admitted += self._admit_once(now, lease)
             except BaseException:
                 lease.cursor += 1
                 self.store.release_lease(holder, lease, now, self.lease_s, final=True)
@@ -152,11 +144,11 @@ class Dispatcher(Generic[Item]):
                 break
         return admitted
 
-    def _admit_once(self, now: float, lease: Lease, on_time: bool) -> int:
+    def _admit_once(self, now: float, lease: Lease) -> int:
         self._resend_stale_outbox(now)
         if not self.store.prepare_admission(now):
             return 0
-        limiter = Limiter(lease, now, gives_slots=on_time)
+        limiter = Limiter(lease, now)
         counts = self.store.callers()
         held = {c.caller: c.in_flight for c in counts}
         free = self.max_in_flight - sum(max(0, n) for n in held.values())
@@ -166,7 +158,7 @@ class Dispatcher(Generic[Item]):
         chunks = {caller: chunked(self._timed(caller, share, limiter), self.jobs_per_message)
                   for caller, share in shares.items()}
         chunks = {caller: caller_chunks for caller, caller_chunks in chunks.items() if caller_chunks}
-        self._keep_time(limiter, on_time, waiting=free <= 0 and any(c.backlog > 0 for c in counts))
+        self._ask_again_later(limiter)
         # Interleaved, the caller holding the fewest slots first: a worker takes a batch's messages in
         # turn, so a newcomer's message is not queued behind a whole share of a spiking caller's.
         queue_order = sorted(chunks, key=lambda caller: max(0, held.get(caller, 0)))
@@ -227,36 +219,16 @@ class Dispatcher(Generic[Item]):
                 return timed
             skip = held
 
-    def _keep_time(self, limiter: Limiter, on_time: bool, waiting: bool) -> None:
-        """The rate limits' clock: a chain of AdmitRequests a second apart, whose passes alone give out the
-        limited slots, so each second's jobs are sent from passes of one steady phase (a pass at another moment
-        would make a second's jobs visible at two moments, and the worker would start them in two seconds).
-
-        A pass on time goes on while a limit holds jobs back (or the window is
-        full with jobs waiting); any other pass that sees a limit hold jobs
-        back starts a chain if none has been heard of for TIMER_LOST_S. Each
-        chain has a token, kept with the lease; a request with another token
-        is an ordinary pass, so chains never multiply.
-        """
+    def _ask_again_later(self, limiter: Limiter) -> None:
+        """While a rate limit holds jobs back, a pass a second from now gives out their next slots, whatever else
+        triggers one (one such request on its way at a time, across processes: its due time is kept with the
+        lease)."""
         lease = limiter.lease
-        if self.ticks is None or not lease.per_minute:
+        if not limiter.held or self.ticks is None or lease.timer_at > limiter.now:
             return
-        if not (limiter.held or (on_time and waiting)):
-            if on_time:
-                lease.timer_at = 0.0  # nothing is held back: the chain ends, and the next one starts at once
-            return
-        if on_time:
-            self._send_timer(lease.timer_token, ASK_AGAIN_S)
-            lease.timer_at = limiter.now + ASK_AGAIN_S
-        elif lease.timer_at < limiter.now - TIMER_LOST_S:
-            lease.timer_token = secrets.token_hex(8)
-            self._send_timer(lease.timer_token, 0)
-            lease.timer_at = limiter.now
-
-    def _send_timer(self, token: str, delay: int) -> None:
-        assert self.ticks is not None
-        self.ticks.send([OutboundMessage(body=AdmitRequest(admit=self.origin, timer=token).model_dump_json(),
-                                         delay_seconds=delay)])
+        self.ticks.send([OutboundMessage(body=AdmitRequest(admit=self.origin).model_dump_json(),
+                                         delay_seconds=ASK_AGAIN_S)])
+        lease.timer_at = limiter.now + ASK_AGAIN_S
 
     def _resend_stale_outbox(self, now: float) -> None:
         # A dispatcher that crashed between admitting and sending left these; the ledger

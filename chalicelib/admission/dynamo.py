@@ -21,14 +21,14 @@ def _lease(item: dict[str, Any]) -> Lease:
         return {name[len(prefix):]: float(value) for name, value in item.items() if name.startswith(prefix)}
 
     return Lease(cursor=int(item.get("cursor", 0)), per_minute=prefixed(LIMIT_PREFIX), last_at=prefixed(LAST_PREFIX),
-                 timer_at=float(item.get("timer_at", 0)), timer_token=str(item.get("timer_token", "")))
+                 timer_at=float(item.get("timer_at", 0)))
 
 
 def _lease_writes(lease: Lease) -> tuple[dict[str, str], dict[str, Any], str]:
     """What letting the lease go writes: the cursor, the timer and each limit's latest slot (names, values, SETs)."""
     names = {"#cursor": "cursor"}
-    values: dict[str, Any] = {":cursor": lease.cursor, ":timer_at": lease.timer_at, ":timer_token": lease.timer_token}
-    sets = ["#cursor = :cursor", "timer_at = :timer_at", "timer_token = :timer_token"]
+    values: dict[str, Any] = {":cursor": lease.cursor, ":timer_at": lease.timer_at}
+    sets = ["#cursor = :cursor", "timer_at = :timer_at"]
     for index, (key, last) in enumerate(sorted(lease.last_at.items())):
         names[f"#last{index}"] = LAST_PREFIX + key
         values[f":last{index}"] = last

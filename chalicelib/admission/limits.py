@@ -2,15 +2,24 @@
 
 Each limit gives out slots `60 / per_minute` seconds apart; a job takes the
 next slot of every limit it is under (its type's and its caller's), so it
-keeps to all of them. A slot is never earlier than now (no credit piles up
-while a key is idle: a burst-free start) and a pass gives out only slots due
-within `lookahead_s`, so a changed limit bites at most that long later. A job
-is sent with the SQS delay that makes it visible in the wall-clock second of
-its slot, so each second holds the limit's share of jobs, as a paced run's
-does (runs/pacing.py). Only the passes of the limits' own clock give out
-slots (Dispatcher._keep_time), so the second's jobs become visible at one
-steady moment in it. The state is each key's latest slot, kept with the
-dispatcher's lease (models.Lease).
+keeps to all of them. A job is sent with the SQS delay (whole seconds) that
+makes it visible in the wall-clock second of its slot, so each second holds
+the limit's share, as a paced run's does (runs/pacing.py).
+
+SQS delays are whole seconds, so a job given out at `now` becomes visible at
+the same fraction of a second as `now`. Were the passes that give out a
+second's slots at different fractions (passes come whenever a submit or a
+settled message asks), the second's jobs would become visible at several
+moments, and those late in the second would start in the next one. So only
+a pass in the first half of a second (`GIVING_PHASE`) gives out slots: the
+rest of its own second's (from the second's start: a second whose early
+passes were missed is caught up, never doubled) and the whole next second's.
+A pass in the second half gives out none; the jobs wait for the next early
+pass, at most about a second. A changed limit therefore bites from the
+second after next at the latest: within 2 s.
+
+The state is each key's latest slot, kept with the dispatcher's lease
+(models.Lease).
 """
 from __future__ import annotations
 
@@ -20,7 +29,9 @@ from dataclasses import dataclass, field
 
 from chalicelib.admission.models import Lease
 
-LOOKAHEAD_S = 1.5  # slots given out this far ahead; a pass comes about every second while jobs are held back
+GIVING_PHASE = 0.5  # only a pass this early in its second gives out slots
+SECONDS_GIVEN = 2  # such a pass gives out the slots of its own second and the next
+EPSILON_S = 1e-6  # slots summed from intervals drift by float rounding: 102.99999999 is the slot at 103
 
 
 @dataclass
@@ -29,27 +40,32 @@ class Limiter:
 
     lease: Lease
     now: float
-    lookahead_s: float = LOOKAHEAD_S
-    gives_slots: bool = True  # False: a pass off the limits' clock, where every limited job waits for it
     held: set[str] = field(default_factory=set)  # keys that turned a job away in this pass
+
+    @property
+    def _second(self) -> int:
+        return math.floor(self.now)
+
+    @property
+    def _horizon(self) -> float:
+        """Slots before this time are given out in this pass (none at all late in a second)."""
+        giving = self.now - self._second < GIVING_PHASE
+        return float(self._second + (SECONDS_GIVEN if giving else 0))
 
     def _interval(self, key: str) -> float:
         return 60.0 / self.lease.per_minute[key]
 
     def _next_slot(self, key: str) -> float:
         last = self.lease.last_at.get(key)
-        return self.now if last is None else max(self.now, last + self._interval(key))
+        start = float(self._second)
+        return start if last is None else max(start, last + self._interval(key))
 
     def allowance(self, key: str, wanted: int) -> int:
         """How many of `wanted` jobs the key's limit lets through in this pass (all of them if it has none)."""
         if key not in self.lease.per_minute:
             return wanted
-        if not self.gives_slots:
-            self.held.add(key)
-            return 0
         first = self._next_slot(key)
-        horizon = self.now + self.lookahead_s
-        allowed = 0 if first > horizon else math.floor((horizon - first) / self._interval(key) + 1e-9) + 1
+        allowed = max(0, math.ceil((self._horizon - EPSILON_S - first) / self._interval(key)))
         if allowed < wanted:
             self.held.add(key)
         return min(allowed, wanted)
@@ -60,12 +76,10 @@ class Limiter:
         limited = [key for key in keys if key in self.lease.per_minute]
         if not limited:
             return self.now
-        if not self.gives_slots:
-            self.held.update(limited)
-            return None
         slot = max(self._next_slot(key) for key in limited)
-        if slot > self.now + self.lookahead_s:
-            self.held.update(key for key in limited if self._next_slot(key) > self.now + self.lookahead_s)
+        horizon = self._horizon - EPSILON_S
+        if slot >= horizon:
+            self.held.update(key for key in limited if self._next_slot(key) >= horizon)
             return None
         for key in limited:
             self.lease.last_at[key] = slot
@@ -73,4 +87,4 @@ class Limiter:
 
     def delay(self, slot: float) -> int:
         """The SQS delay (whole seconds) that makes a message visible in the wall-clock second of `slot`."""
-        return max(0, math.ceil(math.floor(slot) - self.now))
+        return max(0, math.floor(slot) - self._second)

@@ -45,7 +45,7 @@ class MemoryDispatchCoordination:
         with self.lock:
             if self.lease is None or self.lease[0] != holder:
                 return True  # lost by expiry: the next holder goes on
-            self.state = replace(self.state, cursor=lease.cursor, timer_at=lease.timer_at, timer_token=lease.timer_token,
+            self.state = replace(self.state, cursor=lease.cursor, timer_at=lease.timer_at,
                                  last_at={**self.state.last_at, **lease.last_at})
             if self.asked_again and not final:
                 self.lease, self.asked_again = (holder, now + ttl_s), False

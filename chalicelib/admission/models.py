@@ -34,7 +34,6 @@ class AdmitRequest(BaseModel):
     admission/service.py)."""
 
     admit: Origin
-    timer: str | None = None  # the token of the rate limits' clock that sent it (dispatcher.py); None: a submit's
 
 
 class CallerWeight(BaseModel):
@@ -72,8 +71,7 @@ class Lease:
     cursor: int = 0
     per_minute: dict[str, float] = field(default_factory=dict)  # limit key -> jobs per minute
     last_at: dict[str, float] = field(default_factory=dict)  # limit key -> the latest slot given under it
-    timer_at: float = 0.0  # when the limits' clock's next AdmitRequest is due (0: no clock running)
-    timer_token: str = ""  # that clock's token: a request with another is an ordinary pass
+    timer_at: float = 0.0  # when the AdmitRequest a held-back pass sent is due (0: none on its way)
 
 
 class SetLimit(Request):

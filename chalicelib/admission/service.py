@@ -54,14 +54,13 @@ class Admission:
     _later_until: dict[Origin, float] = field(default_factory=dict, init=False)
     _freed: dict[Origin, int] = field(default_factory=dict, init=False)
 
-    def admit(self, origin: Origin, timer: str | None = None) -> int:
-        """Run the origin's dispatcher once; the jobs it admitted (0 if it failed, or another one ran). `timer`: the
-        token of the rate limits' clock whose AdmitRequest this is."""
+    def admit(self, origin: Origin) -> int:
+        """Run the origin's dispatcher once; the jobs it admitted (0 if it failed, or another one ran)."""
         dispatcher = self.dispatchers.get(origin)
         if dispatcher is None:
             return 0
         try:
-            return dispatcher.dispatch(self.clock(), timer)
+            return dispatcher.dispatch(self.clock())
         except Exception:
             log.exception("%s admission failed; the next trigger retries", origin)
             return 0

@@ -14,7 +14,7 @@ class CountingDispatcher:
     max_in_flight: int = 100
     passes: list[float] = field(default_factory=list)
 
-    def dispatch(self, now: float, timer: str | None = None) -> int:
+    def dispatch(self, now: float) -> int:
         self.passes.append(now)
         return 0
 
@@ -108,4 +108,4 @@ def test_origins_without_a_dispatcher_are_ignored():
     a.after_settled(JobEnvelope(origin="run", group="r1", jobs=[JobSpec(id="r1-1", number="6")]))
     a.after_batch()
     assert dispatcher.passes == [] and ticks.sent == []
-    assert json.loads(AdmitRequest(admit="typed").model_dump_json()) == {"admit": "typed", "timer": None}
+    assert json.loads(AdmitRequest(admit="typed").model_dump_json()) == {"admit": "typed"}

@@ -44,61 +44,58 @@ def sent_jobs(c, since=0):
 
 # ---- the limiter ----
 
-def test_slots_are_spaced_evenly_and_none_is_earlier_than_now():
-    limiter = Limiter(Lease(per_minute={"type:email": 120}), now=100.0, lookahead_s=1.5)
+def test_an_early_pass_gives_out_its_seconds_rest_and_the_next_evenly():
+    limiter = Limiter(Lease(per_minute={"type:email": 120}), now=100.2)
     assert [limiter.take(["type:email"]) for _ in range(5)] == [100.0, 100.5, 101.0, 101.5, None]
     assert limiter.held == {"type:email"}
-    # Idle for a minute: no credit piled up, the next slot is now, not a burst of 120.
-    later = Limiter(limiter.lease, now=160.0, lookahead_s=1.5)
+    # Idle for a minute: no credit piled up, the next slots start with the pass's own second, not a burst of 120.
+    later = Limiter(limiter.lease, now=160.1)
     assert later.allowance("type:email", 1000) == 4 and later.take(["type:email"]) == 160.0
 
 
-def test_a_job_keeps_to_every_limit_it_is_under_and_an_unlimited_one_goes_now():
-    limiter = Limiter(Lease(per_minute={"type:email": 600, "caller:bob": 60}), now=0.0, lookahead_s=0.5)
+def test_a_pass_late_in_its_second_gives_out_no_slot_and_the_next_early_one_catches_up():
+    lease = Lease(per_minute={"type:email": 600})
+    late = Limiter(lease, now=100.7)
+    assert late.take(["type:email"]) is None and late.allowance("type:email", 5) == 0
+    assert late.held == {"type:email"} and late.take(["type:report"]) == 100.7  # unlimited types go on
+    early = Limiter(lease, now=101.05)
+    slots = [early.take(["type:email"]) for _ in range(21)]
+    assert slots[:2] == [101.0, 101.1] and slots[19] == pytest.approx(102.9) and slots[20] is None
+
+
+def test_a_job_keeps_to_every_limit_it_is_under():
+    limiter = Limiter(Lease(per_minute={"type:email": 600, "caller:bob": 60}), now=0.1)
     assert limiter.take(["type:email", "caller:bob"]) == 0.0
-    assert limiter.take(["type:email", "caller:bob"]) is None  # bob's next slot is a second away
+    assert limiter.take(["type:email", "caller:bob"]) == 1.0  # bob's next slot
+    assert limiter.take(["type:email", "caller:bob"]) is None
     assert limiter.held == {"caller:bob"}
-    assert limiter.take(["type:email", "caller:ann"]) == 0.1  # the type's next slot
-    assert limiter.take(["type:report", "caller:ann"]) == 0.0
+    assert limiter.take(["type:email", "caller:ann"]) == 1.1  # the type's next slot
+    assert limiter.take(["type:report", "caller:ann"]) == 0.1
 
 
-def test_a_slot_is_sent_with_the_delay_that_makes_it_visible_in_its_own_wall_clock_second():
-    limiter = Limiter(Lease(), now=100.7)
-    assert [limiter.delay(slot) for slot in (100.7, 100.99, 101.0, 101.6, 102.1)] == [0, 0, 1, 1, 2]
+def test_a_slot_is_sent_with_the_delay_that_makes_it_visible_in_its_own_second():
+    limiter = Limiter(Lease(), now=100.3)
+    assert [limiter.delay(slot) for slot in (100.0, 100.99, 101.0, 101.6)] == [0, 0, 1, 1]
 
 
 # ---- admission under limits ----
 
-def clock_requests(c, since=0) -> list[tuple[AdmitRequest, int]]:
-    return [(AdmitRequest.model_validate_json(m.body), m.delay_seconds) for m in c.ticks_queue.sent[since:]]
-
-
-def on_time(c, now) -> int:
-    """Deliver the limits' clock's latest request: its pass gives out the slots."""
-    request, _ = clock_requests(c)[-1]
-    return c.typed_dispatcher.dispatch(now, request.timer)
-
-
-def test_a_type_at_its_limit_holds_only_its_own_jobs_and_its_clock_gives_out_the_slots(client, c):
+def test_a_type_at_its_limit_holds_only_its_own_jobs_and_asks_for_the_next_pass(client, c):
     assert limit(client, type="email", per_minute=120) == (200, {"type": "email", "caller": None, "per_minute": 120})
     c.typed_dispatcher.store.take_lease("elsewhere", time.time(), 30)  # submits queue up; this test dispatches
     submit(client, EMAIL, 20)
     submit(client, NOTIFICATION, 5)  # behind the emails in the backlog
     c.typed_dispatcher.store.lease = None
-    now = time.time() + 1
-    # An ordinary pass (a submit's, a settled message's) admits the other types and starts the limits' clock.
-    assert c.typed_dispatcher.dispatch(now) == 5
-    assert Counter(t for t, _ in sent_jobs(c)) == {"notification": 5}
-    [(request, delay)] = clock_requests(c)
-    assert request.admit == "typed" and request.timer and delay == 0
-    assert c.typed_dispatcher.dispatch(now + 0.1) == 0 and len(c.ticks_queue.sent) == 1  # one clock at a time
-    # The clock's pass gives out the slots due within 1.5 s, each visible in its own second, and goes on.
-    assert on_time(c, now + 0.2) == 4
-    assert sorted(d for t, d in sent_jobs(c, 1)) == [Limiter(Lease(), now + 0.2).delay(now + 0.2 + k * 0.5)
-                                                      for k in range(4)]
-    assert clock_requests(c, 1) == [(request, 1)]
-    assert c.typed_dispatcher.dispatch(now + 0.3, "another-token") == 0  # a stale clock's request gives out nothing
-    assert on_time(c, now + 1.2) == 2
+    now = math.floor(time.time()) + 1.2
+    assert c.typed_dispatcher.dispatch(now) == 4 + 5
+    jobs = sent_jobs(c)
+    assert Counter(t for t, _ in jobs) == {"email": 4, "notification": 5}
+    assert sorted(d for t, d in jobs if t == "email") == [0, 0, 1, 1]
+    asked = [AdmitRequest.model_validate_json(m.body) for m in c.ticks_queue.sent]
+    assert asked == [AdmitRequest(admit="typed")] and c.ticks_queue.sent[0].delay_seconds == 1
+    assert c.typed_dispatcher.dispatch(now + 0.2) == 0  # the slots are given out; the request is on its way
+    assert len(c.ticks_queue.sent) == 1
+    assert c.typed_dispatcher.dispatch(now + 1) == 2  # the next second's early pass: its next second's slots
 
 
 def test_a_callers_limit_leaves_the_window_to_the_others(client, c):
@@ -107,42 +104,30 @@ def test_a_callers_limit_leaves_the_window_to_the_others(client, c):
     submit(client, EMAIL, 30, caller="alice")
     submit(client, EMAIL, 30, caller="bob")
     c.typed_dispatcher.store.lease = None
-    now = time.time()
-    assert c.typed_dispatcher.dispatch(now) == 30  # bob's
-    assert on_time(c, now + 0.1) == 2  # alice's slots now and a second on
+    assert c.typed_dispatcher.dispatch(math.floor(time.time()) + 1.1) == 2 + 30  # alice: a slot in each second
 
 
-def test_a_clock_whose_request_finds_the_lease_held_comes_back_at_once(client, c):
-    assert limit(client, type="email", per_minute=60)[0] == 200
-    submit(client, EMAIL, 5)
-    now = time.time() + 1
-    c.typed_dispatcher.dispatch(now)
-    [(request, _)] = clock_requests(c)
-    c.typed_dispatcher.store.take_lease("elsewhere", now, 30)
-    assert c.typed_dispatcher.dispatch(now + 0.1, request.timer) == 0
-    assert clock_requests(c, 1) == [(request, 0)]
-
-
-def test_over_a_minute_of_clock_passes_each_wall_clock_second_holds_the_limits_share(client, c):
-    """600 a minute, the clock's pass about every second, other passes between: 10 visible in each second."""
+def test_over_a_minute_of_passes_at_any_moment_each_second_holds_the_limits_share(client, c):
+    """600 a minute, passes at odd moments (as submits, settled messages and requests come): 10 in each second,
+    each visible early in it."""
     assert limit(client, type="email", per_minute=600)[0] == 200
     c.typed_dispatcher.store.take_lease("elsewhere", time.time(), 30)
     submit(client, EMAIL, 700)
     c.typed_dispatcher.store.lease = None
     start = math.floor(time.time()) + 5.37
     visible: Counter[int] = Counter()
+    phases = set()
     now = start
-    c.typed_dispatcher.dispatch(now)
     while now < start + 60:
         sent = len(c.jobs_queue.sent)
-        on_time(c, now)
-        c.typed_dispatcher.dispatch(now + 0.4)  # an ordinary pass between: it gives out no slot
+        c.typed_dispatcher.dispatch(now)
         for message in c.jobs_queue.sent[sent:]:
             visible[math.floor(now) + message.delay_seconds] += len(JobEnvelope.model_validate_json(message.body).jobs)
-        now += 1.0 + (0.3 if int(now) % 7 == 0 else 0.05)  # the next request's delivery is a little late
+            phases.add(round(now - math.floor(now), 2))
+        now += (0.35, 0.8, 0.45, 1.3)[int(now * 10) % 4]
     inner = [visible[second] for second in range(math.floor(start) + 1, math.floor(start) + 59)]
-    assert max(inner) <= 11 and min(inner) >= 9
-    assert abs(sum(inner) / len(inner) - 10) < 0.2
+    assert inner == [10] * len(inner)
+    assert max(phases) < 0.5
 
 
 # ---- the admin endpoint ----
