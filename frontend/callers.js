@@ -177,8 +177,41 @@
     updateButton();
   }
 
+  /** PUT /api/jobs/limits for the caller: its typed jobs per minute, or null (an empty field) to free it. */
+  async function setLimit() {
+    if (view.busy) return;
+    const caller = $("weight-caller").value.trim();
+    const raw = $("limit-value").value.trim();
+    if (!caller) return;
+    Pacer.clearError($("weight-error"));
+    $("weight-message").hidden = true;
+    view.busy = true;
+    updateButton();
+    try {
+      const limited = await Pacer.call("PUT", "/api/jobs/limits", {
+        body: { caller, per_minute: raw === "" ? null : Number.isNaN(Number(raw)) ? raw : Number(raw) },
+        headers: Pacer.adminHeaders($("admin-token").value.trim()),
+      });
+      const message = $("weight-message");
+      message.dataset.caller = limited.caller;
+      message.dataset.limit = String(limited.per_minute);
+      message.textContent = limited.per_minute === null
+        ? `${limited.caller}'s typed jobs are no longer limited.`
+        : `${limited.caller}'s typed jobs are limited to ${limited.per_minute} a minute.`;
+      message.hidden = false;
+    } catch (err) {
+      Pacer.showError($("weight-error"), err);
+      if (err.status === 401 || err.status === 403) markInvalid("admin-token");
+      if (err.fields && err.fields.some((field) => field.field === "per_minute")) markInvalid("limit-value");
+    }
+    view.busy = false;
+    updateButton();
+  }
+
   function updateButton() {
-    $("set-weight").disabled = view.busy || !$("weight-caller").value.trim();
+    const idle = !view.busy && $("weight-caller").value.trim();
+    $("set-weight").disabled = !idle;
+    $("set-limit").disabled = !idle;
   }
 
   /** A click on a caller's name fills the form with it and its weight. */
@@ -188,6 +221,8 @@
     const row = button.closest("tr");
     $("weight-caller").value = row.dataset.caller;
     $("weight-value").value = row.querySelector("[data-test='weight']").dataset.value;
+    const limit = row.querySelector("[data-test='limit']").dataset.value;
+    $("limit-value").value = limit === "null" || limit === undefined ? "" : limit;
     $("weight-value").focus();
     updateButton();
   }
@@ -195,8 +230,9 @@
   function init() {
     Pacer.bindAdminToken($("admin-token"));
     $("weight-form").addEventListener("submit", setWeight);
+    $("set-limit").addEventListener("click", setLimit);
     $("callers-list").addEventListener("click", pickCaller);
-    for (const id of ["weight-caller", "weight-value"]) {
+    for (const id of ["weight-caller", "weight-value", "limit-value"]) {
       $(id).addEventListener("input", () => {
         $(id).removeAttribute("aria-invalid");
         updateButton();

@@ -89,4 +89,19 @@ def test_the_callers_page_lists_two_callers_and_sets_a_weight_through_the_api(br
     WebDriverWait(browser, PAGE_DEADLINE_S).until(
         lambda b: shown_rows(b).get((small, "typed"), {}).get("weight") == "4", "the table never showed the weight")
     assert shown_rows(browser)[(small, "compute")]["weight"] == "4"
+
+    # A rate limit on the caller's typed jobs, set from the same form, shows on its typed row; empty removes it.
+    element(browser, "limit-value").send_keys("120")
+    element(browser, "set-limit").click()
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: element(b, "weight-message").get_attribute("data-limit") == "120", "the page never confirmed the limit")
+    limits = api.get(f"{api.base_url}/api/jobs/limits", timeout=10).json()["limits"]
+    assert {"type": None, "caller": small, "per_minute": 120.0} in limits
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: shown_rows(b).get((small, "typed"), {}).get("limit") == "120", "the table never showed the limit")
     screenshot("callers")
+    element(browser, "limit-value").clear()
+    element(browser, "set-limit").click()
+    WebDriverWait(browser, PAGE_DEADLINE_S).until(
+        lambda b: element(b, "weight-message").get_attribute("data-limit") == "null", "the limit was never removed")
+    assert all(limit["caller"] != small for limit in api.get(f"{api.base_url}/api/jobs/limits", timeout=10).json()["limits"])
