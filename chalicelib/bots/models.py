@@ -19,6 +19,9 @@ class RegisterBot(Request):
     job_types: list[str] | None = Field(default=None, min_length=1, max_length=50,
                                         description="the job types it runs; null: every type")
     max_jobs: int = Field(default=1, ge=1, le=MAX_BOT_JOBS, description="jobs it may hold at once (1: one at a time)")
+    lease_s: float | None = Field(default=None, ge=5, le=3600, allow_inf_nan=False, strict=False,
+                                  description="its claims' lease; null: the stage's PACER_BOT_LEASE_S (90 s). A bot "
+                                              "whose jobs are short may ask for less, so a dead bot's job returns sooner")
 
     @field_validator("labels")
     @classmethod
@@ -53,6 +56,7 @@ class Bot(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     job_types: list[str] | None = None
     max_jobs: int = 1
+    lease_s: float | None = None  # None: the stage's PACER_BOT_LEASE_S
     token_hash: str
     registered_at: float
     last_beat_at: float
@@ -85,6 +89,7 @@ class BotSummary(BaseModel):
     labels: dict[str, str]
     job_types: list[str] | None
     max_jobs: int
+    lease_s: float | None
     jobs: list[str] = Field(description="the jobs it holds now")
     lease_until: str | None = Field(description="when the jobs it holds go back to their backlog unless it beats")
     registered_at: str

@@ -81,7 +81,7 @@ def register(store: BotStore, registry: Registry, command: RegisterBot, now: flo
     _check_types("job_types", command.job_types, registry)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     bot = Bot(id=new_bot_id(), name=command.name, labels=command.labels, job_types=command.job_types,
-              max_jobs=command.max_jobs, token_hash=token_hash(token), registered_at=now, last_beat_at=now)
+              max_jobs=command.max_jobs, lease_s=command.lease_s, token_hash=token_hash(token), registered_at=now, last_beat_at=now)
     store.register(bot)
     log.info("bot registered", extra={"bot": bot.id, "bot_name": bot.name})
     return Registered(**summary(bot, now, down_after_s).model_dump(), token=token)
@@ -103,9 +103,9 @@ def authenticate(store: BotStore, bot_id: str, authorization: str | None) -> Bot
 
 
 def heartbeat(store: BotStore, bot: Bot, now: float, lease_s: float, down_after_s: float) -> BotSummary:
-    """The bot is alive; every job it holds is leased for another `lease_s`."""
+    """The bot is alive; every job it holds is leased for another lease (its own, or the stage's `lease_s`)."""
     try:
-        return summary(store.beat(bot.id, now, now + lease_s), now, down_after_s)
+        return summary(store.beat(bot.id, now, now + (bot.lease_s or lease_s)), now, down_after_s)
     except StaleWrite as exc:
         raise NotFound(f"no bot {bot.id}") from exc
 
@@ -121,6 +121,7 @@ def claim(store: BotStore, ledger: ResultLedger, registry: Registry, bot: Bot, c
             raise invalid([{"field": "job_types", "message": f"bot {bot.id} registered for "
                                                              f"{', '.join(bot.job_types)} only, not {outside[0]!r}"}])
         types = types if types is not None else set(bot.job_types)
+    lease_s = bot.lease_s or lease_s
     if len(bot.holding) >= bot.max_jobs:
         raise HoldsMaxJobs(f"bot {bot.id} holds {', '.join(bot.holding)} already: complete or fail it first "
                            f"(it may hold {bot.max_jobs} at once)")
@@ -208,6 +209,7 @@ def fail(store: BotStore, ledger: ResultLedger, bot: Bot, job_id: str, command: 
 def extend(store: BotStore, bot: Bot, job_id: str, now: float, lease_s: float) -> Leased:
     """Renew the lease on a job the bot holds (and on any other it holds: a bot has one lease)."""
     _held(store, bot, job_id)
+    lease_s = bot.lease_s or lease_s
     try:
         store.extend(bot.id, job_id, now, now + lease_s)
     except StaleWrite as exc:
@@ -268,7 +270,7 @@ def summary(bot: Bot, now: float, down_after_s: float) -> BotSummary:
     silent = now - bot.last_beat_at
     return BotSummary(
         id=bot.id, name=bot.name, state="down" if silent > down_after_s else "busy" if bot.holding else "idle",
-        labels=bot.labels, job_types=bot.job_types, max_jobs=bot.max_jobs, jobs=sorted(bot.holding),
+        labels=bot.labels, job_types=bot.job_types, max_jobs=bot.max_jobs, lease_s=bot.lease_s, jobs=sorted(bot.holding),
         lease_until=iso(bot.lease_until) if bot.holding else None, registered_at=iso(bot.registered_at),
         last_beat_at=iso(bot.last_beat_at), seconds_since_beat=round(silent, 1), jobs_done=bot.jobs_done,
         jobs_failed=bot.jobs_failed, leases_lost=bot.leases_lost)

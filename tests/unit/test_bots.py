@@ -188,6 +188,15 @@ def test_a_lease_lost_on_the_last_attempt_fails_the_job(c):
     assert c.typed_jobs.results[created.id].outcome == "failed"
 
 
+def test_a_bot_may_ask_for_its_own_lease(c):
+    submit_at(c, 1000.0)
+    bot = bots.register(c.bots, c.registry, RegisterBot(name="quick", lease_s=10), 1000.0, 120)
+    claimed = bots.claim(c.bots, c.bot_ledger, c.registry, c.bots.get(bot.id), Claim(), lambda: 1001.0, 90,
+                         lambda s: None)
+    assert claimed.lease_s == 10 and c.bots.get(bot.id).lease_until == 1011.0
+    assert bots.reclaim_expired(c.bots, c.bot_ledger, 1012.0) == 1
+
+
 def test_a_heartbeat_keeps_the_lease_and_the_bot_up(c):
     created = submit_at(c, 1000.0)
     bot = register_at(c, "w", 1000.0)
