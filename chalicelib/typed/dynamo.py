@@ -3,6 +3,7 @@
 Typed-jobs table: one item per job (typed.models.TypedJob plus the listing attributes of
 typed.keys.listing_attributes). State table:
   TQ#<caller>          <9-priority>#<created>#<id>   the caller's backlog: highest priority, then oldest, first
+  BQ#<caller>, BCALLERS                              the same for jobs whose target is a bot (bots/dynamo.py)
   TSCHED               <due>#<id>                    jobs waiting for scheduled_for
   TCALLERS             <caller>                      backlog, in_flight, done, failed
   TWAIT#<caller>       <finished>#<id>               a settled job: its queue wait (callers/dynamo.py; TTL a week)
