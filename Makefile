@@ -13,8 +13,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 ## up: emulator + tables/queues + API on :8000 + runtime (2 workers) + page on :8080. Ctrl-C stops all.
+## BOTS=3 also starts three reference bots (infra/bot.py; PROCESSING_DURATION and FAILURE_RATE set their work).
 up: $(STAMP)
-	$(PY) -m infra.stack --workers $(or $(WORKERS),2)
+	$(PY) -m infra.stack --workers $(or $(WORKERS),2) --bots $(or $(BOTS),0)
 
 ## seed: a realistic mix of runs, compute numbers and typed jobs on a running stack (API=http://host:port; default :8000).
 seed: $(STAMP)

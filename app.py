@@ -13,7 +13,20 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chalicelib.admission.models import CallerWeight, RateLimit, RateLimits, SetLimit, SetWeight
 from chalicelib.apidoc.document import openapi_document
-from chalicelib.apidoc.operations import Operation, Operations
+from chalicelib.apidoc.operations import NO_CONTENT, Operation, Operations
+from chalicelib.bots import service as bots
+from chalicelib.bots.models import (
+    BotList,
+    BotSummary,
+    BotView,
+    Claim,
+    Claimed,
+    Complete,
+    Fail,
+    Leased,
+    Registered,
+    RegisterBot,
+)
 from chalicelib.compute import service as compute
 from chalicelib.callers import service as callers
 from chalicelib.callers.models import Callers
@@ -390,6 +403,102 @@ def retry_job(job_id: str) -> Any:
                                            {200: StatsView}))
 def job_stats() -> Any:
     return typed.stats(container().typed_jobs, container().registry, time.time())
+
+
+# ---- bots: workers outside Lambda pull typed jobs whose target is "bot" (issue 14) ----
+
+BOT_PARAMETER = {"bot_id": "a bot's id, b- and 16 hex digits"}
+BOT_JOB_PARAMETERS = {**BOT_PARAMETER, **JOB_ID_PARAMETER}
+
+
+def _bot(bot_id: str) -> Any:
+    """The bot the path names, if the request carries its token."""
+    return bots.authenticate(container().bots, bot_id, _request().headers.get("authorization"))
+
+
+@api("/api/bots", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Register a bot: its token is in this answer only", "bots", {201: Registered}, body=RegisterBot,
+    description="Keep `token`: every call of the bot sends `Authorization: Bearer <token>`. Only its sha256 is "
+                "stored, so it cannot be shown again."))
+def register_bot() -> Any:
+    c = container()
+    registered = bots.register(c.bots, c.registry, parse_body(RegisterBot), time.time(),
+                               c.settings.worker_down_after_s)
+    return Response(body=registered.model_dump(), status_code=201)
+
+
+@api("/api/bots", ["GET"], doc=Operation("Every bot: state, the jobs it holds, its lease, jobs done and failed",
+                                          "bots", {200: BotList}))
+def list_bots() -> Any:
+    return bots.list_bots(container().bots, time.time(), container().settings.worker_down_after_s).model_dump()
+
+
+@api("/api/bots/{bot_id}", ["GET"], doc=Operation(
+    "A bot with its history", "bots", {200: BotView}, errors=(404,), path_parameters=BOT_PARAMETER))
+def get_bot(bot_id: str) -> Any:
+    return bots.view(container().bots, bot_id, time.time(), container().settings.worker_down_after_s).model_dump()
+
+
+@api("/api/bots/{bot_id}", ["DELETE"], doc=Operation(
+    "Delete a bot (admin); the jobs it holds go back to their backlogs", "bots", {204: NO_CONTENT}, admin=True,
+    errors=(404, 409), path_parameters=BOT_PARAMETER))
+def delete_bot(bot_id: str) -> Any:
+    require_admin()
+    bots.delete(container().bots, container().bot_ledger, bot_id, time.time())
+    return Response(body="", status_code=204)
+
+
+@api("/api/bots/{bot_id}/heartbeat", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "The bot is alive: renews the lease of every job it holds", "bots", {200: BotSummary}, bot=True,
+    path_parameters=BOT_PARAMETER, description="Every 30 s; silent for PACER_WORKER_DOWN_AFTER_S (120 s) it shows "
+                                               "`down`, and its jobs go back once its lease (PACER_BOT_LEASE_S) runs out."))
+def bot_heartbeat(bot_id: str) -> Any:
+    c = container()
+    return bots.heartbeat(c.bots, _bot(bot_id), time.time(), c.settings.bot_lease_s,
+                          c.settings.worker_down_after_s).model_dump()
+
+
+@api("/api/bots/{bot_id}/claim", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Claim the next job this bot may run, with a lease", "bots", {200: Claimed, 204: NO_CONTENT}, body=Claim,
+    bot=True, errors=(409,), path_parameters=BOT_PARAMETER,
+    description="Fair across callers (fewest bot jobs in flight per weight first), highest priority then oldest "
+                "within a caller. 204 when there is none within `wait_s`. 409 while the bot holds `max_jobs`."))
+def claim_job(bot_id: str) -> Any:
+    command = parse_body(Claim)
+    c = container()
+    claimed = bots.claim(c.bots, c.bot_ledger, c.registry, _bot(bot_id), command, time.time, c.settings.bot_lease_s,
+                         time.sleep)
+    return claimed.model_dump() if claimed else Response(body="", status_code=204)
+
+
+@api("/api/bots/{bot_id}/jobs/{job_id}/extend", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Renew the lease on a job the bot holds", "bots", {200: Leased}, bot=True, errors=(409,),
+    path_parameters=BOT_JOB_PARAMETERS, description="409 unless the bot holds the job."))
+def extend_lease(bot_id: str, job_id: str) -> Any:
+    c = container()
+    return bots.extend(c.bots, _bot(bot_id), job_id, time.time(), c.settings.bot_lease_s).model_dump()
+
+
+@api("/api/bots/{bot_id}/jobs/{job_id}/complete", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Complete a job the bot holds, with its result", "bots", {200: JobView}, body=Complete, bot=True,
+    errors=(409,), path_parameters=BOT_JOB_PARAMETERS,
+    description="Recorded once by the result ledger. 409 if the bot no longer holds the job (its lease ran out "
+                "and the job went back, or it was settled); nothing changes then."))
+def complete_job(bot_id: str, job_id: str) -> Any:
+    command = parse_body(Complete)
+    c = container()
+    return typed.view(bots.complete(c.bots, c.bot_ledger, _bot(bot_id), job_id, command, time.time()))
+
+
+@api("/api/bots/{bot_id}/jobs/{job_id}/fail", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Fail a job the bot holds", "bots", {200: JobView}, body=Fail, bot=True, errors=(409,),
+    path_parameters=BOT_JOB_PARAMETERS,
+    description="Retryable and attempts left: the job goes back to its backlog after the retry backoff. Otherwise "
+                "it is recorded `failed`. 409 if the bot no longer holds the job."))
+def fail_job(bot_id: str, job_id: str) -> Any:
+    command = parse_body(Fail)
+    c = container()
+    return typed.view(bots.fail(c.bots, c.bot_ledger, _bot(bot_id), job_id, command, time.time(), c.retry_policy))
 
 
 @api("/api/openapi.json", ["GET"], doc=Operation("This API described: OpenAPI 3.1", "docs",

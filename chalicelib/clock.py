@@ -5,13 +5,15 @@ Three features share the ticks queue: a paced run's self-rescheduling ticks
 throttled submits' requests for an admission pass (admission/service.py).
 The watchdog runs each feature's duty that a lost message would otherwise
 leave undone: it restarts a run's dead tick chain, admits what waits in the
-fair backlogs, and sends wake-ups for typed jobs that fall due before it runs
-again.
+fair backlogs, sends wake-ups for typed jobs that fall due before it runs
+again, and hands back the jobs of bots whose lease ran out (a claim does that
+too, but no bot may be claiming).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from pydantic import TypeAdapter
 
@@ -34,6 +36,7 @@ class Clock:
     admission: Admission
     typed_jobs: TypedJobStore
     ticks: MessageQueue
+    bot_leases: Callable[[float], int] | None = None  # hands back bot jobs whose lease ran out (bots/service.py)
 
     def on_message(self, body: str, now: float) -> str:
         """One message of the ticks queue: a run's tick, a scheduled typed job's wake-up, or a request to admit."""
@@ -51,4 +54,9 @@ class Clock:
             report["wake_ups"] = typed.wake_ups_due_soon(self.typed_jobs, self.ticks, now)
         except Exception:
             log.exception("could not send wake-ups for scheduled jobs; the next watchdog admits them")
+        if self.bot_leases is not None:
+            try:
+                report["bot_leases_reclaimed"] = self.bot_leases(now)
+            except Exception:
+                log.exception("could not reclaim bots' expired leases; the next claim or watchdog does")
         return report

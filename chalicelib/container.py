@@ -19,6 +19,8 @@ from typing import Any, Callable
 from chalicelib.admission.dispatcher import Dispatcher
 from chalicelib.admission.service import Admission
 from chalicelib.aws.clients import DynamoDBClient, SQSClient
+from chalicelib.bots import service as bots
+from chalicelib.bots.store import BotStore
 from chalicelib.clock import Clock
 from chalicelib.compute.models import ComputeBacklogItem
 from chalicelib.compute.service import compute_job_spec
@@ -57,6 +59,15 @@ def dynamo_ledger(client: DynamoDBClient, results_table: str, state_table: str, 
     return DynamoResultLedger(client, results_table, {
         "run": RunSettlement(state_table), "compute": ComputeSettlement(state_table),
         "typed": TypedJobSettlement(state_table, typed_jobs_table)})
+
+
+def dynamo_bot_ledger(client: DynamoDBClient, results_table: str, state_table: str,
+                      typed_jobs_table: str) -> ResultLedger:
+    """The result ledger as bots settle through it: the same results table and condition, with the bots'
+    settlement of typed jobs (which also lets the bot's hold go)."""
+    from chalicelib.bots.dynamo import BotJobSettlement
+    from chalicelib.worker.dynamo import DynamoResultLedger
+    return DynamoResultLedger(client, results_table, {"typed": BotJobSettlement(state_table, typed_jobs_table)})
 
 
 class Container:
@@ -136,6 +147,17 @@ class Container:
         return dynamo_ledger(self.dynamodb, settings.results_table, settings.state_table, settings.typed_jobs_table)
 
     @cached_property
+    def bots(self) -> BotStore:
+        from chalicelib.bots.dynamo import DynamoBotStore
+        return DynamoBotStore(self.dynamodb, self.settings.typed_jobs_table, self.settings.state_table)
+
+    @cached_property
+    def bot_ledger(self) -> ResultLedger:
+        settings = self.settings
+        return dynamo_bot_ledger(self.dynamodb, settings.results_table, settings.state_table,
+                                 settings.typed_jobs_table)
+
+    @cached_property
     def fleet(self) -> FleetStore:
         from chalicelib.fleet.dynamo import DynamoFleetStore
         return DynamoFleetStore(self.dynamodb, self.settings.state_table)
@@ -178,7 +200,8 @@ class Container:
 
     @cached_property
     def clock(self) -> Clock:
-        return Clock(pacer=self.pacer, admission=self.admission, typed_jobs=self.typed_jobs, ticks=self.ticks_queue)
+        return Clock(pacer=self.pacer, admission=self.admission, typed_jobs=self.typed_jobs, ticks=self.ticks_queue,
+                     bot_leases=lambda now: bots.reclaim_expired(self.bots, self.bot_ledger, now))
 
     @cached_property
     def worker_id(self) -> str:
@@ -195,6 +218,12 @@ class Container:
                                 latency_s=self.settings.executor_latency_s)
 
     @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        """The one retry policy: the Lambda workers' and the bots' retries back off alike."""
+        settings = self.settings
+        return RetryPolicy(settings.max_attempts, settings.retry_base_s, settings.retry_max_s)
+
+    @cached_property
     def worker(self) -> JobWorker:
         from chalicelib.compute.factoring import prime_factors_within
         settings = self.settings
@@ -203,7 +232,7 @@ class Container:
             lambda number: prime_factors_within(number, budget), settings.failure_rate)
         numbers = NumberRunner(factor)
         return JobWorker(ledger=self.ledger, retries=self.jobs_queue,
-                         policy=RetryPolicy(settings.max_attempts, settings.retry_base_s, settings.retry_max_s),
+                         policy=self.retry_policy,
                          runners={"run": numbers, "compute": numbers, "typed": self.typed_attempts},
                          worker_id=self.worker_id, failures=self.failure_log, heartbeat=self.heartbeat,
                          settled=self.admission.after_settled, batch_done=self.admission.after_batch,

@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     heartbeat_s: float = 10.0
     # PUT /api/workers' ceiling (1-100): each local worker is an OS process, so a small machine may want fewer.
     max_worker_concurrency: int = Field(default=100, ge=1, le=100)
-    worker_down_after_s: float = 120.0
+    worker_down_after_s: float = 120.0  # a worker or a bot silent this long shows `down`
+    # Bots (chalicelib/bots/): a claim's lease, renewed by each heartbeat; a bot that beats every 30 s misses two.
+    bot_lease_s: float = Field(default=90.0, ge=1.0, le=3600.0)
 
     # Drills only: faults injected on purpose.
     failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)  # share of job attempts that raise

@@ -48,11 +48,12 @@ class Service:
 
 class Stack:
     def __init__(self, api_port: int, frontend_port: int, workers: int = 2, log: IO[str] | None = None,
-                 env: dict[str, str] | None = None, stop: StopSignals | None = None):
+                 env: dict[str, str] | None = None, stop: StopSignals | None = None, bots: int = 0):
         self.stop_signals = stop  # set by SIGTERM or SIGINT: starting gives up at the next wait
         self.api_port = api_port
         self.frontend_port = frontend_port
         self.workers = workers
+        self.bots = bots  # reference bots (infra/bot.py), each an OS process pulling bot jobs over HTTP
         self.log = log or sys.stdout
         self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self.emulator: Emulator | None = None
@@ -91,6 +92,8 @@ class Stack:
         self._run_to_completion("provision", [sys.executable, "-m", "infra.provision"])
         self.start_api()
         self.start_runtime()
+        for number in range(1, self.bots + 1):
+            self.start_bot(f"bot-{number}")
         self._start("frontend", [sys.executable, "-m", "infra.serve_frontend", "--port", str(self.frontend_port),
                                  "--dir", str(ROOT / "frontend")])
         wait_for_http(f"http://127.0.0.1:{self.frontend_port}/", timeout=30, cancelled=self.stop_requested,
@@ -109,6 +112,13 @@ class Stack:
                                           # each job worker beats as it starts, so it is listed at once
                                           "--worker-start-hook", "app.worker_started"])
         service.wait_for_line("runtime ready", timeout=60, cancelled=self.stop_requested)
+
+    def start_bot(self, name: str, *options: str) -> Service:
+        """A reference bot (infra/bot.py) against this stack's API; its options override seed 004's defaults."""
+        service = self._start(name, [sys.executable, "-m", "infra.bot", "--api", self.api_url, "--name", name,
+                                     *options])
+        service.wait_for_line("registered as", timeout=60, cancelled=self.stop_requested)
+        return service
 
     def restart(self, name: str) -> None:
         """Stop one service and start it again: the restart drills."""
@@ -159,7 +169,8 @@ class Stack:
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """Stop every service at once, then the emulator, which the runtime's workers need until they are done."""
-        services = [self.services.pop(name) for name in ("frontend", "runtime", "api") if name in self.services]
+        bots = [name for name in self.services if name.startswith("bot-")]
+        services = [self.services.pop(name) for name in (*bots, "frontend", "runtime", "api") if name in self.services]
         self._stop_services(services, grace)
         if self.emulator:
             self.emulator.stop()
@@ -194,18 +205,19 @@ def main() -> None:
     parser.add_argument("--frontend-port", type=int, default=8080)
     parser.add_argument("--emulator-port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--bots", type=int, default=0, help="reference bots to start (infra/bot.py)")
     args = parser.parse_args()
     # SIGTERM and SIGINT only set a flag (infra/signals.py); this loop does the stopping. A handler that
     # did more could deadlock on a lock the main thread holds, as Event.set() did on a second SIGTERM.
     stop = StopSignals().install()
-    stack = Stack(args.api_port, args.frontend_port, workers=args.workers, stop=stop)
+    stack = Stack(args.api_port, args.frontend_port, workers=args.workers, stop=stop, bots=args.bots)
     code = 0
     try:
         stack.start(emulator_port=args.emulator_port)
         where = stack.endpoint_url + (" (embedded moto)" if stack.emulator else " (from AWS_ENDPOINT_URL)")
         print(f"\nPacer is up.\n  web page : http://127.0.0.1:{args.frontend_port}/\n"
               f"  API      : {stack.api_url}/api/status\n  AWS      : {where}\n"
-              f"  workers  : {args.workers}\nCtrl-C stops everything.\n", flush=True)
+              f"  workers  : {args.workers}\n  bots     : {args.bots}\nCtrl-C stops everything.\n", flush=True)
         while not stop.wait(0.5):
             if (dead := stack.first_exited()) is not None:
                 name, process = dead

@@ -1,5 +1,6 @@
 """A container wired to the in-memory twins, for unit tests."""
 from chalicelib.aws.memory import MemoryQueue
+from chalicelib.bots.memory import MemoryBotStore
 from chalicelib.compute.memory import MemoryComputeStore
 from chalicelib.container import Container
 from chalicelib.datalake.memory import MemoryCatalog, MemoryObjectStore
@@ -30,6 +31,8 @@ class MemoryContainer(Container):
         self.jobs_queue = MemoryQueue()
         self.ticks_queue = MemoryQueue()
         self.jobs_dlq = MemoryQueue()
+        self.bots = MemoryBotStore(self.typed_jobs)
+        self.bot_ledger = MemoryResultLedger({"typed": self.bots.settle}, outcomes=self.typed_jobs.results)
         self.fleet = MemoryFleetStore()
         self.failure_log = MemoryFailureLog()
         self.datalake_objects = MemoryObjectStore()

@@ -15,6 +15,7 @@ from chalicelib.typed.service import MAX_IDEMPOTENCY_KEY
 OPENAPI_VERSION = "3.1.0"
 REF_TEMPLATE = "#/components/schemas/{model}"
 ADMIN_SCHEME = "adminToken"
+BOT_SCHEME = "botToken"
 JSON = "application/json"
 
 # A route's key in the schema table: (method, path, what), where `what` is "body", "query" or a status code.
@@ -49,7 +50,10 @@ def openapi_document(routes: Mapping[str, Mapping[str, Any]], operations: Operat
         "components": {"schemas": components,
                        "securitySchemes": {ADMIN_SCHEME: {
                            "type": "http", "scheme": "bearer",
-                           "description": "the stage's PACER_ADMIN_TOKEN (`local-admin-token` on the local stage)"}}},
+                           "description": "the stage's PACER_ADMIN_TOKEN (`local-admin-token` on the local stage)"},
+                           BOT_SCHEME: {
+                           "type": "http", "scheme": "bearer",
+                           "description": "the token POST /api/bots answered once for the bot the path names"}}},
     }
     _put_setting_limits(document, settings)
     return document
@@ -65,6 +69,8 @@ def _json_schemas(documented: list[tuple[str, str, Operation]]) -> tuple[dict[Sc
         if operation.query is not None:
             inputs.append(((method, path, "query"), "validation", _adapter(operation.query)))
         for status, shape in operation.answers.items():
+            if shape is None:
+                continue
             inputs.append(((method, path, status), "serialization", _adapter(shape)))
     by_key, definitions = TypeAdapter.json_schemas(inputs, ref_template=REF_TEMPLATE)
     return {key: schema for (key, _mode), schema in by_key.items()}, definitions.get("$defs", {})
@@ -103,11 +109,15 @@ def _operation(method: str, path: str, entry: Any, operation: Operation, schemas
                            for status in operation.statuses()}
     if operation.admin:
         answer["security"] = [{ADMIN_SCHEME: []}]
+    if operation.bot:
+        answer["security"] = [{BOT_SCHEME: []}]
     return answer
 
 
 def _response(method: str, path: str, status: int, operation: Operation,
               schemas: dict[SchemaKey, Any]) -> dict[str, Any]:
+    if status in operation.answers and operation.answers[status] is None:
+        return {"description": "No content"}
     if status in operation.answers:
         description = "OK" if status < 400 else ERRORS.get(status, "")
         return {"description": description,

@@ -8,12 +8,13 @@ from pydantic import BaseModel, TypeAdapter
 
 # A JSON body's shape: a model, or a TypeAdapter for what is not one (a union of models, a plain mapping).
 Shape = type[BaseModel] | TypeAdapter[Any]
+NO_CONTENT = None  # an answer without a body (204)
 
 # What each error status means, wherever it is answered. The body is always core.errors.ErrorBody.
 ERRORS = {
     400: "Bad input: the message and `fields` name each problem. Nothing was stored.",
-    401: "Admin endpoint and no `Authorization` header.",
-    403: "The admin token is wrong, or admin endpoints are disabled on this stage.",
+    401: "No `Authorization` header: an admin endpoint needs the admin token, a bot's endpoint the bot's token.",
+    403: "The token is wrong (a bot's token acts only for that bot), or admin endpoints are disabled on this stage.",
     404: "No such resource.",
     409: "Valid, but the current state forbids it (the message says which).",
     413: "The body is over the stage's `PACER_MAX_BODY_BYTES`. Nothing was stored.",
@@ -26,16 +27,17 @@ class Operation:
     """One route's method: what it takes and what it answers.
 
     Every operation may answer 503; one with a body also 400 and 413; one with a query model or a validated
-    header also 400; an admin one also 401 and 403. `errors` lists the others it may answer (404, 409).
+    header also 400; an admin one also 401 and 403; a bot's also 401, 403 and 404. `errors` lists the others it may answer (404, 409).
     """
 
     summary: str
     tag: str
-    answers: dict[int, Shape]  # success statuses and their bodies
+    answers: dict[int, Shape | None]  # success statuses and their bodies (None: no body)
     body: Shape | None = None
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     admin: bool = False
+    bot: bool = False  # a bot's own endpoint: `Authorization: Bearer <bot token>`, the bot named in the path
     caller: Literal["required", "optional"] | None = None  # the X-Caller-ID header
     idempotency_key: bool = False  # the Idempotency-Key header
     description: str = ""
@@ -50,6 +52,8 @@ class Operation:
             errors.add(400)
         if self.admin:
             errors |= {401, 403}
+        if self.bot:
+            errors |= {401, 403, 404}
         return sorted(set(self.answers) | errors)
 
 

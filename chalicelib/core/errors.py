@@ -55,6 +55,10 @@ class NoActiveRun(Conflict):
     pass
 
 
+class HoldsMaxJobs(Conflict):
+    """A bot claimed while it holds as many jobs as it may (one, unless it registered for more)."""
+
+
 class StaleWrite(PacerError):
     """A conditional write lost a race: what it was based on has changed.
 

@@ -3,6 +3,7 @@
 Typed-jobs table: one item per job (typed.models.TypedJob plus the listing attributes of
 typed.keys.listing_attributes). State table:
   TQ#<caller>          <9-priority>#<created>#<id>   the caller's backlog: highest priority, then oldest, first
+  BQ#<caller>, BCALLERS                              the same for jobs whose target is a bot (bots/dynamo.py)
   TSCHED               <due>#<id>                    jobs waiting for scheduled_for
   TCALLERS             <caller>                      backlog, in_flight, done, failed
   TWAIT#<caller>       <finished>#<id>               a settled job: its queue wait (callers/dynamo.py; TTL a week)
@@ -27,7 +28,14 @@ from chalicelib.callers.models import Settled
 from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.core.times import iso_key
-from chalicelib.typed.keys import backlog_item, backlog_key, listing_attributes, schedule_key
+from chalicelib.typed.keys import (
+    backlog_item,
+    backlog_key,
+    backlog_partition,
+    callers_partition,
+    listing_attributes,
+    schedule_key,
+)
 from chalicelib.typed.listing import ListPlan
 from chalicelib.typed.models import TimelineEntry, TypedBacklogItem, TypedJob, TypedJobStats, TypedJobStatus
 from chalicelib.typed.store import TypedJobStore
@@ -68,16 +76,19 @@ def minute_update(state_table: str, now: float, completed: int, failed: int) -> 
     }}
 
 
-def _entry(status: TypedJobStatus, at: float, worker: str | None, attempt: int, note: str | None) -> dict[str, Any]:
+def timeline_entry(status: TypedJobStatus, at: float, worker: str | None, attempt: int,
+                   note: str | None) -> dict[str, Any]:
+    """A timeline entry as the value `list_append` adds to a job's timeline."""
     return to_attr([TimelineEntry(status=status, at=at, worker=worker, attempt=attempt, note=note).model_dump()])
 
 
-def _caller_update(state_table: str, caller: str, backlog: int = 0, in_flight: int = 0, done: int = 0,
-                   failed: int = 0) -> dict[str, Any]:
+def caller_update(state_table: str, caller: str, backlog: int = 0, in_flight: int = 0, done: int = 0,
+                  failed: int = 0, partition: str = "TCALLERS") -> dict[str, Any]:
+    """An Update of a caller's counts: admission's (`TCALLERS`), or for bot jobs the bots' (`BCALLERS`)."""
     deltas = {name: delta for name, delta in (("backlog", backlog), ("in_flight", in_flight), ("done", done),
                                               ("failed", failed)) if delta}
     return {"Update": {
-        "TableName": state_table, "Key": to_item({"pk": "TCALLERS", "sk": caller}),
+        "TableName": state_table, "Key": to_item({"pk": partition, "sk": caller}),
         "UpdateExpression": "ADD " + ", ".join(f"{name} :{name}" for name in deltas),
         "ExpressionAttributeValues": to_item({f":{name}": delta for name, delta in deltas.items()}),
     }}
@@ -91,9 +102,10 @@ class TypedJobSettlement(Settlement):
     items_per_outcome = 2
     shared_items = 3
 
-    def __init__(self, state_table: str, typed_jobs_table: str) -> None:
+    def __init__(self, state_table: str, typed_jobs_table: str, callers: str = "TCALLERS") -> None:
         self._state = state_table
         self._typed_jobs = typed_jobs_table
+        self._callers = callers  # whose in-flight count the outcomes free: admission's, or the bots' (BCALLERS)
 
     def writes(self, group: str, outcomes: Sequence[JobOutcome], now: float) -> SettlementWrites:
         per_outcome: list[list[Write]] = []
@@ -114,16 +126,23 @@ class TypedJobSettlement(Settlement):
                 "ExpressionAttributeValues": {
                     **to_item({":final": final, ":none": "none", ":at": outcome.finished_at, ":running": "running",
                                ":attempt": outcome.attempt, **values}),
-                    ":entry": _entry(final, outcome.finished_at, outcome.worker, outcome.attempt,
+                    ":entry": timeline_entry(final, outcome.finished_at, outcome.worker, outcome.attempt,
                                      None if final == "completed" else (outcome.error or "")[:500]),
                 },
             }}, settled_put(self._state, f"TWAIT#{group}", outcome)])
         completed = sum(1 for o in outcomes if o.outcome == "done")
         failed = len(outcomes) - completed
-        shared = [_caller_update(self._state, group, in_flight=-len(outcomes), done=completed, failed=failed),
+        shared = [caller_update(self._state, group, in_flight=-len(outcomes), done=completed, failed=failed,
+                                partition=self._callers),
                   stats_update(self._state, {"running": -len(outcomes), "completed": completed, "failed": failed}),
                   minute_update(self._state, now, completed, failed)]
         return SettlementWrites(per_outcome=per_outcome, shared=[write for write in shared if write is not None])
+
+
+def backlog_put(state_table: str, item: TypedBacklogItem) -> dict[str, Any]:
+    """A Put of a pending job's backlog item: in `TQ#<caller>` for admission, `BQ#<caller>` for bots."""
+    return {"Put": {"TableName": state_table, "Item": to_item(
+        {"pk": backlog_partition(item), "sk": backlog_key(item), **item.model_dump(exclude_none=True)})}}
 
 
 def typed_job_item(job: TypedJob, main_text: str) -> dict[str, Any]:
@@ -161,11 +180,10 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=items))
 
     def _backlog_put(self, item: TypedBacklogItem) -> dict[str, Any]:
-        return {"Put": {"TableName": self._table, "Item": to_item(
-            {"pk": f"TQ#{item.caller}", "sk": backlog_key(item), **item.model_dump(exclude_none=True)})}}
+        return backlog_put(self._table, item)
 
     def _backlog_delete(self, item: TypedBacklogItem, condition: bool = True) -> dict[str, Any]:
-        delete = {"TableName": self._table, "Key": to_item({"pk": f"TQ#{item.caller}", "sk": backlog_key(item)})}
+        delete = {"TableName": self._table, "Key": to_item({"pk": backlog_partition(item), "sk": backlog_key(item)})}
         if condition:
             delete["ConditionExpression"] = "attribute_exists(pk)"  # admitted or cancelled already: not twice
         return {"Delete": delete}
@@ -184,7 +202,8 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
             writes.append({"Put": {"TableName": self._table,
                                    "Item": {**self._schedule_key(item), **to_item(item.model_dump(exclude_none=True))}}})
         else:
-            writes += [self._backlog_put(item), _caller_update(self._table, job.caller, backlog=1)]
+            writes += [self._backlog_put(item),
+                       caller_update(self._table, job.caller, backlog=1, partition=callers_partition(job.target))]
         if idempotency is not None:
             caller, key, body_hash = idempotency
             writes.append({"Put": {
@@ -268,17 +287,18 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
             # Only where we saw it: if it was admitted or promoted meanwhile, the service reads it again.
             "#status = :pending AND place = :place",
             {":cancelled": "cancelled", ":none": "none", ":now": now, ":pending": "pending", ":place": job.place},
-            _entry("cancelled", now, None, job.attempts, "cancelled"))
+            timeline_entry("cancelled", now, None, job.attempts, "cancelled"))
         writes: list[dict[str, Any] | None] = [{"Update": update},
                                      stats_update(self._table, {"pending": -1, "cancelled": 1})]
         if job.place == "queued":
-            writes += [self._backlog_delete(item), _caller_update(self._table, job.caller, backlog=-1)]
+            writes += [self._backlog_delete(item),
+                       caller_update(self._table, job.caller, backlog=-1, partition=callers_partition(job.target))]
         elif job.place == "scheduled":
             writes.append({"Delete": {"TableName": self._table, "Key": self._schedule_key(item),
                                       "ConditionExpression": "attribute_exists(pk)"}})
         elif job.place == "admitted":
             # Its message is in SQS: the worker that receives it skips it, so its slot is freed here.
-            writes.append(_caller_update(self._table, job.caller, in_flight=-1))
+            writes.append(caller_update(self._table, job.caller, in_flight=-1))
         self._transact(writes)
 
     def start(self, job_id: str, attempt: int, worker: str, now: float) -> None:
@@ -302,7 +322,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                 "#status = :pending AND place = :admitted AND attempts = :before",
                 {":running": "running", ":none": "none", ":attempt": attempt, ":now": now, ":pending": "pending",
                  ":admitted": "admitted", ":before": attempt - 1},
-                _entry("running", now, worker, attempt, None))} for job_id, attempt in pending]
+                timeline_entry("running", now, worker, attempt, None))} for job_id, attempt in pending]
             try:
                 self._transact([*updates, stats_update(self._table, {"pending": -len(pending), "running": len(pending)})])
                 return {job_id for job_id, _ in pending}
@@ -318,7 +338,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
             job_id, "SET started_at = :now, timeline = list_append(timeline, :entry)",
             "#status = :running AND attempts = :attempt AND started_at < :stale",
             {":now": now, ":running": "running", ":attempt": attempt, ":stale": started_before},
-            _entry("running", now, worker, attempt, "restarted: the worker that started this attempt did not settle it in time"))
+            timeline_entry("running", now, worker, attempt, "restarted: the worker that started this attempt did not settle it in time"))
         call_with_conflict_retry(lambda: self._db.update_item(**update))
 
     def requeue(self, job_id: str, attempt: int, worker: str, note: str, now: float) -> None:
@@ -326,25 +346,25 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
             job_id, "SET #status = :pending, place = :admitted, #error = :error, timeline = list_append(timeline, :entry)",
             "#status = :running AND attempts = :attempt",
             {":pending": "pending", ":admitted": "admitted", ":error": note, ":running": "running", ":attempt": attempt},
-            _entry("pending", now, worker, attempt, note))
+            timeline_entry("pending", now, worker, attempt, note))
         update["ExpressionAttributeNames"]["#error"] = "error"
         self._transact([{"Update": update}, stats_update(self._table, {"running": -1, "pending": 1})])
 
     def retry(self, job: TypedJob, now: float) -> None:
-        requeued = job.model_copy(update={"place": "queued"})
+        requeued = job.model_copy(update={"place": "queued", "attempts": 0})
         update = self._job_update(
             job.id, "SET #status = :pending, place = :queued, attempts = :zero, timeline = list_append(timeline, :entry) "
                     "REMOVE #error, #result, started_at, finished_at",
             "#status = :failed",
             {":pending": "pending", ":queued": "queued", ":zero": 0, ":failed": "failed"},
-            _entry("pending", now, None, 0, "retried by admin"))
+            timeline_entry("pending", now, None, 0, "retried by admin"))
         update["ExpressionAttributeNames"].update({"#error": "error", "#result": "result"})
         self._transact([
             {"Update": update},
             # The failed outcome goes, so the ledger records the next one (its condition is "no result yet").
             {"Delete": {"TableName": self._results, "Key": to_item({"job_id": job.id})}},
             self._backlog_put(backlog_item(requeued)),
-            _caller_update(self._table, job.caller, backlog=1),
+            caller_update(self._table, job.caller, backlog=1, partition=callers_partition(job.target)),
             stats_update(self._table, {"failed": -1, "pending": 1}),
         ])
 
@@ -374,7 +394,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                                 "ConditionExpression": "attribute_exists(pk)"}},
                     {"Update": promote},
                     self._backlog_put(queued),
-                    _caller_update(self._table, item.caller, backlog=1),
+                    caller_update(self._table, item.caller, backlog=1, partition=callers_partition(item.target)),
                 ])
             except StaleWrite:
                 continue  # cancelled meanwhile

@@ -51,6 +51,8 @@ class NewJobBase(Payload):
     priority: int = Field(default=3, ge=1, le=5, description="5 is the highest")
     # JSON carries times as strings: parsed here (strict mode would refuse any string). A naive time is refused.
     scheduled_for: AwareDatetime | None = Field(default=None, strict=False)
+    target: Literal["lambda", "bot"] = Field(
+        default="lambda", description="where it runs: `lambda` (Pacer's workers) or `bot` (claimed over HTTP)")
 
 
 class SimulatedFailure(RuntimeError):

@@ -9,7 +9,7 @@ from typing import Any
 from chalicelib.admission.models import caller_limit, type_limit
 from chalicelib.core.jobs import JobSpec
 from chalicelib.core.times import iso_key
-from chalicelib.typed.models import TypedBacklogItem, TypedJob
+from chalicelib.typed.models import JobTarget, TypedBacklogItem, TypedJob
 
 
 def created_key(job_id: str, created_at: float) -> str:
@@ -23,6 +23,17 @@ def priority_key(job_id: str, priority: int, created_at: float) -> str:
 def backlog_key(item: TypedBacklogItem) -> str:
     """A caller's backlog in ascending key order: priority 5 first, then the oldest."""
     return f"{9 - item.priority}#{iso_key(item.created_at)}#{item.id}"
+
+
+def backlog_partition(item: TypedBacklogItem) -> str:
+    """A Lambda job waits in `TQ#<caller>`, which admission reads; a bot job in `BQ#<caller>`, which bots claim
+    from (chalicelib/bots/), so neither sees the other's."""
+    return f"{'BQ' if item.target == 'bot' else 'TQ'}#{item.caller}"
+
+
+def callers_partition(target: JobTarget) -> str:
+    """Each caller's backlog and in-flight counts: admission's for Lambda jobs, the bots' own for bot jobs."""
+    return "BCALLERS" if target == "bot" else "TCALLERS"
 
 
 def schedule_key(item: TypedBacklogItem) -> str:
@@ -42,7 +53,7 @@ def listing_attributes(job: TypedJob, main_text: str) -> dict[str, Any]:
 def backlog_item(job: TypedJob) -> TypedBacklogItem:
     return TypedBacklogItem(id=job.id, type=job.type, priority=job.priority, payload=job.payload, caller=job.caller,
                            created_at=job.created_at, due=job.scheduled_for if job.place == "scheduled" else None,
-                           correlation_id=job.correlation_id)
+                           correlation_id=job.correlation_id, target=job.target, attempts=job.attempts)
 
 
 def typed_job_spec(item: TypedBacklogItem) -> JobSpec:

@@ -5,7 +5,7 @@ import builtins
 from typing import AbstractSet, Any, Callable, Sequence, cast
 
 from chalicelib.admission.memory import MemoryDispatchCoordination
-from chalicelib.admission.models import held_types
+from chalicelib.admission.models import CallerCounts, held_types
 from chalicelib.callers.models import Settled
 from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.core.jobs import JobOutcome
@@ -32,6 +32,10 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
         self.minutes: dict[int, tuple[int, int]] = {}
         self.is_paused = False
         self.settled_log: dict[str, builtins.list[Settled]] = {}  # caller -> settled jobs, oldest first
+        # Bot jobs (chalicelib/bots/): their own backlogs and caller counts (BQ#, BCALLERS), which admission never
+        # reads; the bots' twin (bots/memory.py) claims from them under this store's lock.
+        self.bot_backlogs: dict[str, dict[str, TypedBacklogItem]] = {}
+        self.bot_counts: dict[str, CallerCounts] = {}
 
     # -- helpers: each status change checks its condition, then changes the job, its place and the counters --
 
@@ -48,9 +52,18 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
         self.jobs[job_id] = job.model_copy(update={**changes, "timeline": timeline})
         return self.jobs[job_id]
 
+    def _backlogs(self, item: TypedBacklogItem) -> dict[str, dict[str, TypedBacklogItem]]:
+        return self.bot_backlogs if item.target == "bot" else self.backlogs
+
+    def caller_counts(self, caller: str, target: str = "lambda") -> CallerCounts:
+        """A caller's counts: admission's, or for bot jobs the bots' (as TCALLERS and BCALLERS)."""
+        if target == "bot":
+            return self.bot_counts.setdefault(caller, CallerCounts(caller=caller))
+        return self._count(caller)
+
     def _enqueue(self, item: TypedBacklogItem) -> None:
-        self.backlogs.setdefault(item.caller, {})[backlog_key(item)] = item
-        self._count(item.caller).backlog += 1
+        self._backlogs(item).setdefault(item.caller, {})[backlog_key(item)] = item
+        self.caller_counts(item.caller, item.target).backlog += 1
 
     def _attributes(self, job: TypedJob) -> dict[str, Any]:
         return {**job.model_dump(), **listing_attributes(job, self.main_texts[job.id])}
@@ -100,8 +113,9 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
                          TimelineEntry(status="cancelled", at=now, attempt=job.attempts, note="cancelled"),
                          status="cancelled", place="none", finished_at=now)
             if job.place == "queued":
-                del self.backlogs[job.caller][backlog_key(backlog_item(job))]
-                self._count(job.caller).backlog -= 1
+                item = backlog_item(job)
+                del self._backlogs(item)[job.caller][backlog_key(item)]
+                self.caller_counts(job.caller, job.target).backlog -= 1
             elif job.place == "scheduled":
                 del self.schedule[job.id]
             elif job.place == "admitted":
@@ -167,7 +181,7 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
                     error=None if final == "completed" else (outcome.error or "failed"))
             except StaleWrite:
                 return False
-            counts = self._count(job.caller)
+            counts = self.caller_counts(job.caller, job.target)
             counts.in_flight -= 1
             if final == "completed":
                 counts.done += 1

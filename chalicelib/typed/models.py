@@ -16,6 +16,10 @@ TYPED_JOB_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "faile
 # A job that is not pending is nowhere.
 TypedJobPlace = Literal["scheduled", "queued", "admitted", "none"]
 
+# Where a typed job runs: on Pacer's own workers (admitted to SQS), or on a bot that claims it over HTTP
+# (chalicelib/bots/); a bot's job waits in its own backlog partition, which Lambda admission never reads.
+JobTarget = Literal["lambda", "bot"]
+
 
 class TimelineEntry(BaseModel):
     status: TypedJobStatus
@@ -45,6 +49,8 @@ class TypedJob(BaseModel):
     error: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
     correlation_id: str | None = None  # the request that created it (observability/logs.py); its job carries it
+    target: JobTarget = "lambda"  # items stored before bots existed read as lambda
+    bot: str | None = None  # a bot job: the bot holding it, or that held it last
 
 
 class TypedBacklogItem(BaseModel):
@@ -58,6 +64,9 @@ class TypedBacklogItem(BaseModel):
     created_at: float
     due: float | None = None  # the schedule only
     correlation_id: str | None = None
+    target: JobTarget = "lambda"
+    attempts: int = 0  # a bot job's attempts so far: its claim is conditional on it
+    not_before: float | None = None  # a bot job handed back for a retry: claimable from then on (its backoff)
 
 
 class TypedJobStats(BaseModel):
@@ -105,6 +114,8 @@ class JobSummary(BaseModel):
     max_attempts: int
     result: dict[str, Any] | None
     error: str | None
+    target: JobTarget = Field(description="`lambda`: Pacer's own workers; `bot`: claimed by a bot over HTTP")
+    bot: str | None = Field(description="a bot job: the bot that holds it, or held it last")
 
 
 class JobView(JobSummary):

@@ -82,7 +82,7 @@ def summary(job: TypedJob) -> JobSummary:
         id=job.id, type=job.type, priority=job.priority, status=job.status, payload=job.payload, caller=job.caller,
         created_at=iso(job.created_at), scheduled_for=iso(job.scheduled_for), started_at=iso(job.started_at),
         finished_at=iso(job.finished_at), attempts=job.attempts, max_attempts=job.max_attempts, result=job.result,
-        error=job.error,
+        error=job.error, target=job.target, bot=job.bot,
     )
 
 
@@ -107,7 +107,7 @@ def submit(store: TypedJobStore, registry: Registry, admission: Admission, ticks
              extra={"job_id": job.id, "type": job.type, "caller": job.caller, "place": job.place})
     if created and job.place == "scheduled":
         _wake_up_when_due(ticks, job.scheduled_for or now, now)
-    elif created:
+    elif created and job.target == "lambda":  # a bot job waits for a bot's claim: admission never sees it
         admission.request("typed")
     return job, created
 
@@ -124,7 +124,7 @@ def _create(store: TypedJobStore, registry: Registry, data: dict[str, Any], call
     job = TypedJob(
         id=job_id, type=command.type, priority=command.priority, status="pending",
         place="scheduled" if waits else "queued", payload=payload, caller=caller, created_at=now,
-        scheduled_for=due, max_attempts=max_attempts, correlation_id=current_correlation_id(),
+        scheduled_for=due, max_attempts=max_attempts, correlation_id=current_correlation_id(), target=command.target,
         timeline=[TimelineEntry(status="pending", at=now, attempt=0,
                                 note=f"created; scheduled for {iso(due)}" if waits else "created")],
     )

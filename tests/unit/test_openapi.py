@@ -56,15 +56,28 @@ def test_errors_share_one_shape_and_every_operation_may_answer_503(document):
 
 
 def test_admin_operations_need_the_bearer_token_and_document_401_and_403(document):
-    admin = {(m, p) for p, methods in document["paths"].items() for m, op in methods.items() if "security" in op}
+    admin = {(m, p) for p, methods in document["paths"].items() for m, op in methods.items()
+             if {"adminToken": []} in op.get("security", [])}
     assert admin == {("put", "/api/workers"), ("get", "/api/dlq"), ("post", "/api/dlq/redrive"),
                      ("put", "/api/callers/{caller}"), ("put", "/api/jobs/dispatch"),
-                     ("post", "/api/jobs/{job_id}/retry"), ("put", "/api/jobs/limits")}
+                     ("post", "/api/jobs/{job_id}/retry"), ("put", "/api/jobs/limits"), ("delete", "/api/bots/{bot_id}")}
     assert document["components"]["securitySchemes"]["adminToken"] == {
         "type": "http", "scheme": "bearer", "description": document["components"]["securitySchemes"]["adminToken"]
         ["description"]}
     for method, path in admin:
         assert {"401", "403"} <= set(document["paths"][path][method]["responses"])
+
+
+def test_a_bots_own_operations_need_its_token_and_document_401_403_and_404(document):
+    bot = {(m, p) for p, methods in document["paths"].items() for m, op in methods.items()
+           if {"botToken": []} in op.get("security", [])}
+    assert bot == {("post", "/api/bots/{bot_id}/heartbeat"), ("post", "/api/bots/{bot_id}/claim"),
+                   ("post", "/api/bots/{bot_id}/jobs/{job_id}/extend"),
+                   ("post", "/api/bots/{bot_id}/jobs/{job_id}/complete"),
+                   ("post", "/api/bots/{bot_id}/jobs/{job_id}/fail")}
+    for method, path in bot:
+        assert {"401", "403", "404"} <= set(document["paths"][path][method]["responses"])
+    assert document["paths"]["/api/bots/{bot_id}/claim"]["post"]["responses"]["204"] == {"description": "No content"}
 
 
 def test_the_headers_are_documented_where_they_are_read(document):

@@ -1,0 +1,310 @@
+"""Bots through the HTTP adapter and the service, over the in-memory twins: registration and tokens, claims,
+leases, settlement through the ledger, and bad input that changes nothing."""
+import json
+
+import pytest
+
+from chalicelib.bots import service as bots
+from chalicelib.bots.models import Claim, Fail, RegisterBot
+from chalicelib.typed import service as typed
+from chalicelib.worker.retry import RetryPolicy
+from tests.fakes import MemoryContainer
+
+ADMIN = {"Authorization": "Bearer secret"}
+EMAIL = {"type": "email", "payload": {"to": "ann@example.com", "subject": "Hi", "body": "Hello"}, "target": "bot"}
+REPORT = {"type": "report", "target": "bot", "payload": {"report_type": "sales", "format": "pdf",
+                                                         "date_range": {"from": "2026-01-01", "to": "2026-01-31"}}}
+
+
+@pytest.fixture
+def c():
+    return MemoryContainer(retry_base_s=0)
+
+
+def call(client, method, path, body=None, headers=None):
+    response = getattr(client.http, method)(path, headers={"Content-Type": "application/json", **(headers or {})},
+                                            body=json.dumps(body) if body is not None else b"")
+    return response.status_code, response.json_body
+
+
+def submit(client, body=EMAIL, caller="alice", priority=3):
+    status, job = call(client, "post", "/api/jobs", {**body, "priority": priority}, {"X-Caller-ID": caller})
+    assert status == 201, job
+    return job
+
+
+def register(client, name="gpu-1", **fields):
+    status, bot = call(client, "post", "/api/bots", {"name": name, **fields})
+    assert status == 201, bot
+    return bot, {"Authorization": f"Bearer {bot['token']}"}
+
+
+def claim(client, bot, auth, body=None):
+    return call(client, "post", f"/api/bots/{bot['id']}/claim", body or {}, auth)
+
+
+def test_a_bot_target_job_is_not_sent_to_sqs_and_waits_for_a_bot(client, c):
+    job = submit(client)
+    assert (job["target"], job["status"], job["bot"]) == ("bot", "pending", None)
+    assert c.jobs_queue.sent == [] and c.typed_jobs.callers() == []
+    assert [x.caller for x in c.bots.callers()] == ["alice"]
+
+
+def test_registration_shows_the_token_once_and_stores_only_its_hash(client, c):
+    bot, _ = register(client, labels={"site": "lab"}, job_types=["email"])
+    assert bot["token"].startswith("pbt_") and bot["state"] == "idle" and bot["job_types"] == ["email"]
+    stored = c.bots.get(bot["id"])
+    assert stored.token_hash == bots.token_hash(bot["token"]) and bot["token"] not in stored.model_dump_json()
+    status, listed = call(client, "get", "/api/bots")
+    assert status == 200 and [b["id"] for b in listed["bots"]] == [bot["id"]] and "token" not in listed["bots"][0]
+    assert "token" not in call(client, "get", f"/api/bots/{bot['id']}")[1]
+
+
+def test_a_bot_claims_completes_and_the_job_settles_once_with_the_bot_in_its_timeline(client, c):
+    job = submit(client)
+    bot, auth = register(client)
+    status, claimed = claim(client, bot, auth)
+    assert status == 200 and claimed["job"]["id"] == job["id"] and claimed["job"]["attempt"] == 1
+    assert claimed["job"]["payload"]["to"] == "ann@example.com" and claimed["lease_s"] == 90
+    assert call(client, "get", f"/api/bots/{bot['id']}")[1]["jobs"] == [job["id"]]
+    status, done = call(client, "post", f"/api/bots/{bot['id']}/jobs/{job['id']}/complete", {"result": {"n": 1}}, auth)
+    assert status == 200 and (done["status"], done["result"], done["bot"]) == ("completed", {"n": 1}, bot["id"])
+    assert [(e["status"], e["worker"]) for e in done["timeline"]][-2:] == [("running", bot["id"]),
+                                                                           ("completed", bot["id"])]
+    status, again = call(client, "post", f"/api/bots/{bot['id']}/jobs/{job['id']}/complete", {"result": {"n": 2}}, auth)
+    assert status == 409 and "does not hold" in again["message"]
+    assert c.typed_jobs.results[job["id"]].result == {"n": 1} and c.typed_jobs.results[job["id"]].worker == bot["id"]
+    shown = call(client, "get", f"/api/bots/{bot['id']}")[1]
+    assert (shown["jobs_done"], shown["state"], shown["history"][0]["event"]) == (1, "idle", "completed")
+    assert call(client, "get", "/api/stats")[1]["by_status"]["completed"] == 1
+
+
+def test_nothing_to_claim_answers_204(client):
+    bot, auth = register(client)
+    status, _ = claim(client, bot, auth)
+    assert status == 204
+
+
+def test_claims_are_fair_across_callers_and_by_priority_within_one(client, c):
+    for i in range(3):
+        submit(client, caller="big", priority=1 + i)
+    small = submit(client, caller="small")
+    first, first_auth = register(client, "b1")
+    second, second_auth = register(client, "b2")
+    third, third_auth = register(client, "b3")
+    got = [claim(client, b, a)[1]["job"] for b, a in ((first, first_auth), (second, second_auth), (third, third_auth))]
+    # One caller each before either gets a second; big's highest priority first.
+    assert {got[0]["caller"], got[1]["caller"]} == {"big", "small"}
+    assert small["id"] in {g["id"] for g in got[:2]}
+    assert [g["priority"] for g in got if g["caller"] == "big"] == [3, 2]
+
+
+def test_a_failed_retryable_attempt_goes_back_after_the_backoff_and_the_last_one_fails_the_job(client, c):
+    job = submit(client)
+    bot, auth = register(client)
+    for attempt in (1, 2):
+        assert claim(client, bot, auth)[1]["job"]["attempt"] == attempt
+        status, back = call(client, "post", f"/api/bots/{bot['id']}/jobs/{job['id']}/fail", {"error": "disk full"},
+                            auth)
+        assert status == 200 and back["status"] == "pending" and "retry in 0 s: disk full" == back["error"]
+    assert claim(client, bot, auth)[1]["job"]["attempt"] == 3
+    status, failed = call(client, "post", f"/api/bots/{bot['id']}/jobs/{job['id']}/fail", {"error": "disk full"},
+                          auth)
+    assert status == 200 and (failed["status"], failed["attempts"], failed["error"]) == ("failed", 3, "disk full")
+    assert c.typed_jobs.results[job["id"]].outcome == "failed"
+    assert claim(client, bot, auth)[0] == 204
+    assert [(x.backlog, x.in_flight, x.done, x.failed) for x in c.bots.callers()] == [(0, 0, 0, 1)]
+
+
+def test_a_failure_that_is_not_retryable_fails_the_job_at_once(client, c):
+    job = submit(client)
+    bot, auth = register(client)
+    claim(client, bot, auth)
+    status, failed = call(client, "post", f"/api/bots/{bot['id']}/jobs/{job['id']}/fail",
+                          {"error": "bad input", "retryable": False}, auth)
+    assert status == 200 and (failed["status"], failed["attempts"]) == ("failed", 1)
+
+
+class ThirtySeconds(RetryPolicy):
+    def delay_before(self, attempt, rng=None):
+        return 30
+
+
+def test_a_retry_waits_out_the_policys_backoff_before_any_bot_can_claim_it(c):
+    created = submit_at(c, 1000.0)
+    bot = register_at(c, "w", 1000.0)
+    bots.claim(c.bots, c.bot_ledger, c.registry, c.bots.get(bot.id), Claim(), lambda: 1001.0, 90, lambda s: None)
+    back = bots.fail(c.bots, c.bot_ledger, c.bots.get(bot.id), created.id, Fail(error="x"), 1002.0, ThirtySeconds())
+    assert (back.status, back.error) == ("pending", "retry in 30 s: x")
+    claim_at = lambda now: bots.claim(c.bots, c.bot_ledger, c.registry, c.bots.get(bot.id), Claim(), lambda: now,
+                                      90, lambda s: None)
+    assert claim_at(1031.0) is None
+    assert claim_at(1032.0).job.attempt == 2
+
+
+def submit_at(c, now, caller="alice", max_attempts=3):
+    return typed.submit(c.typed_jobs, c.registry, c.admission, c.ticks_queue, EMAIL, caller, None, max_attempts,
+                        now)[0]
+
+
+def register_at(c, name, now):
+    return bots.register(c.bots, c.registry, RegisterBot(name=name), now, 120)
+
+
+def test_an_expired_lease_returns_the_job_on_the_next_claim_and_the_old_bots_complete_gets_409(client, c):
+    job = submit(client)
+    slow, slow_auth = register(client, "slow")
+    other, other_auth = register(client, "other")
+    claim(client, slow, slow_auth)
+    held = c.bots.saved[slow["id"]]
+    held.lease_until = 0  # its lease ran out
+    status, claimed = claim(client, other, other_auth)
+    assert status == 200 and (claimed["job"]["id"], claimed["job"]["attempt"]) == (job["id"], 2)
+    status, late = call(client, "post", f"/api/bots/{slow['id']}/jobs/{job['id']}/complete", {"result": {}}, slow_auth)
+    assert status == 409 and f"on bot {other['id']}" in late["message"]
+    assert job["id"] not in c.typed_jobs.results
+    shown = call(client, "get", f"/api/jobs/{job['id']}")[1]
+    assert "ran out" in shown["timeline"][-2]["note"] and shown["timeline"][-1]["worker"] == other["id"]
+    assert c.bots.get(slow["id"]).leases_lost == 1
+
+
+def test_the_watchdog_takes_back_expired_leases(c):
+    created = submit_at(c, 1000.0)  # through the service, with the clock under the test's control
+    bot = register_at(c, "w", 1000.0)
+    stored = c.bots.get(bot.id)
+    assert bots.claim(c.bots, c.bot_ledger, c.registry, stored, Claim(), lambda: 1001.0, 30, lambda s: None)
+    assert c.clock.watchdog(1020.0)["bot_leases_reclaimed"] == 0
+    assert c.clock.watchdog(1032.0)["bot_leases_reclaimed"] == 1
+    assert c.typed_jobs.get(created.id).status == "pending"
+
+
+def test_a_lease_lost_on_the_last_attempt_fails_the_job(c):
+    created = submit_at(c, 1000.0, max_attempts=1)
+    bot = register_at(c, "w", 1000.0)
+    bots.claim(c.bots, c.bot_ledger, c.registry, c.bots.get(bot.id), Claim(), lambda: 1001.0, 30, lambda s: None)
+    assert bots.reclaim_expired(c.bots, c.bot_ledger, 1040.0) == 1
+    failed = c.typed_jobs.get(created.id)
+    assert failed.status == "failed" and "ran out" in failed.error
+    assert c.typed_jobs.results[created.id].outcome == "failed"
+
+
+def test_a_bot_may_ask_for_its_own_lease(c):
+    submit_at(c, 1000.0)
+    bot = bots.register(c.bots, c.registry, RegisterBot(name="quick", lease_s=10), 1000.0, 120)
+    claimed = bots.claim(c.bots, c.bot_ledger, c.registry, c.bots.get(bot.id), Claim(), lambda: 1001.0, 90,
+                         lambda s: None)
+    assert claimed.lease_s == 10 and c.bots.get(bot.id).lease_until == 1011.0
+    assert bots.reclaim_expired(c.bots, c.bot_ledger, 1012.0) == 1
+
+
+def test_a_heartbeat_keeps_the_lease_and_the_bot_up(c):
+    created = submit_at(c, 1000.0)
+    bot = register_at(c, "w", 1000.0)
+    bots.claim(c.bots, c.bot_ledger, c.registry, c.bots.get(bot.id), Claim(), lambda: 1001.0, 30, lambda s: None)
+    beat = bots.heartbeat(c.bots, c.bots.get(bot.id), 1025.0, 30, 120)
+    assert beat.state == "busy" and beat.jobs == [created.id]
+    assert bots.reclaim_expired(c.bots, c.bot_ledger, 1040.0) == 0
+    assert bots.list_bots(c.bots, 1025.0 + 121, 120).bots[0].state == "down"
+
+
+def test_a_long_poll_claims_a_job_that_arrives_while_it_waits(c):
+    bot = register_at(c, "w", 1000.0)
+    moments = iter([1000.0, 1000.0, 1001.0, 1002.0])
+    submitted = []
+
+    def sleep(seconds):
+        if not submitted:
+            submitted.append(submit_at(c, 1001.0))
+
+    claimed = bots.claim(c.bots, c.bot_ledger, c.registry, c.bots.get(bot.id), Claim(wait_s=5),
+                         lambda: next(moments), 30, sleep)
+    assert claimed is not None and claimed.job.id == submitted[0].id
+
+
+# ---- bad input and abuse: a clear 4xx, and nothing changes ----
+
+def test_a_bot_call_without_a_token_is_401_with_another_bots_token_403_and_for_an_unknown_bot_404(client, c):
+    submit(client)
+    bot, auth = register(client, "b1")
+    other, other_auth = register(client, "b2")
+    assert claim(client, bot, {})[0] == 401
+    status, body = claim(client, bot, other_auth)
+    assert status == 403 and "acts only for itself" in body["message"]
+    assert claim(client, bot, {"Authorization": "Bearer pbt_wrong"})[0] == 403
+    assert claim(client, {"id": "b-0000000000000000"}, auth)[0] == 404
+    assert claim(client, {"id": "nonsense"}, auth)[0] == 404
+    assert c.bots.get(bot["id"]).holding == {} and c.bots.get(other["id"]).holding == {}
+
+
+def test_a_second_claim_while_holding_is_409_and_changes_nothing(client, c):
+    submit(client)
+    second = submit(client)
+    bot, auth = register(client)
+    claim(client, bot, auth)
+    status, body = claim(client, bot, auth)
+    assert status == 409 and "complete or fail it first" in body["message"]
+    assert c.typed_jobs.get(second["id"]).status == "pending"
+
+
+def test_acting_on_a_job_the_bot_does_not_hold_is_409_and_on_an_unknown_job_404(client, c):
+    job = submit(client)
+    holder, holder_auth = register(client, "holder")
+    other, other_auth = register(client, "other")
+    claim(client, holder, holder_auth)
+    for action, body in (("complete", {"result": {}}), ("fail", {"error": "x"})):
+        status, answer = call(client, "post", f"/api/bots/{other['id']}/jobs/{job['id']}/{action}", body, other_auth)
+        assert status == 409 and f"on bot {holder['id']}" in answer["message"]
+    assert call(client, "post", f"/api/bots/{other['id']}/jobs/{job['id']}/extend", None, other_auth)[0] == 409
+    assert call(client, "post", f"/api/bots/{holder['id']}/jobs/j-ffffffffffffffff/complete", {"result": {}},
+                holder_auth)[0] == 404
+    assert c.typed_jobs.get(job["id"]).status == "running" and c.bots.get(holder["id"]).holding == {job["id"]: 1}
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "result"), ({"result": [1, 2]}, "result"), ({"result": "done"}, "result"), ({"result": {}, "x": 1}, "x"),
+])
+def test_a_malformed_result_is_400_naming_the_field_and_the_job_stays_held(client, c, body, field):
+    job = submit(client)
+    bot, auth = register(client)
+    claim(client, bot, auth)
+    status, answer = call(client, "post", f"/api/bots/{bot['id']}/jobs/{job['id']}/complete", body, auth)
+    assert status == 400 and answer["fields"][0]["field"] == field
+    assert c.typed_jobs.get(job["id"]).status == "running" and job["id"] not in c.typed_jobs.results
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "name"), ({"name": ""}, "name"), ({"name": "b", "job_types": ["sms"]}, "job_types"),
+    ({"name": "b", "max_jobs": 0}, "max_jobs"), ({"name": "b", "labels": {"k": 1}}, "labels.k"),
+])
+def test_a_bad_registration_is_400_and_stores_no_bot(client, c, body, field):
+    status, answer = call(client, "post", "/api/bots", body)
+    assert status == 400 and answer["fields"][0]["field"] == field
+    assert c.bots.bots() == []
+
+
+def test_a_claim_for_types_the_bot_did_not_register_for_is_400(client, c):
+    submit(client)
+    bot, auth = register(client, job_types=["report"])
+    status, answer = claim(client, bot, auth, {"job_types": ["email"]})
+    assert status == 400 and answer["fields"][0]["field"] == "job_types"
+    assert claim(client, bot, auth)[0] == 204  # the email job is not for it
+    assert claim(client, bot, auth, {"wait_s": 21})[0] == 400
+
+
+def test_deleting_a_bot_needs_the_admin_token_and_hands_its_job_back(client, c):
+    job = submit(client)
+    bot, auth = register(client)
+    claim(client, bot, auth)
+    assert call(client, "delete", f"/api/bots/{bot['id']}", None, auth)[0] == 403
+    assert call(client, "delete", f"/api/bots/{bot['id']}")[0] == 401
+    assert call(client, "delete", f"/api/bots/{bot['id']}", None, ADMIN)[0] == 204
+    assert c.bots.bots() == [] and c.typed_jobs.get(job["id"]).status == "pending"
+    assert call(client, "get", f"/api/bots/{bot['id']}")[0] == 404
+    assert claim(client, bot, auth)[0] == 404
+
+
+def test_a_lambda_job_is_never_claimed_by_a_bot(client, c):
+    status, _ = call(client, "post", "/api/jobs", {k: v for k, v in EMAIL.items() if k != "target"})
+    assert status == 201
+    bot, auth = register(client)
+    assert claim(client, bot, auth)[0] == 204
