@@ -3,8 +3,9 @@
 PUT /api/run and POST /api/stop), so the calls that need a real id reach the states behind it, not only 404.
 
 The same fuzz stack, the same checks and the admin token as tests/fuzz/test_openapi_fuzz.py; only the links the
-document declares (no inferred ones: the links are the contract this holds). Seeded and bounded: SCENARIOS
-scenarios of at most MAX_STEPS calls each, about 45 s on the fuzz stack (60 scenarios took 50 s on 2 shared cores).
+document declares (no inferred ones: the links are the contract this holds). Bounded: SCENARIOS scenarios of
+at most MAX_STEPS calls each, about 45 s on the fuzz stack (60 took 50 s on 2 shared cores). Seeded, but which
+values a step takes from an earlier answer is schemathesis' own (unseeded) pick, so the calls vary a little.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.fuzz
 
 SCENARIOS = 50
 MAX_STEPS = 6
-MIN_LINKED_CALLS = 40  # calls made with a value a link took from an earlier answer
+MIN_LINKED_CALLS = 25  # calls made with a value a link took from an earlier answer (61-105 seen at 50-60 scenarios)
 
 
 def scenarios_may_start_at_any_post_and_any_listing(operation: Any, node: Any, produced_anywhere: Any) -> bool:
