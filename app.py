@@ -13,7 +13,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chalicelib.admission.models import CallerWeight, RateLimit, RateLimits, SetLimit, SetWeight
 from chalicelib.apidoc.document import openapi_document
-from chalicelib.apidoc.operations import NO_CONTENT, Operation, Operations
+from chalicelib.apidoc.operations import NO_CONTENT, Link, Operation, Operations
 from chalicelib.bots import service as bots
 from chalicelib.bots.models import (
     BotList,
@@ -135,6 +135,13 @@ def parse_query(model: type[Model]) -> Model:
 
 
 JOB_ID_PARAMETER = {"job_id": "a typed job's id, j- and 16 hex digits"}
+# Links: what may follow an answer, with the values it takes from it (OpenAPI runtime expressions).
+THE_JOB = {"job_id": "$response.body#/id"}
+JOB_LINKS = (Link("get_job", THE_JOB, "the job and its timeline"), Link("cancel_job", THE_JOB, "cancel it"),
+             Link("retry_job", THE_JOB, "retry it once it has failed (admin)"))
+RUN_LINKS = (Link("status", description="follow the run"), Link("change_rate", description="change its rate"),
+             Link("stop_run", description="stop it"))
+NEXT_DATALAKE_PAGE = {"path.date": "$request.path.date"}
 OPERATIONS = Operations()  # what each route takes and answers: GET /api/openapi.json is built from it
 
 
@@ -197,7 +204,7 @@ def _writing() -> Iterator[None]:
 
 @api("/api/run", ["POST"], content_types=JSON_BODIES, doc=Operation(
     "Start a run of x jobs per y minutes", "runs", {201: RunStatus}, body=StartRun, errors=(409,),
-    description="409 if a run is active."))
+    description="409 if a run is active.", links=RUN_LINKS))
 def start_run() -> Any:
     command = parse_body(StartRun)
     with _writing():
@@ -207,7 +214,7 @@ def start_run() -> Any:
 
 @api("/api/run", ["PUT"], content_types=JSON_BODIES, doc=Operation(
     "Change the running run's rate", "runs", {200: RunStatus}, body=ChangeRate, errors=(409,),
-    description="Bites within 1-2 s. 409 if no run is active."))
+    description="Bites within 1-2 s. 409 if no run is active.", links=RUN_LINKS[0::2]))
 def change_rate() -> Any:
     command = parse_body(ChangeRate)
     with _writing():
@@ -279,7 +286,8 @@ def _caller() -> str | None:
 
 @api("/api/compute", ["POST"], content_types=JSON_BODIES, doc=Operation(
     "Factor a number, fairly among callers", "compute", {202: Accepted}, body=ComputeSubmit, caller="required",
-    description="`done` at once for a number already known (answered from the stored result)."))
+    description="`done` at once for a number already known (answered from the stored result).",
+    links=(Link("get_compute", {"request_id": "$response.body#/id"}, "the request and, once done, its factors"),)))
 def submit_compute() -> Any:
     command = parse_body(ComputeSubmit)
     c = container()
@@ -289,7 +297,8 @@ def submit_compute() -> Any:
 
 
 @api("/api/compute/batch", ["POST"], content_types=JSON_BODIES, doc=Operation(
-    "Factor up to 100 numbers", "compute", {202: AcceptedBatch}, body=ComputeBatchSubmit, caller="required"))
+    "Factor up to 100 numbers", "compute", {202: AcceptedBatch}, body=ComputeBatchSubmit, caller="required",
+    links=(Link("get_compute", {"request_id": "$response.body#/jobs/0/id"}, "the first number's request"),)))
 def submit_compute_batch() -> Any:
     command = parse_body(ComputeBatchSubmit)
     c = container()
@@ -333,7 +342,7 @@ def weigh_caller(caller: str) -> Any:
     "Create a typed job", "jobs", {201: JobView, 200: JobView}, body=REGISTRY.new_job_adapter(),
     errors=(409,), caller="optional", idempotency_key=True,
     description="201 when created; 200 with the same job for an Idempotency-Key used before with the same body, "
-                "409 with another body."))
+                "409 with another body.", links=JOB_LINKS))
 def submit_job() -> Any:
     c, headers = container(), _request().headers
     job, created = typed.submit(c.typed_jobs, c.registry, c.admission, c.ticks_queue, read_json_object(),
@@ -342,8 +351,9 @@ def submit_job() -> Any:
     return Response(body=typed.view(job), status_code=201 if created else 200)
 
 
-@api("/api/jobs", ["GET"], doc=Operation("List typed jobs: filters, sort, cursor", "jobs", {200: JobList},
-                                          query=ListQuery))
+@api("/api/jobs", ["GET"], doc=Operation(
+    "List typed jobs: filters, sort, cursor", "jobs", {200: JobList}, query=ListQuery,
+    links=(Link("get_job", {"job_id": "$response.body#/jobs/0/id"}, "the first job listed"),)))
 def list_jobs() -> Any:
     return typed.list_jobs(container().typed_jobs, container().registry, _query_params())
 
@@ -379,21 +389,22 @@ def limit_typed_rate() -> Any:
 
 
 @api("/api/jobs/{job_id}", ["GET"], doc=Operation("A typed job with its timeline", "jobs", {200: JobView},
-                                                   errors=(404,), path_parameters=JOB_ID_PARAMETER))
+                                                   errors=(404,), path_parameters=JOB_ID_PARAMETER,
+                                                   links=JOB_LINKS[1:]))
 def get_job(job_id: str) -> Any:
     return typed.view(typed.get(container().typed_jobs, job_id))
 
 
 @api("/api/jobs/{job_id}", ["DELETE"], doc=Operation(
     "Cancel a pending typed job", "jobs", {200: JobView}, errors=(404, 409), path_parameters=JOB_ID_PARAMETER,
-    description="409 once it runs or has finished."))
+    description="409 once it runs or has finished.", links=JOB_LINKS[:1]))
 def cancel_job(job_id: str) -> Any:
     return typed.view(typed.cancel(container().typed_jobs, container().admission, job_id, time.time()))
 
 
 @api("/api/jobs/{job_id}/retry", ["POST"], content_types=JSON_BODIES, doc=Operation(
     "Retry a failed typed job (admin)", "jobs", {200: JobView}, errors=(404, 409), admin=True,
-    path_parameters=JOB_ID_PARAMETER, description="409 unless the job is failed."))
+    path_parameters=JOB_ID_PARAMETER, description="409 unless the job is failed.", links=JOB_LINKS[:2]))
 def retry_job(job_id: str) -> Any:
     require_admin()
     return typed.view(typed.retry(container().typed_jobs, container().admission, job_id, time.time()))
@@ -568,7 +579,9 @@ def datalake_stats() -> Any:
 @api("/api/datalake/export/{date}", ["GET"], doc=Operation(
     "A page of one UTC date's results as NDJSON, each job id once", "datalake", {200: TypeAdapter(str)},
     query=ExportQuery, media_type="application/x-ndjson", path_parameters={"date": "YYYY-MM-DD (UTC)"},
-    description="`X-Next-Cursor` and `Link` give the next page. A date without data answers 200 with an empty body."))
+    description="`X-Next-Cursor` and `Link` give the next page. A date without data answers 200 with an empty body.",
+    links=(Link("datalake_export", {**NEXT_DATALAKE_PAGE, "query.cursor": "$response.header.X-Next-Cursor"},
+                "the next page (absent on the last)"),)))
 def datalake_export(date: str) -> Any:
     """A page of the date's records as NDJSON; `X-Next-Cursor` (and a Link header) give the next page."""
     c = container()
@@ -585,7 +598,9 @@ def datalake_export(date: str) -> Any:
 
 @api("/api/datalake/objects/{date}", ["GET"], doc=Operation(
     "One UTC date's datalake objects, each with a presigned URL (how a large day is fetched on AWS)", "datalake",
-    {200: ObjectLinks}, query=ObjectsQuery, path_parameters={"date": "YYYY-MM-DD (UTC)"}))
+    {200: ObjectLinks}, query=ObjectsQuery, path_parameters={"date": "YYYY-MM-DD (UTC)"},
+    links=(Link("datalake_objects", {**NEXT_DATALAKE_PAGE, "query.cursor": "$response.body#/next"},
+                "the next page (null on the last)"),)))
 def datalake_objects(date: str) -> Any:
     query = parse_query(ObjectsQuery)
     return datalake.object_links(container().datalake_objects, date, query.cursor, query.limit,

@@ -6,7 +6,7 @@ from typing import Any, Iterator, Mapping
 
 from pydantic import TypeAdapter
 
-from chalicelib.apidoc.operations import ERRORS, Operation, Operations, Shape
+from chalicelib.apidoc.operations import ERRORS, Link, Operation, Operations, Shape
 from chalicelib.core.errors import ErrorBody
 from chalicelib.core.validation import MAX_CALLER_ID, SETTING_LIMITS
 from chalicelib.settings import Settings
@@ -120,13 +120,25 @@ def _response(method: str, path: str, status: int, operation: Operation,
         return {"description": "No content"}
     if status in operation.answers:
         description = "OK" if status < 400 else ERRORS.get(status, "")
-        return {"description": description,
-                "content": {operation.media_type: {"schema": schemas[(method, path, status)]}}}
+        answer: dict[str, Any] = {"description": description,
+                                  "content": {operation.media_type: {"schema": schemas[(method, path, status)]}}}
+        if status < 400 and operation.links:
+            answer["links"] = {link.operation_id: _link(link) for link in operation.links}
+        return answer
     response: dict[str, Any] = {"description": ERRORS[status],
                                 "content": {JSON: {"schema": schemas[("*", "*", "error")]}}}
     if status == 401:
         response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}}
     return response
+
+
+def _link(link: Link) -> dict[str, Any]:
+    rendered: dict[str, Any] = {"operationId": link.operation_id}
+    if link.parameters:
+        rendered["parameters"] = dict(link.parameters)
+    if link.description:
+        rendered["description"] = link.description
+    return rendered
 
 
 def _query_parameters(schema: dict[str, Any], components: dict[str, Any]) -> list[dict[str, Any]]:

@@ -23,6 +23,21 @@ ERRORS = {
 
 
 @dataclass(frozen=True)
+class Link:
+    """A follow-up call that takes a value from this operation's answer: an OpenAPI link on each success answer.
+
+    `parameters` maps the target's parameter names (prefixed `path.`, `query.` or `header.` where a name is in
+    more than one place) to runtime expressions, e.g. `{"job_id": "$response.body#/id"}`; none if the call
+    takes nothing but follows on (POST /api/run, then GET /api/status). tests/unit/test_openapi.py holds each
+    to an operationId and parameters that exist, and tests/fuzz follows them statefully.
+    """
+
+    operation_id: str  # the target's handler name in app.py, as the document names it
+    parameters: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Operation:
     """One route's method: what it takes and what it answers.
 
@@ -43,6 +58,12 @@ class Operation:
     description: str = ""
     path_parameters: dict[str, str] = field(default_factory=dict)  # name -> description
     media_type: str = "application/json"  # the success answers' (errors are always JSON)
+    links: tuple[Link, ...] = ()  # on every success answer, each named by its target's operationId
+
+    def __post_init__(self) -> None:
+        targets = [link.operation_id for link in self.links]
+        if len(set(targets)) != len(targets):
+            raise ValueError(f"two links to one operation: {targets} (a link is named by its target)")
 
     def statuses(self) -> list[int]:
         errors = set(self.errors) | {503}

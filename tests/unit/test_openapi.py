@@ -4,11 +4,11 @@ import json
 import pytest
 from chalice.app import Chalice
 from openapi_spec_validator import validate
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from app import OPERATIONS, app
 from chalicelib.apidoc.document import openapi_document
-from chalicelib.apidoc.operations import Operation, Operations
+from chalicelib.apidoc.operations import Link, Operation, Operations
 from chalicelib.settings import Settings
 from tests.fakes import MemoryContainer
 
@@ -136,3 +136,74 @@ def test_a_route_added_without_an_operation_is_listed_as_undocumented():
 
 def test_app_py_documents_its_routes_through_the_api_decorator():
     assert OPERATIONS.get("POST", "/api/run") is not None and OPERATIONS.get("PATCH", "/api/run") is None
+
+
+def _links(document):
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            for status, response in operation["responses"].items():
+                for name, link in response.get("links", {}).items():
+                    yield method, path, operation, status, response, name, link
+
+
+def _resolve(document, schema, pointer):
+    """The schema of the value at a JSON pointer into a body of `schema` (through $refs, properties, items)."""
+    for token in [t for t in pointer.split("/") if t]:
+        while "$ref" in schema:
+            schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        options = [o for o in schema.get("anyOf", []) if o != {"type": "null"}]
+        schema = options[0] if len(options) == 1 and "$ref" in options[0] else schema
+        while "$ref" in schema:
+            schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        if token.isdigit():
+            assert "items" in schema, f"{pointer}: {token} indexes a non-array"
+            schema = schema["items"]
+        else:
+            assert token in schema.get("properties", {}), f"{pointer}: no property {token}"
+            schema = schema["properties"][token]
+    return schema
+
+
+def test_every_link_names_an_operation_its_parameters_and_values_the_source_answers(document):
+    by_id = {op["operationId"]: op for methods in document["paths"].values() for op in methods.values()}
+    links = list(_links(document))
+    assert len(links) >= 10
+    for method, path, operation, status, response, name, link in links:
+        where = f"{method.upper()} {path} {status} -> {name}"
+        assert 200 <= int(status) < 300, where
+        target = by_id.get(link["operationId"])
+        assert target is not None, f"{where}: no operationId {link['operationId']}"
+        taken = {(p["in"], p["name"]) for p in target.get("parameters", [])}
+        given = set()
+        for parameter, expression in link.get("parameters", {}).items():
+            location, _, name_ = parameter.rpartition(".")
+            matches = {(i, n) for i, n in taken if n == name_ and location in ("", i)}
+            assert len(matches) == 1, f"{where}: {link['operationId']} takes no parameter {parameter}"
+            given |= matches
+            if expression.startswith("$response.body#"):
+                schema = response["content"]["application/json"]["schema"]
+                assert _resolve(document, schema, expression.split("#", 1)[1]), where
+            elif expression.startswith("$request.path."):
+                assert expression.rsplit(".", 1)[1] in path, where
+            else:
+                assert expression.startswith("$response.header."), f"{where}: {expression}"
+        needed = {(p["in"], p["name"]) for p in target.get("parameters", []) if p["in"] == "path"}
+        assert needed <= given, f"{where}: the link leaves path parameters unset: {needed - given}"
+
+
+def test_the_follow_ups_are_linked_with_the_id_the_answer_gives(document):
+    def links(method, path, status):
+        return {name: link.get("parameters", {}) for name, link in
+                document["paths"][path][method]["responses"][status]["links"].items()}
+
+    the_job = {"job_id": "$response.body#/id"}
+    for status in ("201", "200"):
+        assert links("post", "/api/jobs", status) == {"get_job": the_job, "cancel_job": the_job, "retry_job": the_job}
+    assert links("post", "/api/compute", "202") == {"get_compute": {"request_id": "$response.body#/id"}}
+    assert set(links("post", "/api/run", "201")) == {"status", "change_rate", "stop_run"}
+    assert "links" not in document["paths"]["/api/jobs"]["post"]["responses"]["409"]
+
+
+def test_a_link_is_named_by_its_target_so_two_to_one_operation_are_refused():
+    with pytest.raises(ValueError, match="two links to one operation"):
+        Operation("Ping", "misc", {200: TypeAdapter(dict)}, links=(Link("get_job"), Link("get_job")))
