@@ -31,7 +31,9 @@ from chalicelib.admission.models import Lease
 
 GIVING_PHASE = 0.5  # only a pass this early in its second gives out slots
 SECONDS_GIVEN = 2  # such a pass gives out the slots of its own second and the next
-EPSILON_S = 1e-6  # slots summed from intervals drift by float rounding: 102.99999999 is the slot at 103
+# Slots lie on a grid of multiples of the interval from the epoch, so they do not drift as they are added up; at
+# today's epoch a float is exact to about 2e-7 s, so a slot within EPSILON_S of a second's start is in that second.
+EPSILON_S = 1e-5
 
 
 @dataclass
@@ -56,9 +58,10 @@ class Limiter:
         return 60.0 / self.lease.per_minute[key]
 
     def _next_slot(self, key: str) -> float:
+        interval = self._interval(key)
         last = self.lease.last_at.get(key)
-        start = float(self._second)
-        return start if last is None else max(start, last + self._interval(key))
+        earliest = float(self._second) if last is None else max(float(self._second), last + interval)
+        return math.ceil(earliest / interval - EPSILON_S / interval) * interval
 
     def allowance(self, key: str, wanted: int) -> int:
         """How many of `wanted` jobs the key's limit lets through in this pass (all of them if it has none)."""
@@ -87,4 +90,4 @@ class Limiter:
 
     def delay(self, slot: float) -> int:
         """The SQS delay (whole seconds) that makes a message visible in the wall-clock second of `slot`."""
-        return max(0, math.floor(slot) - self._second)
+        return max(0, math.floor(slot + EPSILON_S) - self._second)

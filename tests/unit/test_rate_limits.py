@@ -60,7 +60,7 @@ def test_a_pass_late_in_its_second_gives_out_no_slot_and_the_next_early_one_catc
     assert late.held == {"type:email"} and late.take(["type:report"]) == 100.7  # unlimited types go on
     early = Limiter(lease, now=101.05)
     slots = [early.take(["type:email"]) for _ in range(21)]
-    assert slots[:2] == [101.0, 101.1] and slots[19] == pytest.approx(102.9) and slots[20] is None
+    assert slots[:2] == pytest.approx([101.0, 101.1]) and slots[19] == pytest.approx(102.9) and slots[20] is None
 
 
 def test_a_job_keeps_to_every_limit_it_is_under():
@@ -107,27 +107,40 @@ def test_a_callers_limit_leaves_the_window_to_the_others(client, c):
     assert c.typed_dispatcher.dispatch(math.floor(time.time()) + 1.1) == 2 + 30  # alice: a slot in each second
 
 
-def test_over_a_minute_of_passes_at_any_moment_each_second_holds_the_limits_share(client, c):
-    """600 a minute, passes at odd moments (as submits, settled messages and requests come): 10 in each second,
-    each visible early in it."""
+def visible_per_second(c, passes) -> Counter[int]:
+    """Run a dispatch pass at each time; count the jobs each makes visible in each wall-clock second."""
+    visible: Counter[int] = Counter()
+    for now in passes:
+        sent = len(c.jobs_queue.sent)
+        c.typed_dispatcher.dispatch(now)
+        for message in c.jobs_queue.sent[sent:]:
+            assert now - math.floor(now) < 0.5  # only an early pass gives out slots
+            visible[math.floor(now) + message.delay_seconds] += len(JobEnvelope.model_validate_json(message.body).jobs)
+    return visible
+
+
+@pytest.mark.parametrize("moments", [((0.05,), (0.3, 0.8), (0.45, 0.55, 0.95)), ((0.49, 0.7),), ((0.0, 0.2, 0.4),)])
+def test_over_a_minute_of_passes_at_odd_moments_each_second_holds_the_limits_share(client, c, moments):
+    """600 a minute, passes at odd moments (as submits, settled messages and requests come), one or more early in
+    each second: 10 jobs visible in each second, each early in it."""
     assert limit(client, type="email", per_minute=600)[0] == 200
     c.typed_dispatcher.store.take_lease("elsewhere", time.time(), 30)
     submit(client, EMAIL, 700)
     c.typed_dispatcher.store.lease = None
-    start = math.floor(time.time()) + 5.37
-    visible: Counter[int] = Counter()
-    phases = set()
-    now = start
-    while now < start + 60:
-        sent = len(c.jobs_queue.sent)
-        c.typed_dispatcher.dispatch(now)
-        for message in c.jobs_queue.sent[sent:]:
-            visible[math.floor(now) + message.delay_seconds] += len(JobEnvelope.model_validate_json(message.body).jobs)
-            phases.add(round(now - math.floor(now), 2))
-        now += (0.35, 0.8, 0.45, 1.3)[int(now * 10) % 4]
-    inner = [visible[second] for second in range(math.floor(start) + 1, math.floor(start) + 59)]
-    assert inner == [10] * len(inner)
-    assert max(phases) < 0.5
+    first = math.floor(time.time()) + 5
+    passes = [first + k + moment for k in range(60) for moment in moments[k % len(moments)]]
+    visible = visible_per_second(c, passes)
+    assert [visible[first + k] for k in range(60)] == [10] * 60
+
+
+def test_a_second_without_an_early_pass_loses_its_share_and_the_next_is_not_doubled(client, c):
+    assert limit(client, type="email", per_minute=600)[0] == 200
+    c.typed_dispatcher.store.take_lease("elsewhere", time.time(), 30)
+    submit(client, EMAIL, 100)
+    c.typed_dispatcher.store.lease = None
+    first = math.floor(time.time()) + 10
+    visible = visible_per_second(c, [first + 0.1, first + 2.7, first + 3.2])  # nothing early in the third second
+    assert [visible[first + k] for k in range(5)] == [10, 10, 0, 10, 10]
 
 
 # ---- the admin endpoint ----
