@@ -76,9 +76,9 @@ def paced(api: str, db: Any, jobs: int) -> None:
          >= jobs, 600, "the paced run")
 
 
-def compute_batches(api: str, db: Any, jobs: int, rng: random.Random) -> None:
+def compute_batches(api: str, db: Any, jobs: int, rng: random.Random, callers: tuple[str, ...] = CALLERS) -> None:
     before, numbers = compute_settled(db), distinct_numbers(rng, jobs)
-    batches = [(CALLERS[i % len(CALLERS)], numbers[offset : offset + 100])
+    batches = [(callers[i % len(callers)], numbers[offset : offset + 100])
                for i, offset in enumerate(range(0, jobs, 100))]
 
     def send(batch: tuple[str, list[str]]) -> None:
@@ -102,12 +102,12 @@ def compute_singles(api: str, db: Any, jobs: int, rng: random.Random) -> None:
     wait(lambda: compute_settled(db) - before >= jobs, 600, "the single compute requests")
 
 
-def typed_singles(api: str, db: Any, jobs: int) -> None:
+def typed_singles(api: str, db: Any, jobs: int, callers: tuple[str, ...] = CALLERS) -> None:
     before = typed_settled(db)
 
     def send(i: int) -> None:
         body = {"type": "notification", "payload": {"user_id": f"u{i}", "channel": "push", "message": f"m{i}"}}
-        requests.post(f"{api}/api/jobs", json=body, headers={"X-Caller-ID": CALLERS[i % len(CALLERS)]},
+        requests.post(f"{api}/api/jobs", json=body, headers={"X-Caller-ID": callers[i % len(callers)]},
                       timeout=60).raise_for_status()
 
     with ThreadPoolExecutor(8) as pool:
