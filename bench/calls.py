@@ -42,6 +42,8 @@ from chalicelib.resources import STATE_TABLE
 from infra.emulator import start_emulator
 
 CALLERS = ("c1", "c2", "c3", "c4")
+TARGETS = {"paced run": 0.05, "compute, batches of 100": 0.15, "compute, one per POST": 1.5,  # issue 12
+           "typed, one per POST": 2.0}
 FLUSH_WAIT_S = 1.2  # every process rewrites its count twice a second
 
 
@@ -177,7 +179,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                    "jobs_per_s": round(jobs / elapsed, 1), "top": Counter(calls).most_common(5)}
             rows.append(row)
             top = ", ".join(f"{op} {n}" for op, n in row["top"])
-            print(f"calls: {name}: {jobs} jobs, {total} AWS calls = {row['calls_per_job']} per job, "
+            print(f"calls: {name}: {jobs} jobs, {total} AWS calls = {row['calls_per_job']} per job "
+                  f"(target ≤ {TARGETS[name]}), "
                   f"{row['jobs_per_s']} jobs/s; most: {top}", flush=True)
             if proxy:
                 metered = proxy.meter.snapshot()
