@@ -13,10 +13,17 @@ counted. Each way in runs alone, one after the other:
 - typed jobs, one per `POST /api/jobs` (executor latency 0, 4 callers, 8 at a time).
 
 It prints AWS calls per job and jobs/s for each, and the operations that cost most.
+With `--capacity` it also prints what AWS would bill per job (DynamoDB
+request units, SQS requests with the runtime's receives and deletes, which
+Lambda's poller makes on AWS, invocations, S3 requests), metered by a proxy
+in front of the emulator (bench/capacity.py), and writes them to
+`bench/out/calls-capacity.json`; docs/SCALING.md prices them.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import random
 import tempfile
 import time
@@ -24,15 +31,25 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+import boto3
 import requests
 
-from bench.common import dynamodb, fresh_stack
+from bench.capacity import MeteringProxy
+from bench.common import OUT, dynamodb, fresh_stack
 from chalicelib.aws.codec import from_item
 from chalicelib.aws.metering import read_calls
 from chalicelib.resources import STATE_TABLE
+from infra.emulator import start_emulator
 
 CALLERS = ("c1", "c2", "c3", "c4")
+TARGETS = {"paced run": 0.05, "compute, batches of 100": 0.15, "compute, one per POST": 1.5,  # issue 12
+           "typed, one per POST": 2.0}
 FLUSH_WAIT_S = 1.2  # every process rewrites its count twice a second
+
+
+def emulator_client(endpoint_url: str) -> Any:
+    return boto3.client("dynamodb", endpoint_url=endpoint_url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def wait(done: Callable[[], bool], timeout: float, what: str) -> None:
@@ -76,9 +93,9 @@ def paced(api: str, db: Any, jobs: int) -> None:
          >= jobs, 600, "the paced run")
 
 
-def compute_batches(api: str, db: Any, jobs: int, rng: random.Random) -> None:
+def compute_batches(api: str, db: Any, jobs: int, rng: random.Random, callers: tuple[str, ...] = CALLERS) -> None:
     before, numbers = compute_settled(db), distinct_numbers(rng, jobs)
-    batches = [(CALLERS[i % len(CALLERS)], numbers[offset : offset + 100])
+    batches = [(callers[i % len(callers)], numbers[offset : offset + 100])
                for i, offset in enumerate(range(0, jobs, 100))]
 
     def send(batch: tuple[str, list[str]]) -> None:
@@ -102,12 +119,12 @@ def compute_singles(api: str, db: Any, jobs: int, rng: random.Random) -> None:
     wait(lambda: compute_settled(db) - before >= jobs, 600, "the single compute requests")
 
 
-def typed_singles(api: str, db: Any, jobs: int) -> None:
+def typed_singles(api: str, db: Any, jobs: int, callers: tuple[str, ...] = CALLERS) -> None:
     before = typed_settled(db)
 
     def send(i: int) -> None:
         body = {"type": "notification", "payload": {"user_id": f"u{i}", "channel": "push", "message": f"m{i}"}}
-        requests.post(f"{api}/api/jobs", json=body, headers={"X-Caller-ID": CALLERS[i % len(CALLERS)]},
+        requests.post(f"{api}/api/jobs", json=body, headers={"X-Caller-ID": callers[i % len(callers)]},
                       timeout=60).raise_for_status()
 
     with ThreadPoolExecutor(8) as pool:
@@ -118,36 +135,72 @@ def typed_singles(api: str, db: Any, jobs: int) -> None:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="1: 2,000 paced, 2,000 batched, 500 single, 300 typed")
+    parser.add_argument("--capacity", action="store_true",
+                        help="also meter what AWS would bill (request units, SQS and S3 requests, invocations) "
+                             "through a proxy in front of the emulator (bench/capacity.py); slower")
     args = parser.parse_args(argv)
     sizes = {name: max(20, round(n * args.scale)) for name, n in
              (("paced run", 2000), ("compute, batches of 100", 2000), ("compute, one per POST", 500),
               ("typed, one per POST", 300))}
     rng = random.Random(7)
     rows = []
-    with tempfile.TemporaryDirectory() as counts, \
-            fresh_stack(2, "calls", env={"PACER_AWS_CALL_LOG": counts, "PACER_EXECUTOR_LATENCY_S": "0"}) as stack:
-        api, db = stack.api_url, dynamodb(stack)
+    with contextlib.ExitStack() as resources:
+        counts = resources.enter_context(tempfile.TemporaryDirectory())
+        env = {"PACER_AWS_CALL_LOG": counts, "PACER_EXECUTOR_LATENCY_S": "0"}
+        proxy = None
+        if args.capacity:
+            emulator = start_emulator()
+            resources.callback(emulator.stop)
+            proxy = MeteringProxy(emulator.endpoint_url)
+            resources.callback(proxy.stop)
+            env["AWS_ENDPOINT_URL"] = proxy.url
+        stack = resources.enter_context(fresh_stack(2, "calls", env=env))
+        # The bench's own progress reads go straight to the emulator, unmetered.
+        api, db = stack.api_url, emulator_client(emulator.endpoint_url) if proxy else dynamodb(stack)
         ways: dict[str, Callable[[int], None]] = {
             "paced run": lambda n: paced(api, db, n),
             "compute, batches of 100": lambda n: compute_batches(api, db, n, rng),
             "compute, one per POST": lambda n: compute_singles(api, db, n, rng),
             "typed, one per POST": lambda n: typed_singles(api, db, n),
         }
+        # With --capacity, each way in also waits for the datalake to take its results (its lag p99 is ~3.5 s),
+        # so that its S3 puts are billed to it, not to the next.
+        settle_s = 6.0 if proxy else FLUSH_WAIT_S
         for name, run in ways.items():
-            time.sleep(FLUSH_WAIT_S)
+            time.sleep(settle_s)
             before, began = read_calls(counts), time.monotonic()
+            metered_before = proxy.meter.snapshot() if proxy else Counter()
             run(sizes[name])
             elapsed = time.monotonic() - began
-            time.sleep(FLUSH_WAIT_S)
+            time.sleep(settle_s)
             calls = read_calls(counts) - before
             jobs, total = sizes[name], sum(calls.values())
             row = {"way_in": name, "jobs": jobs, "aws_calls": total, "calls_per_job": round(total / jobs, 3),
                    "jobs_per_s": round(jobs / elapsed, 1), "top": Counter(calls).most_common(5)}
             rows.append(row)
             top = ", ".join(f"{op} {n}" for op, n in row["top"])
-            print(f"calls: {name}: {jobs} jobs, {total} AWS calls = {row['calls_per_job']} per job, "
+            print(f"calls: {name}: {jobs} jobs, {total} AWS calls = {row['calls_per_job']} per job "
+                  f"(target ≤ {TARGETS[name]}), "
                   f"{row['jobs_per_s']} jobs/s; most: {top}", flush=True)
+            if proxy:
+                metered = proxy.meter.snapshot()
+                metered.subtract(metered_before)
+                row["billed_per_job"] = {k: round(v / jobs, 5) for k, v in sorted(metered.items()) if v}
+                print(f"  billed per job: {billed_summary(row['billed_per_job'])}", flush=True)
+    if args.capacity:
+        OUT.mkdir(exist_ok=True)
+        (OUT / "calls-capacity.json").write_text(json.dumps(rows, indent=2))
     return rows
+
+
+def billed_summary(per_job: dict[str, float]) -> str:
+    sqs = sum(v for k, v in per_job.items() if k.startswith("sqs.") and k[4].isupper())
+    invocations = {k.split(".", 2)[2]: v for k, v in per_job.items() if k.startswith("sqs.batches_received.")}
+    return (f"{per_job.get('dynamodb.wru', 0):.3f} WRU, {per_job.get('dynamodb.rru', 0):.3f} RRU, "
+            f"{sqs:.4f} SQS requests ({per_job.get('sqs.messages_sent', 0):.4f} messages sent), "
+            f"SQS-triggered invocations {json.dumps(invocations)}, "
+            f"{per_job.get('streams.batches_with_records', 0):.4f} stream batches, "
+            f"S3 {per_job.get('s3.tier1', 0):.4f} PUT/LIST + {per_job.get('s3.tier2', 0):.4f} GET")
 
 
 if __name__ == "__main__":

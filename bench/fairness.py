@@ -7,7 +7,7 @@ benchmark reads, from DynamoDB, when it was submitted, admitted and finished.
 
 It prints:
 - B's and C's p95 completion time (submitted to finished) under the spike and
-  alone, and their ratio. Target: at most 2.
+  alone, and their ratio. Targets (issue 12): C at most 2, B at most 2.2.
 - Jain's fairness index of per-caller throughput (jobs finished per second)
   over the time all three callers had unfinished work. Target: at least 0.95.
   Jain's index is (sum x)^2 / (n * sum x^2); 1 means equal shares.
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in ("B", "C"):
         spiked, solo = p95(completion[name]), p95(completion[f"{name}-alone"])
         figures[name] = {"p95_alone_s": round(solo, 3), "p95_under_spike_s": round(spiked, 3),
-                         "ratio": round(spiked / solo, 2), "target": "<= 2",
+                         "ratio": round(spiked / solo, 2), "target": "<= 2" if name == "C" else "<= 2.2",
                          # Where the time went under the spike: waiting for a slot, then queued and worked.
                          "p95_until_admitted_s": round(p95([r["admitted_at"] - r["submitted_at"] for r in records[name]]), 3),
                          "p95_admitted_to_done_s": round(p95([r["finished_at"] - r["admitted_at"] for r in records[name]]), 3)}
