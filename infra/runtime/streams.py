@@ -132,6 +132,7 @@ class Shard:
     buffer: list[dict] = field(default_factory=list)  # read, not yet handled, in order
     first_buffered_at: float | None = None
     done: str | None = None  # the checkpoint: the last record handled
+    read_after: str | None = None  # the last record read into the buffer, when a new iterator must follow it
     replay_until: int | None = None  # after a restart: the batch in flight then ends here
     retry_batch: list[dict] | None = None  # a batch whose handler raised: handed over again, unchanged
     retries: int = 0
@@ -221,11 +222,12 @@ class StreamReader:
         return shard
 
     def _iterator(self, shard: Shard) -> str | None:
-        if shard.done is not None:
+        after = shard.read_after or shard.done
+        if after is not None:
             try:
                 return self.streams.get_shard_iterator(
                     StreamArn=self.stream_arn, ShardId=shard.shard_id, ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                    SequenceNumber=shard.done)["ShardIterator"]
+                    SequenceNumber=after)["ShardIterator"]
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "TrimmedDataAccessException":
                     raise
@@ -266,9 +268,8 @@ class StreamReader:
         except (BotoCoreError, ClientError) as exc:
             code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else ""
             if code in REOPEN_ON:
-                shard.opened = False  # ask again from the last record read
-                shard.done = sequence_of(shard.buffer[-1]) if shard.buffer else shard.done
-                shard.buffer.clear()
+                shard.opened = False  # ask again after the last record read; the buffer and checkpoint stay
+                shard.read_after = sequence_of(shard.buffer[-1]) if shard.buffer else None
             else:
                 log.warning("reading shard %s failed: %s", shard.shard_id, exc)
                 shard.not_before = time.monotonic() + ERROR_PAUSE_SECONDS
