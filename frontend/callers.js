@@ -147,65 +147,68 @@
     $(id).setAttribute("aria-invalid", "true");
   }
 
-  async function setWeight(event) {
-    event.preventDefault();
+  /**
+   * One admin PUT for the caller in the form: `request(caller)` gives its path and body, `confirm(answer)` the
+   * message's data and text. A refusal shows in the error box and marks the token or the field it names.
+   */
+  async function adminPut(request, confirm, field, input) {
     if (view.busy) return;
     const caller = $("weight-caller").value.trim();
-    const raw = $("weight-value").value.trim();
-    if (!caller) return; // the button waits for a caller (see updateButton)
+    if (!caller) return; // the buttons wait for a caller (see updateButton)
     Pacer.clearError($("weight-error"));
     $("weight-message").hidden = true;
     view.busy = true;
-    $("set-weight").disabled = true;
+    updateButton();
     try {
-      const weighed = await Pacer.call("PUT", `/api/callers/${encodeURIComponent(caller)}`, {
-        // An empty or unreadable number goes as null, so the API names the field (400) as it would for anyone.
-        body: { weight: raw === "" || Number.isNaN(Number(raw)) ? null : Number(raw) },
-        headers: Pacer.adminHeaders($("admin-token").value.trim()),
+      const { path, body } = request(caller);
+      const answer = await Pacer.call("PUT", path, {
+        body, headers: Pacer.adminHeaders($("admin-token").value.trim()),
       });
       const message = $("weight-message");
-      message.dataset.caller = weighed.caller;
-      message.dataset.weight = String(weighed.weight);
-      message.textContent = `${weighed.caller} now weighs ${weighed.weight} in every way in.`;
+      const { data, text } = confirm(answer);
+      Object.assign(message.dataset, { caller: answer.caller }, data);
+      message.textContent = text;
       message.hidden = false;
     } catch (err) {
       Pacer.showError($("weight-error"), err);
       if (err.status === 401 || err.status === 403) markInvalid("admin-token");
-      if (err.fields && err.fields.some((field) => field.field === "weight")) markInvalid("weight-value");
+      if (err.fields && err.fields.some((named) => named.field === field)) markInvalid(input);
     }
     view.busy = false;
     updateButton();
   }
 
+  function setWeight(event) {
+    event.preventDefault();
+    const raw = $("weight-value").value.trim();
+    return adminPut(
+      (caller) => ({
+        path: `/api/callers/${encodeURIComponent(caller)}`,
+        // An empty or unreadable number goes as null, so the API names the field (400) as it would for anyone.
+        body: { weight: raw === "" || Number.isNaN(Number(raw)) ? null : Number(raw) },
+      }),
+      (weighed) => ({
+        data: { weight: String(weighed.weight) },
+        text: `${weighed.caller} now weighs ${weighed.weight} in every way in.`,
+      }),
+      "weight", "weight-value");
+  }
+
   /** PUT /api/jobs/limits for the caller: its typed jobs per minute, or null (an empty field) to free it. */
-  async function setLimit() {
-    if (view.busy) return;
-    const caller = $("weight-caller").value.trim();
+  function setLimit() {
     const raw = $("limit-value").value.trim();
-    if (!caller) return;
-    Pacer.clearError($("weight-error"));
-    $("weight-message").hidden = true;
-    view.busy = true;
-    updateButton();
-    try {
-      const limited = await Pacer.call("PUT", "/api/jobs/limits", {
+    return adminPut(
+      (caller) => ({
+        path: "/api/jobs/limits",
         body: { caller, per_minute: raw === "" ? null : Number.isNaN(Number(raw)) ? raw : Number(raw) },
-        headers: Pacer.adminHeaders($("admin-token").value.trim()),
-      });
-      const message = $("weight-message");
-      message.dataset.caller = limited.caller;
-      message.dataset.limit = String(limited.per_minute);
-      message.textContent = limited.per_minute === null
-        ? `${limited.caller}'s typed jobs are no longer limited.`
-        : `${limited.caller}'s typed jobs are limited to ${limited.per_minute} a minute.`;
-      message.hidden = false;
-    } catch (err) {
-      Pacer.showError($("weight-error"), err);
-      if (err.status === 401 || err.status === 403) markInvalid("admin-token");
-      if (err.fields && err.fields.some((field) => field.field === "per_minute")) markInvalid("limit-value");
-    }
-    view.busy = false;
-    updateButton();
+      }),
+      (limited) => ({
+        data: { limit: String(limited.per_minute) },
+        text: limited.per_minute === null
+          ? `${limited.caller}'s typed jobs are no longer limited.`
+          : `${limited.caller}'s typed jobs are limited to ${limited.per_minute} a minute.`,
+      }),
+      "per_minute", "limit-value");
   }
 
   function updateButton() {

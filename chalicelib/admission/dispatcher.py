@@ -205,10 +205,10 @@ class Dispatcher(Generic[Item]):
         seen: set[str] = set()
         skip: frozenset[str] = frozenset()
         while True:
-            fresh = [item for item in self.store.backlog(caller, share + len(seen), skip)
-                     if self.job_spec(item).id not in seen]
+            read = {self.job_spec(item).id: item for item in self.store.backlog(caller, share + len(seen), skip)}
+            fresh = [item for job_id, item in read.items() if job_id not in seen]
+            seen.update(read)
             for item in fresh:
-                seen.add(self.job_spec(item).id)
                 slot = limiter.take(self.limited_by(item))
                 if slot is not None:
                     timed.append((limiter.delay(slot), item))

@@ -407,15 +407,12 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         return [float(item["due"]) for item in found[:limit]]
 
     def backlog(self, caller: str, limit: int, skip: AbstractSet[str] = frozenset()) -> builtins.list[TypedBacklogItem]:
-        held = held_types(skip)
-        if not held:
-            return [TypedBacklogItem.model_validate(item)
-                    for item in self._partition(f"TQ#{caller}", limit, ConsistentRead=True)]
         # The types whose limits have no slot left are left out; the rest of the backlog keeps its order.
-        values = {f":t{i}": job_type for i, job_type in enumerate(held)}
-        return [TypedBacklogItem.model_validate(item) for item in self._partition(
-            f"TQ#{caller}", limit, values, ConsistentRead=True, FilterExpression=f"NOT #type IN ({', '.join(values)})",
-            ExpressionAttributeNames={"#type": "type"})]
+        values = {f":t{i}": job_type for i, job_type in enumerate(held_types(skip))}
+        past_held = {"FilterExpression": f"NOT #type IN ({', '.join(values)})",
+                     "ExpressionAttributeNames": {"#type": "type"}} if values else {}
+        return [TypedBacklogItem.model_validate(item)
+                for item in self._partition(f"TQ#{caller}", limit, values, ConsistentRead=True, **past_held)]
 
     def settled(self, caller: str, limit: int) -> builtins.list[Settled]:
         return [settled_of(item) for item in self._partition(f"TWAIT#{caller}", limit, ScanIndexForward=False)]
