@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             calls = read_calls(counts) - before
             jobs, total = sizes[name], sum(calls.values())
             row = {"way_in": name, "jobs": jobs, "aws_calls": total, "calls_per_job": round(total / jobs, 3),
-                   "jobs_per_s": round(jobs / elapsed, 1), "top": Counter(calls).most_common(5)}
+                   "jobs_per_s": round(jobs / elapsed, 1), "top": Counter(calls).most_common(5),
+                   "calls": dict(sorted(calls.items()))}
             rows.append(row)
             top = ", ".join(f"{op} {n}" for op, n in row["top"])
             print(f"calls: {name}: {jobs} jobs, {total} AWS calls = {row['calls_per_job']} per job "
