@@ -75,20 +75,19 @@ def priced(q: dict[str, float]) -> list[tuple[str, str, float]]:
         ("API Gateway", f"{q['api']:g} requests × 1M × $3.50/M", q["api"] * m * PRICES["api_gateway_request"]),
         ("Lambda requests", f"{invocations:.4f} invocations × 1M × $0.20/M", invocations * m * PRICES["lambda_request"]),
         ("Lambda duration", f"{gb_s * 1000:.3f} GB-ms × 1M × $0.0000166667/GB-s", gb_s * m * PRICES["lambda_gb_s"]),
-        ("S3", f"{q['s3_put']:.4f} PUT + {q['s3_get']:.4f} GET × 1M", q["s3_put"] * m * PRICES["s3_put"]
+        ("S3", f"({q['s3_put']:.4f} PUT × $0.005 + {q['s3_get']:.4f} GET × $0.0004) × 1M / 1,000",
+         q["s3_put"] * m * PRICES["s3_put"]
          + q["s3_get"] * m * PRICES["s3_get"]),
     ]
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| way in | AWS calls per job | item | per job × 1M × price | $ per million jobs |",
-             "|---|---|---|---|---|"]
+    lines = ["| way in | item | per job × 1M × price | $ per million jobs |", "|---|---|---|---|"]
     for row in rows:
         items = priced(per_job(row))
         for index, (item, arithmetic, dollars) in enumerate(items):
-            head = (f"{row['way_in']} ({row['jobs']:,} jobs)", str(row["calls_per_job"])) if index == 0 else ("", "")
-            lines.append(f"| {head[0]} | {head[1]} | {item} | {arithmetic} | {dollars:.3f} |")
-        lines.append(f"| | | **total** | | **{sum(d for _, _, d in items):.2f}** |")
+            lines.append(f"| {row['way_in'] if index == 0 else ''} | {item} | {arithmetic} | {dollars:.3f} |")
+        lines.append(f"| | **total** | | **{sum(d for _, _, d in items):.2f}** |")
     return "\n".join(lines)
 
 
