@@ -40,7 +40,7 @@ fuzz: $(STAMP)
 browser:
 	bash infra/install-browser.sh
 
-## bench: the figures issue #3 asks for (several minutes).
+## bench: every benchmark at full size, against its targets (issues #3 to #13; most of an hour on 2 cores).
 bench: $(STAMP)
 	$(PY) -m bench.run_all
 

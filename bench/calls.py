@@ -86,14 +86,18 @@ def distinct_numbers(rng: random.Random, count: int) -> list[str]:
     return [str(n) for n in rng.sample(range(10**11, 10**12), count)]
 
 
-def paced(api: str, db: Any, jobs: int) -> None:
+def paced(api: str, db: Any, jobs: int) -> float:
+    """Each way in returns the seconds its requests took to send (a paced run: one POST)."""
+    began = time.monotonic()
     run = requests.post(f"{api}/api/run", json={"x": 1_000_000, "y": 0.001, "total": jobs}, timeout=30).json()
     key = {"pk": {"S": f"RUN#{run['run_id']}"}, "sk": {"S": "META"}}
+    sent_s = time.monotonic() - began
     wait(lambda: int(db.get_item(TableName=STATE_TABLE.name, Key=key, ConsistentRead=True)["Item"]["settled"]["N"])
          >= jobs, 600, "the paced run")
+    return sent_s
 
 
-def compute_batches(api: str, db: Any, jobs: int, rng: random.Random, callers: tuple[str, ...] = CALLERS) -> None:
+def compute_batches(api: str, db: Any, jobs: int, rng: random.Random, callers: tuple[str, ...] = CALLERS) -> float:
     before, numbers = compute_settled(db), distinct_numbers(rng, jobs)
     batches = [(callers[i % len(callers)], numbers[offset : offset + 100])
                for i, offset in enumerate(range(0, jobs, 100))]
@@ -102,24 +106,30 @@ def compute_batches(api: str, db: Any, jobs: int, rng: random.Random, callers: t
         requests.post(f"{api}/api/compute/batch", json={"numbers": batch[1]}, headers={"X-Caller-ID": batch[0]},
                       timeout=120).raise_for_status()
 
+    began = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(send, batches))
+    sent_s = time.monotonic() - began
     wait(lambda: compute_settled(db) - before >= jobs, 600, "the compute batches")
+    return sent_s
 
 
-def compute_singles(api: str, db: Any, jobs: int, rng: random.Random) -> None:
+def compute_singles(api: str, db: Any, jobs: int, rng: random.Random) -> float:
     before, numbers = compute_settled(db), distinct_numbers(rng, jobs)
 
     def send(i: int) -> None:
         requests.post(f"{api}/api/compute", json={"number": numbers[i]},
                       headers={"X-Caller-ID": CALLERS[i % len(CALLERS)]}, timeout=60).raise_for_status()
 
+    began = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(send, range(jobs)))
+    sent_s = time.monotonic() - began
     wait(lambda: compute_settled(db) - before >= jobs, 600, "the single compute requests")
+    return sent_s
 
 
-def typed_singles(api: str, db: Any, jobs: int, callers: tuple[str, ...] = CALLERS) -> None:
+def typed_singles(api: str, db: Any, jobs: int, callers: tuple[str, ...] = CALLERS) -> float:
     before = typed_settled(db)
 
     def send(i: int) -> None:
@@ -127,9 +137,12 @@ def typed_singles(api: str, db: Any, jobs: int, callers: tuple[str, ...] = CALLE
         requests.post(f"{api}/api/jobs", json=body, headers={"X-Caller-ID": callers[i % len(callers)]},
                       timeout=60).raise_for_status()
 
+    began = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(send, range(jobs)))
+    sent_s = time.monotonic() - began
     wait(lambda: typed_settled(db) - before >= jobs, 600, "the typed jobs")
+    return sent_s
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -157,7 +170,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         stack = resources.enter_context(fresh_stack(2, "calls", env=env))
         # The bench's own progress reads go straight to the emulator, unmetered.
         api, db = stack.api_url, emulator_client(emulator.endpoint_url) if proxy else dynamodb(stack)
-        ways: dict[str, Callable[[int], None]] = {
+        ways: dict[str, Callable[[int], float]] = {
             "paced run": lambda n: paced(api, db, n),
             "compute, batches of 100": lambda n: compute_batches(api, db, n, rng),
             "compute, one per POST": lambda n: compute_singles(api, db, n, rng),
@@ -176,7 +189,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             calls = read_calls(counts) - before
             jobs, total = sizes[name], sum(calls.values())
             row = {"way_in": name, "jobs": jobs, "aws_calls": total, "calls_per_job": round(total / jobs, 3),
-                   "jobs_per_s": round(jobs / elapsed, 1), "top": Counter(calls).most_common(5)}
+                   "jobs_per_s": round(jobs / elapsed, 1), "top": Counter(calls).most_common(5),
+                   "calls": dict(sorted(calls.items()))}
             rows.append(row)
             top = ", ".join(f"{op} {n}" for op, n in row["top"])
             print(f"calls: {name}: {jobs} jobs, {total} AWS calls = {row['calls_per_job']} per job "

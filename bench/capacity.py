@@ -45,7 +45,7 @@ def value_size(value: dict[str, Any]) -> int:
     if kind == "S":
         return len(data.encode())
     if kind == "N":
-        return len(data.lstrip("-").replace(".", "").strip("0")) // 2 + 1
+        return (len(data.lstrip("-").replace(".", "").strip("0")) + 1) // 2 + 1  # a byte per two digits, and one
     if kind == "B":
         return len(base64.b64decode(data))
     if kind in ("BOOL", "NULL"):

@@ -12,7 +12,8 @@ the three ways in one after the other, each alone, N jobs each:
   (8 at a time).
 
 A way in's time runs from its first request to the moment its last job is
-settled (read from DynamoDB, every 0.2 s). Rounds alternate the order
+settled (read from DynamoDB, every 0.2 s); how fast its requests went in is
+printed beside it, since typed jobs, one per POST, may be bound by that. Rounds alternate the order
 (paced, compute, typed, then typed, compute, paced), so that a drift of the
 machine or of the growing tables weighs on all three alike; each way in's
 ratio is its jobs/s over the paced path's in the same round, and the
@@ -43,7 +44,7 @@ def measure(jobs: int, rounds: int, workers: int) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     with fresh_stack(workers, "ways_in", env={"PACER_EXECUTOR_LATENCY_S": "0"}) as stack:
         api, db = stack.api_url, dynamodb(stack)
-        run: dict[str, Callable[[], None]] = {
+        run: dict[str, Callable[[], float]] = {
             "paced": lambda: paced(api, db, jobs),
             "compute": lambda: compute_batches(api, db, jobs, rng, ONE_CALLER),
             "typed": lambda: typed_singles(api, db, jobs, ONE_CALLER),
@@ -53,14 +54,17 @@ def measure(jobs: int, rounds: int, workers: int) -> dict[str, Any]:
             row: dict[str, Any] = {"round": index + 1, "order": list(order)}
             for way in order:
                 began = time.monotonic()
-                run[way]()
+                sent_s = run[way]()
                 row[way] = round(jobs / (time.monotonic() - began), 1)
+                # How fast the requests went in: where it is close to jobs/s, submitting is the bound.
+                row[f"{way}_submitted_per_s"] = round(jobs / sent_s, 1)
             for way in ("compute", "typed"):
                 row[f"{way}_ratio"] = round(row[way] / row["paced"], 3)
             rows.append(row)
             print(f"ways in, round {index + 1} ({', '.join(order)}), {jobs:,} jobs each: "
                   + ", ".join(f"{way} {row[way]} jobs/s" for way in WAYS_IN)
-                  + f"; compute/paced {row['compute_ratio']}, typed/paced {row['typed_ratio']}", flush=True)
+                  + f"; compute/paced {row['compute_ratio']}, typed/paced {row['typed_ratio']}; submitted/s: compute "
+                  f"{row['compute_submitted_per_s']}, typed {row['typed_submitted_per_s']}", flush=True)
     summary = {way: round(statistics.median(r[way] for r in rows), 1) for way in WAYS_IN}
     ratios = {way: round(statistics.median(r[f"{way}_ratio"] for r in rows), 3) for way in ("compute", "typed")}
     return {"jobs": jobs, "rounds": rows, "workers": workers, "median_jobs_per_s": summary,
