@@ -110,26 +110,33 @@ class Dispatcher(Generic[Item]):
     jobs_per_message: int
     limited_by: Callable[[Item], tuple[str, ...]] = no_limits  # the rate-limit keys an item is under
     ticks: MessageQueue | None = None  # where the next pass is asked for while a rate limit holds jobs back
-    lease_s: float = 30.0
+    # No longer than the shortest timeout of a function that dispatches (pace_tick's 10 s): a holder killed at
+    # its timeout stalls admission at most this long. A pass that outlives it is harmless: admit_many moves only
+    # items still in the backlog, so a second dispatcher never admits a job twice.
+    lease_s: float = 10.0
     resend_after_s: float = 60.0
     clock: Callable[[], float] = time.time
     max_passes: int = 8  # a bound on the passes one trigger makes for others (see dispatch)
+    budget_s: float = 2.0  # nor does it start one for others after this long (see dispatch)
 
     def dispatch(self, now: float) -> int:
         """Admit what fits in the in-flight window, fairly. Returns the jobs admitted (0 if another dispatcher ran).
 
         A trigger that finds the lease held is not lost: it asks the holder to
         go round once more, so slots freed during a pass are filled. The
-        holder goes round at most `max_passes` times: under a steady stream of
-        submits someone always asks, and the holder (an HTTP request) would
-        never answer. What asks during the last pass waits for the next
-        trigger, which under such a stream comes at once (and the watchdog
-        comes within a minute).
+        holder goes round at most `max_passes` times, and starts no pass for
+        others once `budget_s` has gone by: under a steady stream of submits
+        someone always asks, and the holder (an HTTP request, or a function
+        with a 10 s timeout that would die holding the lease) would never
+        answer. What asks during the last pass waits for the next trigger,
+        which under such a stream comes at once (and the watchdog comes
+        within a minute).
         """
         holder = secrets.token_hex(8)
         lease = self.store.take_lease(holder, now, self.lease_s)
         if lease is None:
             return 0
+        started = self.clock()
         admitted = 0
         for passes in range(1, self.max_passes + 1):
             try:
@@ -140,7 +147,8 @@ class Dispatcher(Generic[Item]):
                 raise
             lease.cursor += 1
             now = self.clock()
-            if self.store.release_lease(holder, lease, now, self.lease_s, final=passes == self.max_passes):
+            last = passes == self.max_passes or now - started >= self.budget_s
+            if self.store.release_lease(holder, lease, now, self.lease_s, final=last):
                 break
         return admitted
 

@@ -351,3 +351,29 @@ def test_a_throttled_submit_is_admitted_when_its_request_comes_back_on_the_ticks
     client.lambda_.invoke("pace_tick", event)
     admitted = [n for m in c.jobs_queue.sent for n in (j.number for j in JobEnvelope.model_validate_json(m.body).jobs)]
     assert sorted(admitted) == ["1001", "1002", "1003", "1004"]
+
+
+def test_a_holder_asked_again_and_again_stops_going_round_once_its_budget_is_spent_and_lets_the_lease_go():
+    # Under a steady stream of submits someone asks during every pass. A holder that went round for all of them
+    # ran past pace_tick's 10 s timeout and died holding the lease: admission stalled until the lease ran out.
+    from chalicelib.aws.memory import MemoryQueue
+    from chalicelib.compute.memory import MemoryComputeStore
+    from chalicelib.compute.models import ComputeRequest
+
+    store = MemoryComputeStore()
+    store.submit_many([ComputeRequest(id=f"c-{i}", caller="a", number=str(100 + i), owner=True, submitted_at=1.0)
+                       for i in range(40)], 1.0)
+    seconds = iter(range(100, 200))  # each reading of the dispatcher's clock is a second later: a pass takes one
+
+    class AskingQueue(MemoryQueue):
+        def send(self, messages):
+            super().send(messages)
+            store.counts["a"].in_flight -= 2  # the jobs finish at once, and their worker asks for another pass
+            assert dispatcher.dispatch(100.5) == 0
+
+    dispatcher = Dispatcher(store=store, jobs=AskingQueue(), origin="compute", job_spec=compute_job_spec,
+                            max_in_flight=2, jobs_per_message=2, clock=lambda: float(next(seconds)))
+    assert dispatcher.lease_s <= 10  # no longer than pace_tick's timeout
+    assert dispatcher.dispatch(99.0) == 4  # two passes: the budget of 2 s was spent after the second
+    assert len(dispatcher.jobs.sent) == 2 < dispatcher.max_passes
+    assert store.take_lease("next", 150.0, 10) is not None  # let go, not left to run out
