@@ -28,17 +28,19 @@ ASK_AGAIN_S = 1  # while a rate limit holds jobs back, the next pass comes at mo
 
 
 def fair_shares(backlogs: dict[str, int], free: int, cursor: int, in_flight: dict[str, int] | None = None,
-                quantum: int = 1, weights: dict[str, float] | None = None) -> dict[str, int]:
-    """Split `free` slots of the in-flight window across the callers with a backlog.
+                quantum: int = 1, weights: dict[str, float] | None = None,
+                starts: dict[str, float] | None = None) -> dict[str, int]:
+    """Split `free` slots of the in-flight window across the callers with a backlog: weighted round robin.
 
     Each `quantum` of slots (a message's worth) goes to the wanting caller
-    with the fewest jobs in flight per unit of weight, counting the slots
-    already given (ties rotate from `cursor`). With equal weights and
-    in-flight counts that is deficit round robin; a caller that has just
-    arrived is first in line until it holds as many slots as the others:
-    max-min fair shares of the window, so a newcomer waits for slots to free,
-    not for a spiking caller's backlog. A caller of weight 2 is given slots
-    until it holds twice what a caller of weight 1 holds. Whole quanta keep
+    whose service, in jobs per unit of weight, is least: where it `starts`
+    (models.Service: what earlier passes admitted to it) plus the slots
+    given in this pass. Equals go to the caller with the fewest jobs in flight
+    per unit of weight, then in rotation from `cursor`. So a caller of weight
+    2 is admitted twice the jobs of one of weight 1 while both are
+    backlogged, and a caller that has just arrived (it starts level with the
+    least served, and holds nothing) is first in line: a newcomer waits for
+    slots to free, not for a spiking caller's backlog. Whole quanta keep
     messages full: ten freed slots split five and five would cost two ledger
     transactions where one does.
     """
@@ -49,6 +51,7 @@ def fair_shares(backlogs: dict[str, int], free: int, cursor: int, in_flight: dic
     order = order[start:] + order[:start]
     held = {caller: max(0, (in_flight or {}).get(caller, 0)) for caller in order}
     weight = {caller: (weights or {}).get(caller, 1.0) for caller in order}
+    served = {caller: (starts or {}).get(caller, 0.0) for caller in order}
     shares = dict.fromkeys(order, 0)
     left = max(0, free)
     while left > 0:
@@ -56,7 +59,7 @@ def fair_shares(backlogs: dict[str, int], free: int, cursor: int, in_flight: dic
         if not wanting:
             break
         # min keeps the first of equals: the rotation
-        chosen = min(wanting, key=lambda c: (held[c] + shares[c]) / weight[c])
+        chosen = min(wanting, key=lambda c: (served[c] + shares[c] / weight[c], (held[c] + shares[c]) / weight[c]))
         given = min(max(1, quantum), left, backlogs[chosen] - shares[chosen])
         shares[chosen] += given
         left -= given
@@ -161,8 +164,10 @@ class Dispatcher(Generic[Item]):
         held = {c.caller: c.in_flight for c in counts}
         free = self.max_in_flight - sum(max(0, n) for n in held.values())
         backlogs = {c.caller: limiter.allowance(caller_limit(c.caller), c.backlog) for c in counts}
-        shares = fair_shares(backlogs, free, lease.cursor, held, self.jobs_per_message,
-                             {c.caller: c.weight for c in counts})
+        weights = {c.caller: c.weight for c in counts}
+        service = lease.service
+        shares = fair_shares(backlogs, free, lease.cursor, held, self.jobs_per_message, weights,
+                             {caller: service.start(caller) for caller in backlogs})
         chunks = {caller: chunked(self._timed(caller, share, limiter), self.jobs_per_message)
                   for caller, share in shares.items()}
         chunks = {caller: caller_chunks for caller, caller_chunks in chunks.items() if caller_chunks}
@@ -183,6 +188,7 @@ class Dispatcher(Generic[Item]):
             keys[caller] = self.store.admit_many(
                 caller, [(chunk.items, body) for chunk, body in zip(caller_chunks, bodies[caller])], now)
         admitted: list[JobSpec] = []
+        per_caller = dict.fromkeys(chunks, 0)
         sent: list[str] = []
         messages: list[OutboundMessage] = []
         turn = dict.fromkeys(chunks, 0)
@@ -194,6 +200,9 @@ class Dispatcher(Generic[Item]):
             sent.append(key)
             messages.append(OutboundMessage(body=bodies[caller][index], group_id=caller, delay_seconds=chunk.delay))
             admitted += envelopes[caller][index].jobs
+            per_caller[caller] += len(chunk.items)
+        service.record(per_caller, weights, wanting={c for c, n in backlogs.items() if n > per_caller.get(c, 0)},
+                       active={c.caller for c in counts if c.backlog > 0 or c.in_flight > 0})
         # Admitted: the transaction above moved these jobs into the window, once (the sends may be retried).
         log_jobs(log, "jobs admitted", ((job.correlation_id, job.id) for job in admitted), origin=self.origin)
         emf.jobs_admitted(self.origin, len(admitted))

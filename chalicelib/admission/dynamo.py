@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from chalicelib.admission.models import CallerCounts, Lease
+from chalicelib.admission.models import CallerCounts, Lease, Service
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_item
 from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, batch_delete, call_with_conflict_retry, domain_client, query_all
@@ -21,14 +21,18 @@ def _lease(item: dict[str, Any]) -> Lease:
         return {name[len(prefix):]: float(value) for name, value in item.items() if name.startswith(prefix)}
 
     return Lease(cursor=int(item.get("cursor", 0)), per_minute=prefixed(LIMIT_PREFIX), last_at=prefixed(LAST_PREFIX),
-                 timer_at=float(item.get("timer_at", 0)))
+                 timer_at=float(item.get("timer_at", 0)),
+                 service=Service(floor=float(item.get("served_floor", 0)),
+                                 of={caller: float(v) for caller, v in item.get("served", {}).items()}))
 
 
 def _lease_writes(lease: Lease) -> tuple[dict[str, str], dict[str, Any], str]:
-    """What letting the lease go writes: the cursor, the timer and each limit's latest slot (names, values, SETs)."""
+    """What letting the lease go writes: the cursor, the timer, weighted round robin's memory and each limit's
+    latest slot (names, values, SETs)."""
     names = {"#cursor": "cursor"}
-    values: dict[str, Any] = {":cursor": lease.cursor, ":timer_at": lease.timer_at}
-    sets = ["#cursor = :cursor", "timer_at = :timer_at"]
+    values: dict[str, Any] = {":cursor": lease.cursor, ":timer_at": lease.timer_at,
+                              ":served": lease.service.of, ":served_floor": lease.service.floor}
+    sets = ["#cursor = :cursor", "timer_at = :timer_at", "served = :served", "served_floor = :served_floor"]
     for index, (key, last) in enumerate(sorted(lease.last_at.items())):
         names[f"#last{index}"] = LAST_PREFIX + key
         values[f":last{index}"] = last

@@ -225,12 +225,33 @@ def test_fair_shares_go_a_whole_message_at_a_time_so_freed_slots_are_not_split_i
     assert fair_shares({"a": 100, "b": 3}, 20, 0, {"a": 0, "b": 0}, quantum=10) == {"a": 17, "b": 3}
 
 
-def test_fair_shares_give_freed_slots_to_callers_with_fewer_in_flight_first():
-    # A holds the whole window; B and C arrive: the next slots are theirs until they hold as many as A.
-    assert fair_shares({"a": 9000, "b": 1000, "c": 10}, 4, 0, {"a": 20}) == {"b": 2, "c": 2}
-    assert fair_shares({"a": 9000, "b": 1000, "c": 3}, 30, 0, {"a": 10}) == {"a": 9, "b": 18, "c": 3}  # 19, 18, 3 in flight
+def test_fair_shares_give_freed_slots_to_the_least_served_and_among_equals_to_those_with_fewer_in_flight():
+    # A holds the whole window; B and C arrive, level with A's service: the next messages are theirs.
+    assert fair_shares({"a": 9000, "b": 1000, "c": 10}, 20, 0, {"a": 100}, quantum=10,
+                       starts={"a": 7.0, "b": 7.0, "c": 7.0}) == {"b": 10, "c": 10}
+    # Service decides before what is in flight: B was admitted less per unit of weight, so it catches up first.
+    assert fair_shares({"a": 100, "b": 100}, 30, 0, {"a": 0, "b": 50}, quantum=10,
+                       starts={"a": 30.0, "b": 0.0}) == {"b": 30}
     # Once even, it is round robin again.
     assert fair_shares({"a": 100, "b": 100}, 4, 0, {"a": 5, "b": 5}) == {"a": 2, "b": 2}
+
+
+def test_service_across_passes_admits_backlogged_callers_by_weight_and_starts_a_returning_caller_level():
+    from chalicelib.admission.models import Service
+
+    service, weights = Service(), {"heavy": 2.0, "light": 1.0}
+    admitted = {"heavy": 0, "light": 0}
+    for cursor in range(60):  # 60 passes, 10 slots free in each (a message's worth), both always backlogged
+        backlogs = {"heavy": 10_000, "light": 10_000}
+        shares = fair_shares(backlogs, 10, cursor, {}, 10, weights, {c: service.start(c) for c in backlogs})
+        service.record(shares, weights, wanting=set(backlogs), active=set(backlogs))
+        for caller, share in shares.items():
+            admitted[caller] += share
+    assert admitted == {"heavy": 400, "light": 200}
+    # Light goes idle while heavy runs on: it is forgotten, and comes back level with heavy, with no credit saved.
+    for _ in range(10):
+        service.record({"heavy": 10}, weights, wanting={"heavy"}, active={"heavy"})
+    assert "light" not in service.of and service.start("light") == service.start("heavy")
 
 
 def test_callers_shows_backlog_in_flight_done_and_wait_percentiles(client, c):
@@ -307,8 +328,9 @@ def test_a_dispatch_triggered_while_another_holds_the_lease_is_not_lost():
 def test_weighted_fair_shares_give_a_caller_of_weight_two_twice_the_slots():
     assert fair_shares({"a": 100, "b": 100}, 30, 0, {}, quantum=1, weights={"a": 2, "b": 1}) == {"a": 20, "b": 10}
     assert fair_shares({"a": 100, "b": 100}, 30, 0, {}, quantum=10, weights={"a": 2, "b": 1}) == {"a": 20, "b": 10}
-    # Slots already held count against the weight: a holds 20 of its 2:1 share already, so b is given the rest.
-    assert fair_shares({"a": 100, "b": 100}, 10, 0, {"a": 20, "b": 0}, quantum=1, weights={"a": 2, "b": 1}) == {"b": 10}
+    # Service already given counts against the weight: a was admitted 20 (10 per unit of weight), so b catches up.
+    assert fair_shares({"a": 100, "b": 100}, 10, 0, {"a": 20, "b": 0}, quantum=1, weights={"a": 2, "b": 1},
+                       starts={"a": 10.0, "b": 0.0}) == {"b": 10}
 
 
 def test_an_admin_weighs_a_caller_and_dispatch_shares_the_window_by_weight(client, c):
