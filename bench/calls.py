@@ -176,17 +176,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "compute, one per POST": lambda n: compute_singles(api, db, n, rng),
             "typed, one per POST": lambda n: typed_singles(api, db, n),
         }
-        # With --capacity, each way in also waits for the datalake to take its results (its lag p99 is ~3.5 s),
-        # so that its S3 puts are billed to it, not to the next.
-        settle_s = 6.0 if proxy else FLUSH_WAIT_S
+        # Each way in also waits for the datalake to take its results (its lag p99 is ~3.5 s), so that its S3
+        # puts are counted (and, with --capacity, billed) to it, not to the next.
         for name, run in ways.items():
-            time.sleep(settle_s)
-            before, began = read_calls(counts), time.monotonic()
+            before = quiet_calls(counts, proxy)
+            began = time.monotonic()
             metered_before = proxy.meter.snapshot() if proxy else Counter()
             run(sizes[name])
             elapsed = time.monotonic() - began
-            time.sleep(settle_s)
-            calls = read_calls(counts) - before
+            calls = quiet_calls(counts, proxy) - before
             jobs, total = sizes[name], sum(calls.values())
             row = {"way_in": name, "jobs": jobs, "aws_calls": total, "calls_per_job": round(total / jobs, 3),
                    "jobs_per_s": round(jobs / elapsed, 1), "top": Counter(calls).most_common(5),
@@ -205,6 +203,21 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         OUT.mkdir(exist_ok=True)
         (OUT / "calls-capacity.json").write_text(json.dumps(rows, indent=2))
     return rows
+
+
+def quiet_calls(counts: str, proxy: MeteringProxy | None, longest_s: float = 8.0) -> Counter[str]:
+    """The stack's calls once they stop moving (a flush interval with none, or `longest_s`): what a way in set off
+    (its datalake writes come seconds after its last job) is counted to it, not to the next."""
+    deadline = time.monotonic() + longest_s
+    seen = read_calls(counts)
+    metered = proxy.meter.snapshot() if proxy else Counter()
+    while time.monotonic() < deadline:
+        time.sleep(FLUSH_WAIT_S)
+        now, metered_now = read_calls(counts), proxy.meter.snapshot() if proxy else Counter()
+        if now == seen and metered_now == metered:
+            break
+        seen, metered = now, metered_now
+    return seen
 
 
 def billed_summary(per_job: dict[str, float]) -> str:
