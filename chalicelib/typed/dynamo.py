@@ -379,6 +379,18 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         self._db.put_item(TableName=self._table, Item=to_item(
             {"pk": self.DISPATCH_PK, "sk": "PAUSED", "paused": paused, "updated_at": now}))
 
+    def take_populate_turn(self, now: float, next_at: float) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table, Key=to_item({"pk": self.DISPATCH_PK, "sk": "POPULATE"}),
+                UpdateExpression="SET next_at = :next, taken_at = :now",
+                # One batch per interval, however many schedule invocations fire (EventBridge may fire twice).
+                ConditionExpression="attribute_not_exists(next_at) OR next_at <= :now",
+                ExpressionAttributeValues=to_item({":next": next_at, ":now": now}))
+            return True
+        except StaleWrite:
+            return False
+
     def prepare_admission(self, now: float) -> bool:
         due = self._query(KeyConditionExpression="pk = :pk AND sk <= :now",
                           ExpressionAttributeValues=to_item({":pk": "TSCHED", ":now": iso_key(now) + "~"}),

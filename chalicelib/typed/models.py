@@ -129,6 +129,24 @@ class JobList(BaseModel):
     next: str | None = Field(description="pass as `next` for the following page; null on the last")
 
 
+MAX_POPULATE = 100  # jobs a populate creates at once
+
+
+class PopulateJobs(Request):
+    """An admin's batch of generated typed jobs (seed 004's steady supply); every field defaults from the stage."""
+
+    count: int | None = Field(default=None, ge=1, le=MAX_POPULATE,
+                              description="jobs to create (PACER_POPULATE_BATCH_SIZE, 5, if omitted)")
+    type: str | None = Field(default=None, description="their job type (PACER_POPULATE_TYPE if omitted; unset, "
+                                                       "each registered type in turn)")
+    target: JobTarget | None = Field(default=None, description="where they run (the type's default if omitted)")
+    priority: int = Field(default=3, ge=1, le=5, description="5 is the highest")
+
+
+class Populated(BaseModel):
+    jobs: list[JobSummary]
+
+
 class ThroughputMinute(BaseModel):
     minute: str
     completed: int
