@@ -493,7 +493,8 @@ def bot_heartbeat(bot_id: str) -> Any:
     "Claim the next job this bot may run, with a lease", "bots", {200: Claimed, 204: NO_CONTENT}, body=Claim,
     bot=True, errors=(409,), path_parameters=BOT_PARAMETER,
     description="Fair across callers (fewest bot jobs in flight per weight first), highest priority then oldest "
-                "within a caller. 204 when there is none within `wait_s`. 409 while the bot holds `max_jobs`."))
+                "within a caller, within the rate limits of PUT /api/jobs/limits. 204 when there is none within "
+                "`wait_s`. 409 while the bot holds `max_jobs`."))
 def claim_job(bot_id: str) -> Any:
     command = parse_body(Claim)
     c = container()

@@ -67,6 +67,7 @@ class TypedBacklogItem(BaseModel):
     target: JobTarget = "lambda"
     attempts: int = 0  # a bot job's attempts so far: its claim is conditional on it
     not_before: float | None = None  # a bot job handed back for a retry: claimable from then on (its backoff)
+    max_attempts: int | None = None  # the job's, so a bot's claim answers it without reading the job (None: older)
 
 
 class TypedJobStats(BaseModel):
