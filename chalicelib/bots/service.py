@@ -70,6 +70,7 @@ TOKEN_PREFIX = "pbt_"  # says what a leaked string is
 HISTORY_SHOWN = 20
 CLAIM_POLL_S = 1.0  # a long-polling claim looks again this often
 BACKLOG_READ = 5  # a caller's backlog head read per claim: enough to step past a job another bot took meanwhile
+BACKLOG_RACES = 3  # reads again when other bots took every item read, before the claim moves on to the next caller
 
 
 def new_bot_id() -> str:
@@ -163,10 +164,11 @@ def _claim_once(store: BotStore, bot: Bot, types: set[str] | None, all_types: se
     callers = [c for c in store.callers() if c.backlog > 0]
     random.shuffle(callers)
     for caller in sorted(callers, key=lambda c: c.in_flight / c.weight):
+        races = 0
         while caller_limit(caller.caller) not in held:
             wanted = _types_past(held, types, all_types)
             items = store.backlog(caller.caller, BACKLOG_READ, wanted, now) if wanted != set() else []
-            limited_now = set(held)
+            limited_now, raced = set(held), False
             for item in items:
                 keys = [key for key in typed_limit_keys(item) if key in windows]
                 if any(key in held for key in keys):
@@ -177,11 +179,15 @@ def _claim_once(store: BotStore, bot: Bot, types: set[str] | None, all_types: se
                     held |= exc.keys  # the window's slots are gone: its jobs wait for the next window
                     continue
                 except StaleWrite:
+                    raced = True
                     continue  # another bot took it, or it was cancelled: the next one
                 return _claimed(store, bot, item, now, lease_s)
-            if held == limited_now:
-                break  # nothing newly held: the items read were all there was to try for this caller
-            # A limit turned items away: read the backlog again past the held types, as admission does.
+            # Read again past the held types if a limit turned items away (as admission does), or if other bots
+            # took every item read (a few times: many bots on one caller's backlog would otherwise answer 204
+            # while it still holds jobs).
+            if held == limited_now and not (raced and len(items) == BACKLOG_READ and races < BACKLOG_RACES):
+                break
+            races += raced
     return None
 
 

@@ -437,3 +437,25 @@ def test_a_claim_answers_max_attempts_from_the_backlog_item_without_reading_the_
     claimed = bots.claim(counting, c.bot_ledger, c.registry, c.bots.get(bot.id), Claim(), lambda: 1001.0, 90,
                          lambda s: None)
     assert claimed.job.max_attempts == 5 and counting.calls["job"] == 0
+
+
+def test_a_claim_whose_backlog_read_other_bots_took_whole_reads_again_instead_of_answering_204(c):
+    jobs = submit_many(c, 8)
+    others = [register_at(c, f"o{i}", 1000.0) for i in range(5)]
+    taken = set()
+    me = register_at(c, "me", 1000.0)
+
+    class Raced(CountingBotStore):
+        def backlog(self, caller, limit, types, now):
+            read = self.store.backlog(caller, limit, types, now)
+            if not getattr(self, "raced", False):  # between this read and our claims, five bots take all it read
+                self.raced = True
+                for bot, item in zip(others, read):
+                    self.store.claim(self.store.get(bot.id), item, now, now + 90)
+                    taken.add(item.id)
+            return read
+
+    claimed = bots.claim(Raced(c.bots), c.bot_ledger, c.registry, c.bots.get(me.id), Claim(), lambda: 1001.0, 90,
+                         lambda s: None)
+    assert len(taken) == 5 and claimed is not None
+    assert claimed.job.id in {job.id for job in jobs} - taken
