@@ -61,7 +61,7 @@ from chalicelib.runs.models import ChangeRate, RunStatus, StartRun
 from chalicelib.typed import service as typed
 from chalicelib.typed.executors import REGISTRY
 from chalicelib.typed.listing import ListQuery
-from chalicelib.typed.models import DispatchState, JobList, JobView, SetDispatch, StatsView
+from chalicelib.typed.models import DispatchState, JobList, JobView, Populated, PopulateJobs, SetDispatch, StatsView
 from chalicelib.worker.worker import Record
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -347,7 +347,7 @@ def submit_job() -> Any:
     c, headers = container(), _request().headers
     job, created = typed.submit(c.typed_jobs, c.registry, c.admission, c.ticks_queue, read_json_object(),
                                 headers.get("x-caller-id"), headers.get("idempotency-key"), c.settings.max_attempts,
-                                time.time())
+                                time.time(), c.settings.bot_job_types)
     return Response(body=typed.view(job), status_code=201 if created else 200)
 
 
@@ -386,6 +386,26 @@ def limit_typed_rate() -> Any:
     require_admin()
     c = container()
     return typed.set_rate_limit(c.typed_jobs, c.registry, parse_body(SetLimit), time.time())
+
+
+def _populate_defaults() -> typed.PopulateDefaults:
+    settings = container().settings
+    return typed.PopulateDefaults(count=settings.populate_batch_size, type=settings.populate_type,
+                                  bot_job_types=settings.bot_job_types, max_attempts=settings.max_attempts)
+
+
+@api("/api/jobs/populate", ["POST"], content_types=JSON_BODIES, doc=Operation(
+    "Create a batch of generated typed jobs at once (admin)", "jobs", {201: Populated}, body=PopulateJobs, admin=True,
+    caller="optional", description="Seed 004's steady supply, on demand: `count` jobs (PACER_POPULATE_BATCH_SIZE) "
+    "of `type` (PACER_POPULATE_TYPE; unset, each type in turn) from the type's example payload, from the caller "
+    "`populate` unless X-Caller-ID names one. The body is optional. The `populate_jobs` schedule makes the same "
+    "batch every PACER_POPULATE_INTERVAL_S when that is set."))
+def populate_jobs_now() -> Any:
+    require_admin()
+    c = container()
+    jobs = typed.populate(c.typed_jobs, c.registry, c.admission, parse_body(PopulateJobs), _caller(),
+                          _populate_defaults(), time.time())
+    return Response(body=Populated(jobs=[typed.summary(job) for job in jobs]).model_dump(), status_code=201)
 
 
 @api("/api/jobs/{job_id}", ["GET"], doc=Operation("A typed job with its timeline", "jobs", {200: JobView},
@@ -473,7 +493,8 @@ def bot_heartbeat(bot_id: str) -> Any:
     "Claim the next job this bot may run, with a lease", "bots", {200: Claimed, 204: NO_CONTENT}, body=Claim,
     bot=True, errors=(409,), path_parameters=BOT_PARAMETER,
     description="Fair across callers (fewest bot jobs in flight per weight first), highest priority then oldest "
-                "within a caller. 204 when there is none within `wait_s`. 409 while the bot holds `max_jobs`."))
+                "within a caller, within the rate limits of PUT /api/jobs/limits. 204 when there is none within "
+                "`wait_s`. 409 while the bot holds `max_jobs`."))
 def claim_job(bot_id: str) -> Any:
     command = parse_body(Claim)
     c = container()
@@ -551,6 +572,19 @@ def pace_tick(event: SQSEvent) -> None:
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def pacing_watchdog(event: Any) -> None:
     app.log.info("watchdog: %s", container().clock.watchdog(time.time()))
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def populate_jobs(event: Any) -> None:
+    """Seed 004's steady supply: a batch every PACER_POPULATE_INTERVAL_S (off unless set). It looks each minute, and
+    one invocation per interval takes the turn (a conditional write), so a duplicate fire makes no second batch."""
+    settings = container().settings
+    if settings.populate_interval_s is None:
+        return
+    c = container()
+    jobs = typed.populate_when_due(c.typed_jobs, c.registry, c.admission, settings.populate_interval_s,
+                                   _populate_defaults(), time.time())
+    app.log.info("populate: %d typed jobs", len(jobs))
 
 
 # ---- the datalake and the metrics summary (seed 004) ----

@@ -1,4 +1,4 @@
-"""Every benchmark (issues #3, #5, #6, #12 and #13), with its figures against the targets. `--quick` is CI's short form.
+"""Every benchmark (issues #3, #5, #6, #12, #13 and #14), with its figures against the targets. `--quick` is CI's short form.
 
 The 100,000-request run of the load tool (issue #12) is not part of it: it takes most of an hour here. Its
 report and chart are in docs/load-100k.json and docs/load-100k.svg.
@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench import (calls, datalake, factoring, fairness, jobs_list, load, pacing, rate_limits, status_latency,
-                   throughput, ways_in, weights)
+from bench import (calls, claims, datalake, factoring, fairness, jobs_list, load, pacing, rate_limits,
+                   status_latency, throughput, ways_in, weights)
 from bench.common import OUT
 
 
@@ -31,6 +31,7 @@ def main() -> None:
         "calls": calls.main(["--scale", "0.25" if quick else "1"]),
         "factoring": factoring.main(["--from-digits", "60" if quick else "40"]),
         "datalake": datalake.main(["--jobs", "1000", "--export-records", "10000"] if quick else []),
+        "claims": claims.main(["--quick"] if quick else []),
     }
     verdict = lambda met: "met" if met else "missed"
     two = next(r for r in results["throughput"] if r["workers"] == 2)
@@ -80,6 +81,9 @@ def main() -> None:
     print(f"  datalake lag          : p50 {lake['lag_p50_s']} s, p99 {lake['lag_p99_s']} s at {lake['run_jobs_per_s']} "
           f"jobs/s (target ≤ 5 s); {lake['datalake_records_per_s']} records/s in; export of "
           f"{lake['export_records']:,} records {lake['export_s']} s")
+    bot = results["claims"]
+    print(f"  bot claims, {bot['bots']} bots : {bot['claims_per_s']} claims/s over {bot['completed']:,} jobs; "
+          f"claim-to-complete p50/p95/p99 {'/'.join(str(v) for v in bot['claim_to_complete_ms'].values())} ms")
     OUT.mkdir(exist_ok=True)
     (OUT / ("results-quick.json" if quick else "results.json")).write_text(json.dumps(results, indent=2))
 

@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     worker_down_after_s: float = 120.0  # a worker or a bot silent this long shows `down`
     # Bots (chalicelib/bots/): a claim's lease, renewed by each heartbeat; a bot that beats every 30 s misses two.
     bot_lease_s: float = Field(default=90.0, ge=1.0, le=3600.0)
+    # The job types that run on bots when a submit names no `target` (JSON: '["report"]'); others run on Lambda.
+    bot_job_types: frozenset[str] = frozenset()
+
+    # Seed 004's steady supply (POST /api/jobs/populate, and the populate_jobs schedule): a batch of
+    # `populate_batch_size` typed jobs of `populate_type` (None: each type in turn) every `populate_interval_s`;
+    # None (the default) turns the schedule off. The schedule looks each minute, so the interval is 60 s or more.
+    populate_interval_s: float | None = Field(default=None, ge=60.0, le=7 * 24 * 3600.0)
+    populate_batch_size: int = Field(default=5, ge=1, le=100)
+    populate_type: str | None = None
 
     # Drills only: faults injected on purpose.
     failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)  # share of job attempts that raise

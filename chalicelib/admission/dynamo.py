@@ -40,6 +40,12 @@ def _lease_writes(lease: Lease) -> tuple[dict[str, str], dict[str, Any], str]:
     return names, values, ", ".join(sets)
 
 
+def read_limits(db: Any, table: str, dispatch_pk: str) -> dict[str, float]:
+    """The rate limits in force (limit key -> jobs per minute), kept on a dispatcher's lease item."""
+    found = db.get_item(TableName=table, Key=to_item({"pk": dispatch_pk, "sk": "LEASE"}), ConsistentRead=True)
+    return _lease(from_item(found["Item"])).per_minute if "Item" in found else {}
+
+
 @dataclass(frozen=True)
 class _Message:
     """One admitted message's part of a transaction: its outbox key, its job count, and its writes."""
@@ -128,8 +134,7 @@ class DispatchCoordination:
             return True  # lost by expiry: the next holder goes on
 
     def limits(self) -> dict[str, float]:
-        found = self._db.get_item(TableName=self._table, Key=self._lease_key, ConsistentRead=True).get("Item")
-        return _lease(from_item(found)).per_minute if found else {}
+        return read_limits(self._db, self._table, self.DISPATCH_PK)
 
     def set_limit(self, key: str, per_minute: float | None, now: float) -> None:
         names = {"#limit": LIMIT_PREFIX + key}

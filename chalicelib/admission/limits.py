@@ -20,6 +20,16 @@ second after next at the latest: within 2 s.
 
 The state is each key's latest slot, kept with the dispatcher's lease
 (models.Lease).
+
+Bots' claims (chalicelib/bots/) keep to the same limits on the same grid:
+`claim_window` is the wall-clock second a claim falls in and how many of a
+limit's slots lie in it (for a limit slower than one a second, the slot's
+whole interval, holding one), and a claim takes one of them with a
+conditional counter per limit and window in its own transaction, so
+concurrent claims never take more (bots/dynamo.py). A bot cannot be handed a
+slot ahead, as an SQS delay hands one, so a claim takes only its own
+window's. The counters are the bots' own: a limit caps Lambda's admissions
+and bots' claims each, not the two together.
 """
 from __future__ import annotations
 
@@ -34,6 +44,31 @@ SECONDS_GIVEN = 2  # such a pass gives out the slots of its own second and the n
 # Slots lie on a grid of multiples of the interval from the epoch, so they do not drift as they are added up; at
 # today's epoch a float is exact to about 2e-7 s, so a slot within EPSILON_S of a second's start is in that second.
 EPSILON_S = 1e-5
+
+
+@dataclass(frozen=True)
+class ClaimWindow:
+    """The stretch of time a bot's claim takes a limit's slot from, and how many slots lie in it."""
+
+    start: float
+    end: float
+    slots: int
+
+
+def claim_window(per_minute: float, now: float) -> ClaimWindow:
+    """For a limit of a slot or more a second, now's wall-clock second and the slots of the grid in it (over any
+    minute they add up to `per_minute`); for a slower one, the one slot's interval on the grid that holds now
+    (a 5-a-minute limit: one claim in each 12 s, whenever in it, so a poll that skips a second loses no slot)."""
+    interval = 60.0 / per_minute
+    if interval >= 1.0:
+        start = math.floor(now / interval + EPSILON_S / interval) * interval
+        return ClaimWindow(start, start + interval, 1)
+
+    def slots_before(moment: float) -> int:
+        return math.ceil(moment / interval - EPSILON_S / interval)
+
+    second = math.floor(now)
+    return ClaimWindow(float(second), second + 1.0, slots_before(second + 1) - slots_before(second))
 
 
 @dataclass

@@ -6,21 +6,24 @@ State table:
   BOTLOG#<bot id>      <at>#<job id>                 its history: a job settled, handed back or lost (TTL a week)
   BQ#<caller>          <9-priority>#<created>#<id>   the caller's bot jobs waiting for a claim (typed/keys.py)
   BCALLERS             <caller>                      backlog, in_flight (held by bots), done, failed
+  BLIMIT#<limit key>   <window start>                the claims that took a rate limit's slots in a window (TTL)
 Bot jobs' items are typed jobs, in the typed-jobs table.
 """
 from __future__ import annotations
 
-from typing import AbstractSet, Any, Sequence
+from typing import AbstractSet, Any, Mapping, Sequence
 
+from chalicelib.admission.dynamo import read_limits
+from chalicelib.admission.limits import ClaimWindow
 from chalicelib.admission.models import CallerCounts
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_item
 from chalicelib.aws.retry import call_with_conflict_retry, domain_client, query_all
 from chalicelib.bots.models import Bot, BotEvent
 from chalicelib.bots.store import BotStore
-from chalicelib.core.errors import HoldsMaxJobs, StaleWrite
+from chalicelib.core.errors import HoldsMaxJobs, RateLimited, StaleWrite
 from chalicelib.core.jobs import JobOutcome
-from chalicelib.typed.dynamo import TypedJobSettlement, backlog_put, caller_update, stats_update, timeline_entry
+from chalicelib.typed.dynamo import TYPED_DISPATCH_PK, TypedJobSettlement, backlog_put, caller_update, stats_update, timeline_entry
 from chalicelib.typed.keys import backlog_key, backlog_item, callers_partition
 from chalicelib.typed.models import TypedBacklogItem, TypedJob
 from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
@@ -28,6 +31,8 @@ from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
 BOTS_PK = "BOTS"
 BOT_CALLERS = callers_partition("bot")
 HISTORY_TTL_S = 7 * 24 * 3600
+LIMIT_SLOTS_TTL_S = 3600  # a window's claim counter is used only in the window; kept an hour past it to look at
+CLAIM_WRITES = 5  # the claim transaction's own writes; the limits' counters follow them
 
 
 def history_put(state_table: str, bot_id: str, event: BotEvent) -> Write:
@@ -156,7 +161,22 @@ class DynamoBotStore(BotStore):
             limit, KeyConditionExpression="pk = :pk", FilterExpression=filters, ExpressionAttributeNames=names,
             ExpressionAttributeValues=to_item(values), ConsistentRead=True)]
 
-    def claim(self, bot: Bot, item: TypedBacklogItem, now: float, lease_until: float) -> None:
+    def limits(self) -> dict[str, float]:
+        return read_limits(self._db, self._table, TYPED_DISPATCH_PK)
+
+    def _slot_take(self, key: str, window: ClaimWindow) -> dict[str, Any]:
+        return {"Update": {
+            "TableName": self._table, "Key": to_item({"pk": f"BLIMIT#{key}", "sk": f"{window.start:.6f}"}),
+            "UpdateExpression": "ADD claims :one SET expires_at = :expires",
+            # At most the window's slots, however many bots claim at once: the transaction serialises them on
+            # this item.
+            "ConditionExpression": "attribute_not_exists(claims) OR claims < :slots",
+            "ExpressionAttributeValues": to_item({":one": 1, ":slots": window.slots,
+                                                  ":expires": int(window.end) + LIMIT_SLOTS_TTL_S})}}
+
+    def claim(self, bot: Bot, item: TypedBacklogItem, now: float, lease_until: float,
+              slots: Mapping[str, ClaimWindow] | None = None) -> None:
+        limited = sorted((slots or {}).items())
         attempt = item.attempts + 1
         job = {"TableName": self._typed_jobs, "Key": to_item({"id": item.id}),
                "UpdateExpression": "SET #status = :running, place = :none, attempts = :attempt, started_at = :now, "
@@ -183,10 +203,15 @@ class DynamoBotStore(BotStore):
                 {"Update": holder},
                 caller_update(self._table, item.caller, backlog=-1, in_flight=1, partition=BOT_CALLERS),
                 stats_update(self._table, {"pending": -1, "running": 1}),
+                *(self._slot_take(key, window) for key, window in limited),
             ])
         except StaleWrite as exc:
-            if exc.reasons[2:3] == ["ConditionalCheckFailed"]:
+            failed = [reason == "ConditionalCheckFailed" for reason in exc.reasons]
+            if failed[2:3] == [True]:
                 raise HoldsMaxJobs(f"bot {bot.id} holds {bot.max_jobs} job(s) already: settle one first") from exc
+            held = frozenset(key for (key, _), hit in zip(limited, failed[CLAIM_WRITES:]) if hit)
+            if held and not any(failed[:CLAIM_WRITES]):
+                raise RateLimited(f"no slot left now under {', '.join(sorted(held))}", held) from exc
             raise
 
     def hand_back(self, bot_id: str, job: TypedJob, event: BotEvent, not_before: float | None, now: float,

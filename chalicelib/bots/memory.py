@@ -1,12 +1,13 @@
 """Bots' in-memory twin: the same conditions as DynamoBotStore, over the typed jobs' twin and under its lock."""
 from __future__ import annotations
 
-from typing import AbstractSet
+from typing import AbstractSet, Mapping
 
+from chalicelib.admission.limits import ClaimWindow
 from chalicelib.admission.models import CallerCounts
 from chalicelib.bots.models import Bot, BotEvent
 from chalicelib.bots.store import BotStore
-from chalicelib.core.errors import HoldsMaxJobs, StaleWrite
+from chalicelib.core.errors import HoldsMaxJobs, RateLimited, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.typed.keys import backlog_item, backlog_key
 from chalicelib.typed.memory import MemoryTypedJobStore
@@ -19,6 +20,7 @@ class MemoryBotStore(BotStore):
         self.lock = typed.lock
         self.saved: dict[str, Bot] = {}
         self.events: dict[str, list[BotEvent]] = {}  # bot id -> its history, oldest first
+        self.slots_taken: dict[tuple[str, float], int] = {}  # (limit key, window start) -> claims (BLIMIT#)
 
     def _bot(self, bot_id: str) -> Bot:
         bot = self.saved.get(bot_id)
@@ -78,7 +80,11 @@ class MemoryBotStore(BotStore):
                      and (backlog[key].not_before or 0) <= now]
             return [item.model_copy() for item in ready[:limit]]
 
-    def claim(self, bot: Bot, item: TypedBacklogItem, now: float, lease_until: float) -> None:
+    def limits(self) -> dict[str, float]:
+        return self.typed.limits()
+
+    def claim(self, bot: Bot, item: TypedBacklogItem, now: float, lease_until: float,
+              slots: Mapping[str, ClaimWindow] | None = None) -> None:
         with self.lock:
             stored = self.saved.get(bot.id)
             if stored is None:
@@ -88,6 +94,10 @@ class MemoryBotStore(BotStore):
             backlog = self.typed.bot_backlogs.get(item.caller, {})
             if backlog_key(item) not in backlog:
                 raise StaleWrite(f"job {item.id} left its backlog")
+            held = frozenset(key for key, window in (slots or {}).items()
+                             if self.slots_taken.get((key, window.start), 0) >= window.slots)
+            if held:
+                raise RateLimited(f"no slot left now under {', '.join(sorted(held))}", held)
             attempt = item.attempts + 1
             self.typed._change(item.id, lambda s: s.status == "pending" and s.place == "queued"
                                and s.attempts == item.attempts,
@@ -101,6 +111,8 @@ class MemoryBotStore(BotStore):
             self.typed._move_status(pending=-1, running=1)
             stored.holding[item.id] = attempt
             stored.lease_until, stored.last_beat_at = lease_until, now
+            for key, window in (slots or {}).items():
+                self.slots_taken[(key, window.start)] = self.slots_taken.get((key, window.start), 0) + 1
 
     def hand_back(self, bot_id: str, job: TypedJob, event: BotEvent, not_before: float | None, now: float,
                   expired_only: bool = False) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import random
 import re
 import secrets
@@ -39,15 +40,26 @@ from chalicelib.bots.models import (
     Registered,
     RegisterBot,
 )
+from chalicelib.admission.limits import claim_window
+from chalicelib.admission.models import caller_limit, held_types
 from chalicelib.bots.store import BotStore
-from chalicelib.core.errors import Conflict, Forbidden, HoldsMaxJobs, NotFound, StaleWrite, Unauthenticated
+from chalicelib.core.errors import (
+    Conflict,
+    Forbidden,
+    HoldsMaxJobs,
+    NotFound,
+    RateLimited,
+    StaleWrite,
+    Unauthenticated,
+)
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.core.times import iso
 from chalicelib.core.validation import invalid
 from chalicelib.observability import emf
 from chalicelib.observability.logs import correlated
 from chalicelib.typed.executors import Registry
-from chalicelib.typed.models import TypedJob
+from chalicelib.typed.keys import typed_limit_keys
+from chalicelib.typed.models import TypedBacklogItem, TypedJob
 from chalicelib.worker.ledger import ResultLedger, record_outcomes
 from chalicelib.worker.retry import RetryPolicy
 
@@ -58,6 +70,7 @@ TOKEN_PREFIX = "pbt_"  # says what a leaked string is
 HISTORY_SHOWN = 20
 CLAIM_POLL_S = 1.0  # a long-polling claim looks again this often
 BACKLOG_READ = 5  # a caller's backlog head read per claim: enough to step past a job another bot took meanwhile
+BACKLOG_RACES = 3  # reads again when other bots took every item read, before the claim moves on to the next caller
 
 
 def new_bot_id() -> str:
@@ -125,37 +138,79 @@ def claim(store: BotStore, ledger: ResultLedger, registry: Registry, bot: Bot, c
     if len(bot.holding) >= bot.max_jobs:
         raise HoldsMaxJobs(f"bot {bot.id} holds {', '.join(bot.holding)} already: complete or fail it first "
                            f"(it may hold {bot.max_jobs} at once)")
+    all_types = set(registry.names)
     deadline = clock() + command.wait_s
+    reclaim_at = -math.inf
     while True:
         now = clock()
-        reclaim_expired(store, ledger, now)
-        claimed = _claim_once(store, bot, types, now, lease_s)
+        if now > reclaim_at:
+            # Reading every bot is the costly part: done once per claim call, and again in a long poll only once
+            # a lease seen then can have run out (a lease taken meanwhile waits for the next claim or the watchdog).
+            reclaim_at = _reclaim(store, ledger, now)[1]
+        claimed = _claim_once(store, bot, types, all_types, store.limits(), now, lease_s)
         if claimed is not None or now >= deadline:
             return claimed
         sleep(min(CLAIM_POLL_S, deadline - now))
 
 
-def _claim_once(store: BotStore, bot: Bot, types: set[str] | None, now: float, lease_s: float) -> Claimed | None:
+def _claim_once(store: BotStore, bot: Bot, types: set[str] | None, all_types: set[str], limits: dict[str, float],
+                now: float, lease_s: float) -> Claimed | None:
     """Fairness as admission's: the caller with the fewest bot jobs in flight per unit of weight first (ties in a
-    random order, so no caller always wins them), then the head of its backlog."""
+    random order, so no caller always wins them), then the head of its backlog; rate limits as admission's: a job
+    takes a slot of its type's and its caller's limits in the window now falls in (admission/limits.py), in the claim's
+    own transaction, and a limit with none left holds its jobs back while the others go on."""
+    windows = {key: claim_window(per_minute, now) for key, per_minute in limits.items()}
+    held = {key for key, window in windows.items() if window.slots == 0}
     callers = [c for c in store.callers() if c.backlog > 0]
     random.shuffle(callers)
     for caller in sorted(callers, key=lambda c: c.in_flight / c.weight):
-        for item in store.backlog(caller.caller, BACKLOG_READ, types, now):
-            try:
-                store.claim(bot, item, now, now + lease_s)
-            except StaleWrite:
-                continue  # another bot took it, or it was cancelled: the next one
-            job = store.job(item.id)
-            attempt = item.attempts + 1
-            with correlated(item.correlation_id):
-                log.info("bot job claimed", extra={"job_id": item.id, "bot": bot.id, "attempt": attempt})
-            return Claimed(job=ClaimedJob(id=item.id, type=item.type, priority=item.priority, payload=item.payload,
-                                          caller=item.caller, attempt=attempt,
-                                          max_attempts=job.max_attempts if job else attempt,
-                                          created_at=iso(item.created_at)),
-                           lease_until=iso(now + lease_s), lease_s=lease_s)
+        races = 0
+        while caller_limit(caller.caller) not in held:
+            wanted = _types_past(held, types, all_types)
+            items = store.backlog(caller.caller, BACKLOG_READ, wanted, now) if wanted != set() else []
+            limited_now, raced = set(held), False
+            for item in items:
+                keys = [key for key in typed_limit_keys(item) if key in windows]
+                if any(key in held for key in keys):
+                    continue
+                try:
+                    store.claim(bot, item, now, now + lease_s, {key: windows[key] for key in keys})
+                except RateLimited as exc:
+                    held |= exc.keys  # the window's slots are gone: its jobs wait for the next window
+                    continue
+                except StaleWrite:
+                    raced = True
+                    continue  # another bot took it, or it was cancelled: the next one
+                return _claimed(store, bot, item, now, lease_s)
+            # Read again past the held types if a limit turned items away (as admission does), or if other bots
+            # took every item read (a few times: many bots on one caller's backlog would otherwise answer 204
+            # while it still holds jobs).
+            if held == limited_now and not (raced and len(items) == BACKLOG_READ and races < BACKLOG_RACES):
+                break
+            races += raced
     return None
+
+
+def _types_past(held: set[str], types: set[str] | None, all_types: set[str]) -> set[str] | None:
+    """The types a backlog read asks for: the bot's (None: any) without those whose limits are held."""
+    held_now = set(held_types(held))
+    if not held_now:
+        return types
+    return (types if types is not None else all_types) - held_now
+
+
+def _claimed(store: BotStore, bot: Bot, item: TypedBacklogItem, now: float, lease_s: float) -> Claimed:
+    attempt = item.attempts + 1
+    max_attempts = item.max_attempts
+    if max_attempts is None:  # a backlog item written before it carried max_attempts
+        job = store.job(item.id)
+        max_attempts = job.max_attempts if job else attempt
+    with correlated(item.correlation_id):
+        log.info("bot job claimed", extra={"job_id": item.id, "bot": bot.id, "attempt": attempt})
+    return Claimed(job=ClaimedJob(id=item.id, type=item.type, priority=item.priority, payload=item.payload,
+                                  caller=item.caller, attempt=attempt, max_attempts=max_attempts,
+                                  created_at=iso(item.created_at)),
+                   lease_until=iso(now + lease_s), lease_s=lease_s)
 
 
 def _held(store: BotStore, bot: Bot, job_id: str) -> TypedJob:
@@ -221,9 +276,17 @@ def reclaim_expired(store: BotStore, ledger: ResultLedger, now: float) -> int:
     """Every job whose bot's lease ran out goes back to its backlog, or is failed on its last attempt. Run by each
     claim and by the watchdog; each hand-back is conditional on the lease having run out, so a heartbeat that
     lands first keeps the job, and two reclaimers hand it back once."""
-    reclaimed = 0
+    return _reclaim(store, ledger, now)[0]
+
+
+def _reclaim(store: BotStore, ledger: ResultLedger, now: float) -> tuple[int, float]:
+    """reclaim_expired, and the earliest lease still running: until then, no lease seen here can run out."""
+    reclaimed, next_expiry = 0, math.inf
     for bot in store.bots():
-        if not bot.holding or bot.lease_until >= now:
+        if not bot.holding:
+            continue
+        if bot.lease_until >= now:
+            next_expiry = min(next_expiry, bot.lease_until)
             continue
         for job_id, attempt in bot.holding.items():
             job = store.job(job_id)
@@ -241,7 +304,7 @@ def reclaim_expired(store: BotStore, ledger: ResultLedger, now: float) -> int:
             log.warning("bot lease ran out; job taken back", extra={"job_id": job_id, "bot": bot.id,
                                                                     "attempt": attempt})
             reclaimed += 1
-    return reclaimed
+    return reclaimed, next_expiry
 
 
 def delete(store: BotStore, ledger: ResultLedger, bot_id: str, now: float) -> None:

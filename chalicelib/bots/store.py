@@ -10,8 +10,9 @@ with the bots' settlement (dynamo.py's BotJobSettlement, memory.py's `settle`).
 """
 from __future__ import annotations
 
-from typing import AbstractSet, Protocol
+from typing import AbstractSet, Mapping, Protocol
 
+from chalicelib.admission.limits import ClaimWindow
 from chalicelib.admission.models import CallerCounts
 from chalicelib.bots.models import Bot, BotEvent
 from chalicelib.typed.models import TypedBacklogItem, TypedJob
@@ -54,10 +55,17 @@ class BotStore(Protocol):
         none still waiting out a retry's backoff."""
         ...
 
-    def claim(self, bot: Bot, item: TypedBacklogItem, now: float, lease_until: float) -> None:
+    def limits(self) -> dict[str, float]:
+        """The typed jobs' rate limits in force (limit key -> jobs per minute), as admission keeps them."""
+        ...
+
+    def claim(self, bot: Bot, item: TypedBacklogItem, now: float, lease_until: float,
+              slots: Mapping[str, ClaimWindow] | None = None) -> None:
         """The job to running on this bot, its attempt the next one, out of its backlog, leased until
-        `lease_until`. Raises HoldsMaxJobs if the bot holds `max_jobs` already, StaleWrite if the job left its
-        backlog (another bot claimed it, or it was cancelled)."""
+        `lease_until`, taking one of the slots left in the window of each limit in `slots` (limit key -> its
+        window now). Raises HoldsMaxJobs if the bot holds `max_jobs` already, StaleWrite if the job
+        left its backlog (another bot claimed it, or it was cancelled), RateLimited naming the limits whose
+        slots were all taken."""
         ...
 
     def hand_back(self, bot_id: str, job: TypedJob, event: BotEvent, not_before: float | None, now: float,

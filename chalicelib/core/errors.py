@@ -59,6 +59,15 @@ class HoldsMaxJobs(Conflict):
     """A bot claimed while it holds as many jobs as it may (one, unless it registered for more)."""
 
 
+class RateLimited(Conflict):
+    """A bot's claim found the slots of a rate limit in this second taken: `keys` names the limits (admission's
+    limit keys) that held it back."""
+
+    def __init__(self, message: str, keys: frozenset[str]):
+        super().__init__(message)
+        self.keys = keys
+
+
 class StaleWrite(PacerError):
     """A conditional write lost a race: what it was based on has changed.
 

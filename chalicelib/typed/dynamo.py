@@ -48,6 +48,9 @@ MINUTE_TTL_S = 2 * 3600
 IDEMPOTENCY_TTL_S = 24 * 3600
 
 
+TYPED_DISPATCH_PK = "TDISPATCH"  # typed admission's lease (with the rate limits), outbox, pause switch
+
+
 def stats_update(state_table: str, statuses: dict[str, int] | None = None, types: dict[str, int] | None = None,
                  total: int = 0) -> dict[str, Any] | None:
     """An Update adding to one (random) shard of the job counters; None if nothing changes."""
@@ -154,7 +157,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
     """Typed jobs: job items in the typed-jobs table; their backlogs, schedule, admission and counters in the state table."""
 
     CALLERS_PK = "TCALLERS"
-    DISPATCH_PK = "TDISPATCH"
+    DISPATCH_PK = TYPED_DISPATCH_PK
 
     def __init__(self, client: DynamoDBClient, typed_jobs_table: str, state_table: str, results_table: str) -> None:
         super().__init__(client, state_table)
@@ -378,6 +381,18 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
     def set_paused(self, paused: bool, now: float) -> None:
         self._db.put_item(TableName=self._table, Item=to_item(
             {"pk": self.DISPATCH_PK, "sk": "PAUSED", "paused": paused, "updated_at": now}))
+
+    def take_populate_turn(self, now: float, next_at: float) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table, Key=to_item({"pk": self.DISPATCH_PK, "sk": "POPULATE"}),
+                UpdateExpression="SET next_at = :next, taken_at = :now",
+                # One batch per interval, however many schedule invocations fire (EventBridge may fire twice).
+                ConditionExpression="attribute_not_exists(next_at) OR next_at <= :now",
+                ExpressionAttributeValues=to_item({":next": next_at, ":now": now}))
+            return True
+        except StaleWrite:
+            return False
 
     def prepare_admission(self, now: float) -> bool:
         due = self._query(KeyConditionExpression="pk = :pk AND sk <= :now",

@@ -51,8 +51,9 @@ class NewJobBase(Payload):
     priority: int = Field(default=3, ge=1, le=5, description="5 is the highest")
     # JSON carries times as strings: parsed here (strict mode would refuse any string). A naive time is refused.
     scheduled_for: AwareDatetime | None = Field(default=None, strict=False)
-    target: Literal["lambda", "bot"] = Field(
-        default="lambda", description="where it runs: `lambda` (Pacer's workers) or `bot` (claimed over HTTP)")
+    target: Literal["lambda", "bot"] | None = Field(
+        default=None, description="where it runs: `lambda` (Pacer's workers) or `bot` (claimed over HTTP); "
+                                  "omitted, the type's default: `bot` for the stage's PACER_BOT_JOB_TYPES, else `lambda`")
 
 
 class SimulatedFailure(RuntimeError):
@@ -114,6 +115,7 @@ class JobType:
     payload: type[Payload]
     main_text: str  # the payload field `q` searches and `#fail` is looked for in
     execute: Executor
+    example: dict[str, Any] | None = None  # a valid payload, for generated jobs (POST /api/jobs/populate)
 
 
 class Registry:
@@ -124,15 +126,18 @@ class Registry:
         self._lock = threading.Lock()
         self._adapter: TypeAdapter[Any] | None = None
 
-    def register(self, name: str, payload: type[Payload], main_text: str) -> Callable[[Executor], Executor]:
+    def register(self, name: str, payload: type[Payload], main_text: str,
+                 example: dict[str, Any] | None = None) -> Callable[[Executor], Executor]:
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name):
             raise ValueError(f"job type {name!r}: use lower-case letters, digits and _")
         if main_text not in payload.model_fields:
             raise ValueError(f"job type {name!r}: {payload.__name__} has no field {main_text!r}")
+        if example is not None:
+            payload.model_validate(example)  # an example that does not fit its model fails here, not in a batch
 
         def add(execute: Executor) -> Executor:
             with self._lock:
-                self._types[name] = JobType(name, payload, main_text, execute)
+                self._types[name] = JobType(name, payload, main_text, execute, example)
                 self._adapter = None
             return execute
 
@@ -164,6 +169,13 @@ class Registry:
                 self._adapter = TypeAdapter(Annotated[union, Field(discriminator="type")])
             return self._adapter
 
+    def example(self, name: str, note: str) -> dict[str, Any] | None:
+        """The type's example payload with `note` added to its main text (None if it registered none)."""
+        kind = self._types.get(name)
+        if kind is None or kind.example is None:
+            return None
+        return {**kind.example, kind.main_text: f"{kind.example[kind.main_text]} {note}"}
+
     def main_text(self, name: str, payload: dict[str, Any]) -> str:
         kind = self._types.get(name)
         return str(payload.get(kind.main_text, "")) if kind else ""
@@ -192,19 +204,23 @@ def _receipt(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(6)}"
 
 
-@REGISTRY.register("email", EmailPayload, main_text="subject")
+@REGISTRY.register("email", EmailPayload, main_text="subject",
+                   example={"to": "ann@example.com", "subject": "Your weekly digest", "body": "Hello Ann"})
 def send_email(payload: EmailPayload) -> dict[str, Any]:
     return {"simulated": True, "message_id": _receipt("msg"), "to": payload.to}
 
 
-@REGISTRY.register("report", ReportPayload, main_text="report_type")
+@REGISTRY.register("report", ReportPayload, main_text="report_type",
+                   example={"report_type": "sales", "format": "csv",
+                            "date_range": {"from": "2026-11-01", "to": "2026-11-30"}})
 def build_report(payload: ReportPayload) -> dict[str, Any]:
     days = (payload.date_range.to - payload.date_range.from_).days + 1
     return {"simulated": True, "report_id": _receipt("rpt"), "format": payload.format, "days": days,
             "url": f"sim://reports/{payload.report_type}.{payload.format}"}
 
 
-@REGISTRY.register("notification", NotificationPayload, main_text="message")
+@REGISTRY.register("notification", NotificationPayload, main_text="message",
+                   example={"user_id": "u-ann", "channel": "push", "message": "Your report is ready"})
 def notify(payload: NotificationPayload) -> dict[str, Any]:
     return {"simulated": True, "notification_id": _receipt("ntf"), "channel": payload.channel,
             "user_id": payload.user_id}

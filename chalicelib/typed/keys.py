@@ -53,7 +53,8 @@ def listing_attributes(job: TypedJob, main_text: str) -> dict[str, Any]:
 def backlog_item(job: TypedJob) -> TypedBacklogItem:
     return TypedBacklogItem(id=job.id, type=job.type, priority=job.priority, payload=job.payload, caller=job.caller,
                            created_at=job.created_at, due=job.scheduled_for if job.place == "scheduled" else None,
-                           correlation_id=job.correlation_id, target=job.target, attempts=job.attempts)
+                           correlation_id=job.correlation_id, target=job.target, attempts=job.attempts,
+                           max_attempts=job.max_attempts)
 
 
 def typed_job_spec(item: TypedBacklogItem) -> JobSpec:

@@ -31,6 +31,7 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
         self.total = 0
         self.minutes: dict[int, tuple[int, int]] = {}
         self.is_paused = False
+        self.populate_next_at: float | None = None  # the populate schedule's next turn
         self.settled_log: dict[str, builtins.list[Settled]] = {}  # caller -> settled jobs, oldest first
         # Bot jobs (chalicelib/bots/): their own backlogs and caller counts (BQ#, BCALLERS), which admission never
         # reads; the bots' twin (bots/memory.py) claims from them under this store's lock.
@@ -206,6 +207,13 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
 
     def set_paused(self, paused: bool, now: float) -> None:
         self.is_paused = paused
+
+    def take_populate_turn(self, now: float, next_at: float) -> bool:
+        with self.lock:
+            if self.populate_next_at is not None and self.populate_next_at > now:
+                return False
+            self.populate_next_at = next_at
+            return True
 
     def prepare_admission(self, now: float) -> bool:
         with self.lock:

@@ -67,6 +67,7 @@ class TypedBacklogItem(BaseModel):
     target: JobTarget = "lambda"
     attempts: int = 0  # a bot job's attempts so far: its claim is conditional on it
     not_before: float | None = None  # a bot job handed back for a retry: claimable from then on (its backoff)
+    max_attempts: int | None = None  # the job's, so a bot's claim answers it without reading the job (None: older)
 
 
 class TypedJobStats(BaseModel):
@@ -127,6 +128,24 @@ class JobView(JobSummary):
 class JobList(BaseModel):
     jobs: list[JobSummary]
     next: str | None = Field(description="pass as `next` for the following page; null on the last")
+
+
+MAX_POPULATE = 100  # jobs a populate creates at once
+
+
+class PopulateJobs(Request):
+    """An admin's batch of generated typed jobs (seed 004's steady supply); every field defaults from the stage."""
+
+    count: int | None = Field(default=None, ge=1, le=MAX_POPULATE,
+                              description="jobs to create (PACER_POPULATE_BATCH_SIZE, 5, if omitted)")
+    type: str | None = Field(default=None, description="their job type (PACER_POPULATE_TYPE if omitted; unset, "
+                                                       "each registered type in turn)")
+    target: JobTarget | None = Field(default=None, description="where they run (the type's default if omitted)")
+    priority: int = Field(default=3, ge=1, le=5, description="5 is the highest")
+
+
+class Populated(BaseModel):
+    jobs: list[JobSummary]
 
 
 class ThroughputMinute(BaseModel):

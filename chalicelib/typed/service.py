@@ -17,7 +17,8 @@ import json
 import logging
 import math
 import secrets
-from typing import Any
+from dataclasses import dataclass
+from typing import AbstractSet, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -41,6 +42,8 @@ from chalicelib.typed.models import (
     ThroughputMinute,
     TimelineEntry,
     TimelineView,
+    JobTarget,
+    PopulateJobs,
     TypedJob,
     WakeUp,
 )
@@ -98,11 +101,17 @@ def body_hash(command: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def default_target(job_type: str, bot_job_types: AbstractSet[str]) -> JobTarget:
+    """Where a job runs when its submit names no target: on bots for the stage's bot job types, else on Lambda."""
+    return "bot" if job_type in bot_job_types else "lambda"
+
+
 def submit(store: TypedJobStore, registry: Registry, admission: Admission, ticks: MessageQueue, data: dict[str, Any],
-           caller: str | None, idempotency_key: str | None, max_attempts: int, now: float) -> tuple[TypedJob, bool]:
+           caller: str | None, idempotency_key: str | None, max_attempts: int, now: float,
+           bot_job_types: AbstractSet[str] = frozenset()) -> tuple[TypedJob, bool]:
     """Validate, then store the job (with its idempotency claim, in one transaction), then admit it, or for a
     scheduled job ask for a wake-up when it falls due. Returns (job, created)."""
-    job, created = _create(store, registry, data, caller, idempotency_key, max_attempts, now)
+    job, created = _create(store, registry, data, caller, idempotency_key, max_attempts, now, bot_job_types)
     log.info("typed job stored" if created else "typed job found by its Idempotency-Key",
              extra={"job_id": job.id, "type": job.type, "caller": job.caller, "place": job.place})
     if created and job.place == "scheduled":
@@ -113,8 +122,12 @@ def submit(store: TypedJobStore, registry: Registry, admission: Admission, ticks
 
 
 def _create(store: TypedJobStore, registry: Registry, data: dict[str, Any], caller: str | None,
-            idempotency_key: str | None, max_attempts: int, now: float) -> tuple[TypedJob, bool]:
+            idempotency_key: str | None, max_attempts: int, now: float,
+            bot_job_types: AbstractSet[str]) -> tuple[TypedJob, bool]:
     command = parse_new_job(data, registry)
+    if command.target is None:
+        # Resolved before the body is hashed: a retry under the same Idempotency-Key matches the job as stored.
+        command = command.model_copy(update={"target": default_target(command.type, bot_job_types)})
     caller = check_caller(caller or DEFAULT_CALLER)
     key = check_idempotency_key(idempotency_key)
     due = command.scheduled_for.timestamp() if command.scheduled_for else None
@@ -139,6 +152,65 @@ def _create(store: TypedJobStore, registry: Registry, data: dict[str, Any], call
         if existing is None:  # the claim outlived its job: cannot happen unless someone deleted the job
             raise Conflict(f"Idempotency-Key {key!r} names job {duplicate.job_id}, which no longer exists") from None
         return existing, False
+
+
+POPULATE_CALLER = "populate"  # who a populated job is from, unless the request names a caller
+# The populate schedule looks every minute: a turn taken this much before it is due is taken on time, so a fire a
+# little early (the schedule's jitter) does not put the batch a whole minute late.
+POPULATE_EARLY_S = 30.0
+
+
+@dataclass(frozen=True)
+class PopulateDefaults:
+    """A stage's populate settings: the batch a request or the schedule makes when it names nothing else."""
+
+    count: int
+    type: str | None
+    bot_job_types: AbstractSet[str]
+    max_attempts: int
+
+
+def populate(store: TypedJobStore, registry: Registry, admission: Admission, command: PopulateJobs,
+             caller: str | None, defaults: PopulateDefaults, now: float) -> list[TypedJob]:
+    """Seed 004's steady supply: a batch of typed jobs made from their types' example payloads, each stored as a
+    submit stores it, then one admission pass for those that run on Lambda. Everything is checked before the
+    first job is stored, so a refused request stores nothing."""
+    types = _populate_types(registry, command.type or defaults.type, "type" if command.type else "PACER_POPULATE_TYPE")
+    caller = check_caller(caller or POPULATE_CALLER)
+    count = command.count or defaults.count
+    batch = f"(populated {iso(now)}, {{}} of {count})"
+    jobs = []
+    for index in range(count):
+        job_type = types[index % len(types)]
+        data = {"type": job_type, "priority": command.priority, "target": command.target,
+                "payload": registry.example(job_type, batch.format(index + 1))}
+        jobs.append(_create(store, registry, data, caller, None, defaults.max_attempts, now,
+                            defaults.bot_job_types)[0])
+    log.info("typed jobs populated", extra={"count": len(jobs), "caller": caller,
+                                            "job_ids": [job.id for job in jobs]})
+    if any(job.target == "lambda" for job in jobs):
+        admission.request("typed")
+    return jobs
+
+
+def _populate_types(registry: Registry, job_type: str | None, field: str) -> list[str]:
+    """The types a batch cycles through: the one named, or every type that registered an example payload."""
+    if job_type is None:
+        return [name for name in registry.names if registry.example(name, "") is not None]
+    if registry.example(job_type, "") is None:
+        known = [name for name in registry.names if registry.example(name, "") is not None]
+        raise invalid([{"field": field, "message": f"{job_type!r} is not a job type populate can make; "
+                                                   f"known: {', '.join(known)}"}])
+    return [job_type]
+
+
+def populate_when_due(store: TypedJobStore, registry: Registry, admission: Admission, interval_s: float | None,
+                      defaults: PopulateDefaults, now: float) -> list[TypedJob]:
+    """Run by the populate schedule each minute: a batch once per `interval_s` (None: never), whichever
+    invocation takes the turn."""
+    if interval_s is None or not store.take_populate_turn(now, now + interval_s - POPULATE_EARLY_S):
+        return []
+    return populate(store, registry, admission, PopulateJobs(), None, defaults, now)
 
 
 def wake_up(due: float, now: float) -> OutboundMessage:

@@ -53,6 +53,11 @@ class TypedJobStore(AdmissionStore[TypedBacklogItem], CallerFigures, Protocol):
 
     def set_paused(self, paused: bool, now: float) -> None: ...
 
+    def take_populate_turn(self, now: float, next_at: float) -> bool:
+        """The populate schedule's turn: True for exactly one caller once the last turn's `next_at` has come (or
+        on the first turn), which moves it to `next_at`; False otherwise."""
+        ...
+
     # Admission (the shared Dispatcher drives the rest of AdmissionStore, as for fair compute).
     def prepare_admission(self, now: float) -> bool:
         """Move scheduled jobs that are due into their callers' backlogs; False while admission is paused."""

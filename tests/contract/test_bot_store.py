@@ -235,3 +235,67 @@ def test_callers_carry_their_admission_weight(stores):
     create(typed, bot_job(1, caller="bob"))
     typed.set_weight("bob", 3.0, T0)
     assert [(c.caller, c.weight) for c in bots.callers()] == [("bob", 3.0)]
+
+
+# ---- rate limits: a claim takes a slot of its limits' window in its own transaction ----
+
+def window(slots, start=T0 + 100):
+    from chalicelib.admission.limits import ClaimWindow
+    return ClaimWindow(start, start + 1, slots)
+
+
+def test_a_claim_takes_a_slot_and_one_past_the_windows_slots_is_refused_changing_nothing(stores):
+    from chalicelib.core.errors import RateLimited
+    typed, bots, _ = stores
+    create(typed, bot_job(1), bot_job(2), bot_job(3))
+    first, second, third = (register(bots, name) for name in ("b1", "b2", "b3"))
+    limits = {"type:email": window(2), "caller:alice": window(5)}
+    for bot in (first, second):
+        (item,) = bots.backlog("alice", 1, None, T0 + 100)
+        bots.claim(bot, item, T0 + 100, T0 + 100 + LEASE, limits)
+    (item,) = bots.backlog("alice", 1, None, T0 + 100)
+    with pytest.raises(RateLimited) as refused:
+        bots.claim(third, item, T0 + 100.5, T0 + 100 + LEASE, limits)
+    assert refused.value.keys == {"type:email"}
+    assert typed.get(item.id).status == "pending" and bots.get(third.id).holding == {}
+    assert counts(bots) == [("alice", 1, 2, 0, 0)]
+    # The next window has its own slots.
+    bots.claim(third, item, T0 + 101, T0 + 101 + LEASE, {"type:email": window(2, T0 + 101)})
+    assert typed.get(item.id).status == "running"
+
+
+def test_a_refused_claim_leaves_the_windows_slots_as_they_were(stores):
+    from chalicelib.core.errors import HoldsMaxJobs
+    typed, bots, _ = stores
+    create(typed, bot_job(1), bot_job(2))
+    busy, idle = register(bots, "busy"), register(bots, "idle")
+    claim_next(bots, busy)
+    (item,) = bots.backlog("alice", 1, None, T0 + 100)
+    with pytest.raises(HoldsMaxJobs):  # the bot holds its one job: the claim lands nothing, the slot stays free
+        bots.claim(busy, item, T0 + 100, T0 + 100 + LEASE, {"type:email": window(1)})
+    bots.claim(idle, item, T0 + 100, T0 + 100 + LEASE, {"type:email": window(1)})
+    assert typed.get(item.id).bot == idle.id
+
+
+def test_racing_claims_from_one_read_take_no_more_than_the_windows_slots(stores):
+    """Eight bots read the backlog at once and each claims its own job in the same window. Each claim's
+    transaction holds the counter's condition, and DynamoDB serialises transactions on an item, so the order they
+    land in does not matter: run one after another here (moto in-process is not thread-safe; the in-memory twin's
+    lock gives the same order)."""
+    from chalicelib.core.errors import RateLimited
+    typed, bots, _ = stores
+    create(typed, *(bot_job(i) for i in range(1, 9)))
+    fleet = [register(bots, f"b{i}") for i in range(8)]
+    items = bots.backlog("alice", 8, None, T0 + 100)
+
+    def try_claim(pair):
+        bot, item = pair
+        try:
+            bots.claim(bot, item, T0 + 100, T0 + 100 + LEASE, {"type:email": window(3)})
+            return True
+        except RateLimited:
+            return False
+
+    landed = [try_claim(pair) for pair in zip(fleet, items)]
+    assert landed == [True, True, True, False, False, False, False, False]
+    assert counts(bots) == [("alice", 5, 3, 0, 0)]

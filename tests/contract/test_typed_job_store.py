@@ -298,3 +298,12 @@ def test_a_messages_jobs_start_together_and_one_cancelled_meanwhile_is_left_out(
     by_status = store.stats(0, 0).by_status
     assert (by_status.get("running"), by_status.get("pending", 0)) == (2, 0)  # the counters moved once per start
     assert store.start_many([(first.id, 1)], "w2", T0 + 12) == set()  # started already: not again
+
+
+def test_the_populate_turn_is_taken_once_until_its_next_time_comes(stores):
+    store, _ = stores
+    assert store.take_populate_turn(T0, T0 + 570)  # the first turn
+    assert not store.take_populate_turn(T0 + 1, T0 + 571)  # a duplicate fire of the same minute
+    assert not store.take_populate_turn(T0 + 569, T0 + 1139)
+    assert store.take_populate_turn(T0 + 570, T0 + 1140)
+    assert not store.take_populate_turn(T0 + 600, T0 + 1170)

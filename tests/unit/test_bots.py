@@ -5,7 +5,7 @@ import json
 import pytest
 
 from chalicelib.bots import service as bots
-from chalicelib.bots.models import Claim, Fail, RegisterBot
+from chalicelib.bots.models import Claim, Complete, Fail, RegisterBot
 from chalicelib.typed import service as typed
 from chalicelib.worker.retry import RetryPolicy
 from tests.fakes import MemoryContainer
@@ -308,3 +308,154 @@ def test_a_lambda_job_is_never_claimed_by_a_bot(client, c):
     assert status == 201
     bot, auth = register(client)
     assert claim(client, bot, auth)[0] == 204
+
+
+# ---- rate limits on claims (admission/limits.py's grid, a counter per limit and window) ----
+
+def submit_many(c, count, body=EMAIL, caller="alice", now=1000.0):
+    return [typed.submit(c.typed_jobs, c.registry, c.admission, c.ticks_queue, body, caller, None, 3, now)[0]
+            for _ in range(count)]
+
+
+def claim_now(c, bot, now, **claim):
+    return bots.claim(c.bots, c.bot_ledger, c.registry, c.bots.get(bot.id), Claim(**claim), lambda: now, 90,
+                      lambda s: None)
+
+
+def settle(c, bot, claimed, now):
+    bots.complete(c.bots, c.bot_ledger, c.bots.get(bot.id), claimed.job.id, Complete(result={}), now)
+
+
+def limit(c, per_minute, type=None, caller=None):
+    c.typed_jobs.set_limit(f"type:{type}" if type else f"caller:{caller}", per_minute, 0.0)
+
+
+def test_a_type_limit_caps_bot_claims_in_each_second_and_other_types_go_on(c):
+    submit_many(c, 6)
+    (report,) = submit_many(c, 1, REPORT, now=1001.0)  # behind the emails in the backlog
+    limit(c, 120, type="email")  # two a second
+    fleet = [register_at(c, f"w{i}", 1000.0) for i in range(4)]
+    got = [claim_now(c, bot, 1000.3) for bot in fleet]
+    kinds = [claimed.job.type for claimed in got if claimed]
+    assert kinds == ["email", "email", "report"] and got[3] is None  # the third email waits for the next second
+    assert got[2].job.id == report.id  # the held type did not hold back the report behind it
+    assert claim_now(c, fleet[3], 1001.0).job.type == "email"
+
+
+def test_a_caller_limit_holds_that_callers_jobs_and_not_another_callers(c):
+    submit_many(c, 3, caller="alice")
+    submit_many(c, 1, caller="bob")
+    limit(c, 60, caller="alice")  # one a second
+    fleet = [register_at(c, f"w{i}", 1000.0) for i in range(3)]
+    got = [claim_now(c, bot, 1000.5) for bot in fleet]
+    assert sorted(claimed.job.caller for claimed in got if claimed) == ["alice", "bob"] and got[2] is None
+
+
+def test_a_limit_slower_than_one_a_second_gives_one_claim_in_each_of_its_intervals(c):
+    submit_many(c, 5)
+    limit(c, 6, type="email")  # one in each 10 s on the grid: [1000, 1010), [1010, 1020) ...
+    bot = register_at(c, "w", 1000.0)
+    taken = []
+    for now in (1003.0, 1004.0, 1009.9, 1010.2, 1013.0, 1027.5):
+        claimed = claim_now(c, bot, now)
+        if claimed:
+            taken.append(now)
+            settle(c, bot, claimed, now)
+    assert taken == [1003.0, 1010.2, 1027.5]
+
+
+def test_over_a_minute_claims_never_exceed_the_limit(c):
+    submit_many(c, 200)
+    limit(c, 90, type="email")  # 1.5 a second: the grid alternates one and two
+    fleet = [register_at(c, f"w{i}", 1000.0) for i in range(5)]
+    per_second: dict[int, int] = {}
+    now = 1000.0
+    while now < 1060.0:
+        for bot in fleet:
+            claimed = claim_now(c, bot, now)
+            if claimed:
+                per_second[int(now)] = per_second.get(int(now), 0) + 1
+                settle(c, bot, claimed, now)
+        now += 0.25
+    assert sum(per_second.values()) == 90 and set(per_second.values()) == {1, 2}
+
+
+def test_a_limit_lifted_lets_claims_through_at_once(c):
+    submit_many(c, 3)
+    limit(c, 60, type="email")
+    fleet = [register_at(c, f"w{i}", 1000.0) for i in range(3)]
+    assert [bool(claim_now(c, bot, 1000.1)) for bot in fleet[:2]] == [True, False]
+    limit(c, None, type="email")
+    assert claim_now(c, fleet[1], 1000.2) and claim_now(c, fleet[2], 1000.3)
+
+
+# ---- what a claim costs ----
+
+class CountingBotStore:
+    """The bots' twin, counting the reads a claim makes of every bot and of a job."""
+
+    def __init__(self, store):
+        self.store, self.calls = store, {"bots": 0, "job": 0}
+
+    def __getattr__(self, name):
+        found = getattr(self.store, name)
+        if name in self.calls:
+            def counted(*args, **kwargs):
+                self.calls[name] += 1
+                return found(*args, **kwargs)
+            return counted
+        return found
+
+
+def test_a_long_poll_reads_every_bot_once_while_no_lease_can_run_out(c):
+    waiting = register_at(c, "w", 1000.0)
+    counting = CountingBotStore(c.bots)
+    moments = iter([1000.0 + i for i in range(12)])
+    assert bots.claim(counting, c.bot_ledger, c.registry, c.bots.get(waiting.id), Claim(wait_s=10),
+                      lambda: next(moments), 90, lambda s: None) is None
+    assert counting.calls["bots"] == 1
+
+
+def test_a_long_poll_reclaims_a_lease_that_runs_out_while_it_waits_and_takes_the_job(c):
+    (job,) = submit_many(c, 1)
+    holder = register_at(c, "holder", 1000.0)
+    bots.claim(c.bots, c.bot_ledger, c.registry, c.bots.get(holder.id), Claim(), lambda: 1000.0, 5, lambda s: None)
+    waiting = register_at(c, "w", 1000.0)
+    counting = CountingBotStore(c.bots)
+    moments = iter([1001.0 + i for i in range(12)])
+    claimed = bots.claim(counting, c.bot_ledger, c.registry, c.bots.get(waiting.id), Claim(wait_s=10),
+                         lambda: next(moments), 90, lambda s: None)
+    # The lease ran until 1005: polls at 1001-1005 read the bots once, the one at 1006 again and takes the job.
+    assert (claimed.job.id, claimed.job.attempt) == (job.id, 2)
+    assert counting.calls["bots"] == 2
+
+
+def test_a_claim_answers_max_attempts_from_the_backlog_item_without_reading_the_job(c):
+    submit_at(c, 1000.0, max_attempts=5)
+    bot = register_at(c, "w", 1000.0)
+    counting = CountingBotStore(c.bots)
+    claimed = bots.claim(counting, c.bot_ledger, c.registry, c.bots.get(bot.id), Claim(), lambda: 1001.0, 90,
+                         lambda s: None)
+    assert claimed.job.max_attempts == 5 and counting.calls["job"] == 0
+
+
+def test_a_claim_whose_backlog_read_other_bots_took_whole_reads_again_instead_of_answering_204(c):
+    jobs = submit_many(c, 8)
+    others = [register_at(c, f"o{i}", 1000.0) for i in range(5)]
+    taken = set()
+    me = register_at(c, "me", 1000.0)
+
+    class Raced(CountingBotStore):
+        def backlog(self, caller, limit, types, now):
+            read = self.store.backlog(caller, limit, types, now)
+            if not getattr(self, "raced", False):  # between this read and our claims, five bots take all it read
+                self.raced = True
+                for bot, item in zip(others, read):
+                    self.store.claim(self.store.get(bot.id), item, now, now + 90)
+                    taken.add(item.id)
+            return read
+
+    claimed = bots.claim(Raced(c.bots), c.bot_ledger, c.registry, c.bots.get(me.id), Claim(), lambda: 1001.0, 90,
+                         lambda s: None)
+    assert len(taken) == 5 and claimed is not None
+    assert claimed.job.id in {job.id for job in jobs} - taken

@@ -60,7 +60,8 @@ def test_admin_operations_need_the_bearer_token_and_document_401_and_403(documen
              if {"adminToken": []} in op.get("security", [])}
     assert admin == {("put", "/api/workers"), ("get", "/api/dlq"), ("post", "/api/dlq/redrive"),
                      ("put", "/api/callers/{caller}"), ("put", "/api/jobs/dispatch"),
-                     ("post", "/api/jobs/{job_id}/retry"), ("put", "/api/jobs/limits"), ("delete", "/api/bots/{bot_id}")}
+                     ("post", "/api/jobs/{job_id}/retry"), ("put", "/api/jobs/limits"), ("delete", "/api/bots/{bot_id}"),
+                     ("post", "/api/jobs/populate")}
     assert document["components"]["securitySchemes"]["adminToken"] == {
         "type": "http", "scheme": "bearer", "description": document["components"]["securitySchemes"]["adminToken"]
         ["description"]}

@@ -174,3 +174,12 @@ def test_limits_need_the_admin_token_and_null_removes_one(client, c):
     assert limit(client, type="email", per_minute=None)[0] == 200
     assert client.http.get("/api/jobs/limits").json_body["limits"] == [
         {"type": None, "caller": "bob", "per_minute": 2.5}]
+
+
+def test_a_bot_claims_window_is_its_second_or_for_a_slow_limit_its_slots_whole_interval():
+    from chalicelib.admission.limits import ClaimWindow, claim_window
+    assert claim_window(600, 1000.7) == ClaimWindow(1000.0, 1001.0, 10)
+    assert [claim_window(90, second).slots for second in range(1000, 1004)] == [2, 1, 2, 1]
+    assert sum(claim_window(90, second + 0.5).slots for second in range(1000, 1060)) == 90
+    assert claim_window(6, 1003.0) == ClaimWindow(1000.0, 1010.0, 1)  # one slot in each 10 s of the grid
+    assert claim_window(6, 1010.0).start == 1010.0
