@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     worker_down_after_s: float = 120.0  # a worker or a bot silent this long shows `down`
     # Bots (chalicelib/bots/): a claim's lease, renewed by each heartbeat; a bot that beats every 30 s misses two.
     bot_lease_s: float = Field(default=90.0, ge=1.0, le=3600.0)
+    # PUT /api/bots/count's ceiling: the local stack runs each reference bot as an OS process.
+    max_bots: int = Field(default=10, ge=0, le=100)
 
     # Drills only: faults injected on purpose.
     failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)  # share of job attempts that raise
