@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -20,13 +19,15 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def bot_rows(browser: WebDriver) -> dict[str, dict[str, str]]:
-    """Each bot row the page shows, by bot id: its name, state and done count."""
-    rows = {}
-    for row in browser.find_elements(By.CSS_SELECTOR, "#bots-list tr[data-bot-id]"):
-        rows[row.get_attribute("data-bot-id")] = {
-            "name": row.get_attribute("data-bot-name"), "state": row.get_attribute("data-state"),
-            "done": row.find_element(By.CSS_SELECTOR, ".bot-done").text}
-    return rows
+    """Each bot row the page shows, by bot id: its name, state and done count. Read in one script, since the page
+    replaces the rows on every poll and an element found a moment before may be gone."""
+    return browser.execute_script("""
+        const rows = {};
+        for (const row of document.querySelectorAll("#bots-list tr[data-bot-id]")) {
+          rows[row.dataset.botId] = {name: row.dataset.botName, state: row.dataset.state,
+                                     done: row.querySelector(".bot-done").textContent};
+        }
+        return rows;""")
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def no_reference_bots_after(api, live_stack):
 
 
 def test_adding_a_bot_on_the_page_starts_one_that_comes_up_and_takes_a_bot_job(
-        browser, live_stack, api, no_reference_bots_after):
+        browser, live_stack, api, no_reference_bots_after, screenshot):
     before = api.get(f"{api.base_url}/api/bots/count", timeout=10).json()["count"] or 0
     open_page(browser, live_stack)
     WebDriverWait(browser, PAGE_DEADLINE_S).until(
@@ -73,3 +74,6 @@ def test_adding_a_bot_on_the_page_starts_one_that_comes_up_and_takes_a_bot_job(
     assert done["bot"] == bot_id
     WebDriverWait(browser, PAGE_DEADLINE_S).until(
         lambda b: bot_rows(b).get(bot_id, {}).get("done") == "1", "the bot's row never showed its job done")
+    bots = element(browser, "bots")
+    browser.execute_script("arguments[0].scrollIntoView()", bots)  # the picture is of what the viewport shows
+    screenshot("fleet", bots)
