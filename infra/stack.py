@@ -293,7 +293,8 @@ def main() -> None:
     parser.add_argument("--frontend-port", type=int, default=8080)
     parser.add_argument("--emulator-port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--bots", type=int, default=0, help="reference bots to start (infra/bot.py)")
+    parser.add_argument("--bots", type=int, default=0,
+                        help="reference bots to start (infra/bot.py); PUT /api/bots/count changes it while it runs")
     args = parser.parse_args()
     # SIGTERM and SIGINT only set a flag (infra/signals.py); this loop does the stopping. A handler that
     # did more could deadlock on a lock the main thread holds, as Event.set() did on a second SIGTERM.
