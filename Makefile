@@ -13,7 +13,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 ## up: emulator + tables/queues + API on :8000 + runtime (2 workers) + page on :8080. Ctrl-C stops all.
-## BOTS=3 also starts three reference bots (infra/bot.py; PROCESSING_DURATION and FAILURE_RATE set their work).
+## BOTS=3 also starts three reference bots (infra/bot.py; PROCESSING_DURATION and FAILURE_RATE set their work);
+## the page's Add bot and PUT /api/bots/count change how many while it runs.
 up: $(STAMP)
 	$(PY) -m infra.stack --workers $(or $(WORKERS),2) --bots $(or $(BOTS),0)
 

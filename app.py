@@ -53,7 +53,7 @@ from chalicelib.datalake.stream import batch_of
 from chalicelib.dlq import service as dlq
 from chalicelib.dlq.models import DeadLetters, DeadLettersQuery, Redriven, RedriveQuery
 from chalicelib.fleet import service as fleet
-from chalicelib.fleet.models import Fleet, SetConcurrency
+from chalicelib.fleet.models import BotCount, Fleet, SetBotCount, SetConcurrency
 from chalicelib.observability import logs
 from chalicelib.resources import JOBS_QUEUE, RESULTS_TABLE, TICKS_QUEUE
 from chalicelib.runs import service as runs
@@ -462,6 +462,25 @@ def register_bot() -> Any:
                                           "bots", {200: BotList}))
 def list_bots() -> Any:
     return bots.list_bots(container().bots, time.time(), container().settings.worker_down_after_s).model_dump()
+
+
+@api("/api/bots/count", ["GET"], doc=Operation(
+    "How many reference bots the local stack runs", "bots", {200: BotCount},
+    description="The count an admin set with PUT; null until one (or `make up`) sets it. Advisory on AWS."))
+def get_bot_count() -> Any:
+    return fleet.bot_count(container().fleet).model_dump()
+
+
+@api("/api/bots/count", ["PUT"], content_types=JSON_BODIES, doc=Operation(
+    "Set how many reference bots the local stack runs (admin)", "bots", {200: BotCount}, body=SetBotCount,
+    admin=True, description="`make up` starts or stops `python -m infra.bot` processes to match within about 2 s; "
+                            "bots that start register themselves and are listed by GET /api/bots. On AWS bots run on "
+                            "their owners' machines, so it is advisory. The maximum is the stage's PACER_MAX_BOTS."))
+def set_bot_count() -> Any:
+    require_admin()
+    command = parse_body(SetBotCount)
+    c = container()
+    return fleet.set_bot_count(c.fleet, command.count, time.time(), c.settings.max_bots).model_dump()
 
 
 @api("/api/bots/{bot_id}", ["GET"], doc=Operation(

@@ -20,7 +20,8 @@ on the way the proxy adds up what AWS bills for it:
 
 The local runtime's own DynamoDB bookkeeping (stream checkpoints, the
 concurrency it reads: items under `RUNTIME#`) is what Lambda's event source
-mappings do on AWS, unbilled: it is counted apart, as `runtime.*`.
+mappings do on AWS, unbilled: it is counted apart, as `runtime.*`, and so
+are the local stack's reads of the bot count, which nothing makes on AWS.
 """
 from __future__ import annotations
 
@@ -144,9 +145,10 @@ class Meter:
 
     def _dynamodb(self, op: str, body: bytes, status: int, reply: bytes) -> None:
         text = body.decode()
-        # The local runtime's bookkeeping: stream checkpoints and its concurrency reads (infra/runtime).
+        # The local runtime's bookkeeping: stream checkpoints and its concurrency reads (infra/runtime), and the
+        # local stack's reads of the bot count it follows (infra/stack.py; nothing reads it so on AWS).
         owner = "runtime.dynamodb" if "RUNTIME#stream" in text or (op == "Query" and "RUNTIME#concurrency" in text) \
-            else "dynamodb"
+            or (op == "GetItem" and "RUNTIME#bots" in text) else "dynamodb"
         parsed, answer = json.loads(text), json.loads(reply or b"{}")
         error = str(answer.get("__type", "")).rsplit("#", 1)[-1] if status != 200 else ""
         # A write whose condition fails is billed as the write, and a cancelled transaction as the transaction;

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     populate_interval_s: float | None = Field(default=None, ge=60.0, le=7 * 24 * 3600.0)
     populate_batch_size: int = Field(default=5, ge=1, le=100)
     populate_type: str | None = None
+    # PUT /api/bots/count's ceiling: the local stack runs each reference bot as an OS process.
+    max_bots: int = Field(default=10, ge=0, le=100)
 
     # Drills only: faults injected on purpose.
     failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)  # share of job attempts that raise

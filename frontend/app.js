@@ -5,14 +5,17 @@
  * `window.PACER_API` from config.js, else port 8000 on this host. The calls
  * and their errors, the admin token and the time and count formats come from
  * common.js too, so every page makes, shows and keeps them the same way.
- * The page calls `<base>/api/run`, `<base>/api/stop`, `<base>/api/status` and
- * `<base>/api/workers`.
+ * The page calls `<base>/api/run`, `<base>/api/stop`, `<base>/api/status`,
+ * `<base>/api/workers`, `<base>/api/bots` and `<base>/api/bots/count`.
  *
- * It polls GET /api/status about once a second and GET /api/workers every two.
+ * It polls GET /api/status about once a second, and GET /api/workers and the
+ * bots (GET /api/bots with GET /api/bots/count) every two: the fleet card
+ * shows the Lambda workers and the bots together.
  * Each next poll is scheduled only after the previous one has finished, so a slow
  * API never has requests piling up. The workers poll is independent: an API
  * without /api/workers (or one that fails it) leaves the rest of the page working.
- * Setting the concurrency needs the admin token, which the page keeps in
+ * Setting the concurrency or the bot count ("Add bot" is the count plus one;
+ * the local stack starts or stops reference bot processes to match) needs the admin token, which the page keeps in
  * localStorage so that a reload does not ask for it again.
  * The server validates every input; the page shows its messages rather than
  * keeping a second copy of the rules.
@@ -43,6 +46,16 @@
     busy: false,           // a concurrency change is in flight
     generation: 0,         // bumped by every change, so an older poll cannot overwrite its result
     concurrencyEdited: false, // once the user types, polls stop refilling #concurrency
+  };
+
+  const botsView = {
+    list: null,            // the last GET /api/bots answer
+    count: undefined,      // the desired bot count (null: never set); undefined until the first poll answers
+    available: null,
+    unavailableReason: "",
+    busy: false,           // a count change is in flight
+    generation: 0,
+    countEdited: false,    // once the user types, polls stop refilling #bot-count
   };
 
   // ---- talking to the API -------------------------------------------------
@@ -101,6 +114,23 @@
     }
     renderWorkers();
     setTimeout(pollWorkers, WORKERS_POLL_INTERVAL_MS);
+  }
+
+  async function pollBots() {
+    const generation = botsView.generation;
+    try {
+      const [list, count] = await Promise.all([callApi("GET", "/api/bots"), callApi("GET", "/api/bots/count")]);
+      botsView.available = true;
+      if (generation === botsView.generation) {
+        botsView.list = list;
+        botsView.count = count.count;
+      }
+    } catch (err) {
+      botsView.available = false;
+      botsView.unavailableReason = err instanceof ApiError ? `the API answered ${err.status}` : "no answer";
+    }
+    renderBots();
+    setTimeout(pollBots, WORKERS_POLL_INTERVAL_MS);
   }
 
   // ---- actions ------------------------------------------------------------
@@ -167,6 +197,29 @@
     }
   }
 
+  // `next(current)` is the count to ask for, given the one stored now: "Add bot" reads it first, so two clicks (or
+  // two admins) add two bots rather than setting the same count twice.
+  async function changeBotCount(next) {
+    if (botsView.busy) return;
+    botsView.busy = true;
+    botsView.generation += 1;
+    clearBotsError();
+    renderBotControls();
+    try {
+      const current = await callApi("GET", "/api/bots/count");
+      const answer = await callApi("PUT", "/api/bots/count", { count: next(current.count) },
+        Pacer.adminHeaders($("admin-token").value.trim()));
+      botsView.count = answer.count;
+      botsView.available = true;
+      botsView.countEdited = false;
+    } catch (err) {
+      showBotsError(err);
+    } finally {
+      botsView.busy = false;
+      renderBots();
+    }
+  }
+
   // ---- errors -------------------------------------------------------------
 
   function clearErrors() {
@@ -229,6 +282,21 @@
       $("admin-token").setAttribute("aria-invalid", "true");
     } else if (err.status === 400) {
       $("concurrency").setAttribute("aria-invalid", "true");
+    }
+  }
+
+  function clearBotsError() {
+    clearErrorBox($("bots-error"));
+    $("bot-count").removeAttribute("aria-invalid");
+    $("admin-token").removeAttribute("aria-invalid");
+  }
+
+  function showBotsError(err) {
+    fillErrorBox($("bots-error"), err);
+    if (err.status === 401 || err.status === 403) {
+      $("admin-token").setAttribute("aria-invalid", "true");
+    } else if (err.status === 400) {
+      $("bot-count").setAttribute("aria-invalid", "true");
     }
   }
 
@@ -448,6 +516,100 @@
     $("set-concurrency").disabled = workersView.busy || workersView.available !== true;
   }
 
+  // ---- bots ---------------------------------------------------------------
+
+  function renderBots() {
+    const list = botsView.list;
+    const panel = $("bots");
+    panel.dataset.available = String(botsView.available);
+    panel.classList.toggle("stale", botsView.available === false && list !== null);
+
+    const bots = (list && list.bots) || [];
+    const down = bots.filter((bot) => bot.state === "down").length;
+    setWorkerCount("bots-up", list && bots.length - down);
+    setWorkerCount("bots-down", list && down);
+    setWorkerCount("bots-desired", botsView.count);
+
+    const input = $("bot-count");
+    if (botsView.count !== undefined && !botsView.countEdited && document.activeElement !== input) {
+      input.value = botsView.count === null ? "" : String(botsView.count);
+    }
+
+    const note = $("bots-note");
+    if (botsView.available === false) {
+      note.textContent = `Bots unavailable (${botsView.unavailableReason}) — retrying.`;
+    } else if (list) {
+      note.textContent = `Workers outside Lambda that pull typed jobs submitted with "target": "bot". One silent ` +
+        `for ${formatCount(list.down_after_s)} s is marked down. make up starts or stops reference bots to match ` +
+        `the desired count within seconds; on AWS bots run on their owners' machines and the count is advisory.`;
+    }
+    renderBotRows(list, bots);
+    renderBotControls();
+  }
+
+  function renderBotRows(list, bots) {
+    const body = $("bots-list");
+    if (!list || bots.length === 0) {
+      let text = "No bot has registered yet.";
+      if (!list) text = botsView.available === false ? "Bots unavailable" : "Loading bots…";
+      const td = cell(text);
+      td.colSpan = 6;
+      const row = document.createElement("tr");
+      row.className = "workers-empty";
+      row.append(td);
+      body.replaceChildren(row);
+      return;
+    }
+    // Down bots last; otherwise in the order they registered, so rows do not jump between idle and busy.
+    const sorted = bots.map((bot, order) => ({ bot, order }))
+      .sort((a, b) => (a.bot.state === "down") - (b.bot.state === "down") || a.order - b.order)
+      .map(({ bot }) => bot);
+    body.replaceChildren(...sorted.map(botRow));
+  }
+
+  function botRow(bot) {
+    const row = document.createElement("tr");
+    row.dataset.botId = bot.id;
+    row.dataset.botName = bot.name;
+    row.dataset.state = bot.state;
+
+    const name = document.createElement("span");
+    const id = document.createElement("code");
+    id.textContent = bot.id;
+    name.append(`${bot.name} `, id);
+    const badge = document.createElement("span");
+    badge.className = "badge worker-state";
+    badge.dataset.state = bot.state;
+    badge.textContent = bot.state;
+    const jobs = document.createElement("span");
+    jobs.className = "bot-jobs";
+    if (bot.jobs.length === 0) jobs.textContent = "—";
+    for (const jobId of bot.jobs) {
+      const link = document.createElement("a");
+      link.href = Pacer.pageHref("job.html", { id: jobId });
+      link.textContent = jobId;
+      jobs.append(link, " ");
+    }
+
+    const cells = [
+      cell(name),
+      cell(badge),
+      cell(jobs),
+      cell(formatCount(bot.jobs_done), "numeric bot-done"),
+      cell(formatCount(bot.jobs_failed), "numeric bot-failed"),
+      cell(formatSecondsAgo(bot.seconds_since_beat), "numeric"),
+    ];
+    cells[5].title = bot.last_beat_at || "";
+    row.append(...cells);
+    return row;
+  }
+
+  function renderBotControls() {
+    const off = botsView.busy || botsView.available !== true;
+    $("set-bot-count").disabled = off;
+    $("add-bot").disabled = off;
+  }
+
   // ---- the throughput chart (drawn by common.js) ---------------------------
 
   // One value per second for the minute that ends at the last complete second.
@@ -564,10 +726,24 @@
       setConcurrency();
     });
 
+    for (const type of ["input", "change"]) {
+      $("bot-count").addEventListener(type, () => {
+        botsView.countEdited = true;
+        $("bot-count").removeAttribute("aria-invalid");
+      });
+    }
+    $("bot-count-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!$("set-bot-count").disabled) changeBotCount(() => readNumber("bot-count"));
+    });
+    $("add-bot").addEventListener("click", () => changeBotCount((current) => (current || 0) + 1));
+
     render();
     renderWorkers();
+    renderBots();
     poll();
     pollWorkers();
+    pollBots();
   }
 
   init();

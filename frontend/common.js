@@ -1,7 +1,7 @@
 /*
  * What the pages (run, dashboard, jobs, job, new, dlq, callers, docs) share: where the API is, how
- * to call it, how to show its errors, times and counts; the header's nav and
- * connection pill; and the trend charts.
+ * to call it, how to show its errors, times and counts; the whole header (brand,
+ * nav and connection pill: each page's markup gives only its tagline); and the trend charts.
  * It defines one global, `Pacer`, and needs no build step.
  *
  * Every page loads it, the run page (index.html, app.js) too.
@@ -176,28 +176,31 @@
   }
 
   /**
-   * Fills the header's empty #site-nav and #endpoint, which every page's markup
-   * leaves to this file: the links to the pages, the API this page talks to, and
-   * the connection pill that showConnection (and the run page) keep current.
+   * Fills the header, which every page's markup leaves empty but for its
+   * tagline (`<header class="topbar" data-tagline="…">`): the brand, the
+   * links to the pages, the API this page talks to, and the connection pill
+   * that showConnection (and the run page) keep current. One header for every
+   * page, so a change to it is made here once.
    */
   function renderHeader() {
-    const nav = document.getElementById("site-nav");
-    if (nav) {
-      const current = document.body.dataset.page;
-      nav.replaceChildren(...PAGES.map(({ page, href, label }) => el("a", {
-        href: pageHref(href), "data-test": `nav-${page}`, class: "site-nav-link",
-        "aria-current": page === current && "page",
-      }, label)));
-    }
-    const endpoint = document.getElementById("endpoint");
-    if (endpoint) {
-      endpoint.replaceChildren(
+    const header = document.querySelector("header.topbar");
+    if (!header) return;
+    const current = document.body.dataset.page;
+    header.replaceChildren(
+      el("div", { class: "brand" },
+        el("span", { class: "brand-mark", "aria-hidden": "true" }),
+        el("div", {}, el("h1", {}, "Pacer"), el("p", { class: "tagline" }, header.dataset.tagline || ""))),
+      el("nav", { id: "site-nav", class: "site-nav", "aria-label": "Pages" },
+        ...PAGES.map(({ page, href, label }) => el("a", {
+          href: pageHref(href), "data-test": `nav-${page}`, class: "site-nav-link",
+          "aria-current": page === current && "page",
+        }, label))),
+      el("div", { id: "endpoint", class: "endpoint" },
         el("code", { id: "api-base", class: "api-base", title: "The API this page talks to" }, apiBase),
         el("div", {
           id: "connection", class: "connection", "data-connected": "unknown", role: "status", "aria-live": "polite",
-        }, el("span", { class: "connection-dot", "aria-hidden": "true" }), el("span", { id: "connection-text" }, "Connecting…")),
-      );
-    }
+        }, el("span", { class: "connection-dot", "aria-hidden": "true" }), el("span", { id: "connection-text" }, "Connecting…"))),
+    );
   }
 
   // ---- DOM ----------------------------------------------------------------

@@ -1,11 +1,17 @@
-"""The whole local system as OS processes: emulator, provisioning, API, runtime, page.
+"""The whole local system as OS processes: emulator, provisioning, API, runtime, page, reference bots.
 
 `make up` runs it in the foreground (`python -m infra.stack`); the
 integration and browser tests start one on free ports.
+
+The reference bots (`python -m infra.bot`) follow the desired bot count in
+the fleet's store (`PUT /api/bots/count`), as the runtime's workers follow
+the desired concurrency: the stack writes `--bots` there as it starts, then
+reads it every second and starts or stops bot processes to match.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import signal
 import subprocess
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable
 
+from chalicelib.fleet.dynamo import DynamoFleetStore
 from chalicelib.resources import STATE_TABLE
 from infra.emulator import Emulator, PortInUse, ensure_port_free, start_emulator, wait_for_http
 from infra.process import child_process_kwargs, stop_together
@@ -24,6 +31,7 @@ from infra.signals import StopRequested, StopSignals
 ROOT = Path(__file__).resolve().parent.parent
 # Longer than the runtime's own grace for a worker's batch (infra/runtime/supervisor.py STOP_GRACE_SECONDS).
 STOP_GRACE_SECONDS = 15.0
+BOT_COUNT_POLL_S = 1.0  # how soon a change of the desired bot count is followed
 EMULATOR_DEFAULTS = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -53,11 +61,17 @@ class Stack:
         self.api_port = api_port
         self.frontend_port = frontend_port
         self.workers = workers
-        self.bots = bots  # reference bots (infra/bot.py), each an OS process pulling bot jobs over HTTP
+        self.bots = bots  # reference bots (infra/bot.py) to start with; then the fleet's desired bot count rules
         self.log = log or sys.stdout
         self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self.emulator: Emulator | None = None
         self.services: dict[str, Service] = {}
+        self._services_lock = threading.Lock()  # the bot follower adds and removes services beside the main thread
+        self.reference_bots: list[str] = []  # the bots kept at the desired count, oldest first
+        self._bot_numbers = itertools.count(1)
+        self._bots_stopping = threading.Event()
+        self._bot_follower: threading.Thread | None = None
+        self._retiring: list[threading.Thread] = []
 
     def stop_requested(self) -> bool:
         return self.stop_signals is not None and self.stop_signals.is_set()
@@ -92,8 +106,7 @@ class Stack:
         self._run_to_completion("provision", [sys.executable, "-m", "infra.provision"])
         self.start_api()
         self.start_runtime()
-        for number in range(1, self.bots + 1):
-            self.start_bot(f"bot-{number}")
+        self.start_reference_bots()
         self._start("frontend", [sys.executable, "-m", "infra.serve_frontend", "--port", str(self.frontend_port),
                                  "--dir", str(ROOT / "frontend")])
         wait_for_http(f"http://127.0.0.1:{self.frontend_port}/", timeout=30, cancelled=self.stop_requested,
@@ -115,10 +128,69 @@ class Stack:
 
     def start_bot(self, name: str, *options: str) -> Service:
         """A reference bot (infra/bot.py) against this stack's API; its options override seed 004's defaults."""
-        service = self._start(name, [sys.executable, "-m", "infra.bot", "--api", self.api_url, "--name", name,
-                                     *options])
+        service = self._start(name, self._bot_command(name, *options))
         service.wait_for_line("registered as", timeout=60, cancelled=self.stop_requested)
         return service
+
+    def fleet_store(self) -> DynamoFleetStore:
+        """The fleet's store as this stack's processes see it: its emulator, or AWS_ENDPOINT_URL."""
+        import boto3
+
+        session = boto3.session.Session(region_name=self.env["AWS_DEFAULT_REGION"],
+                                        aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+                                        aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"])
+        return DynamoFleetStore(session.client("dynamodb", endpoint_url=self.endpoint_url), STATE_TABLE.name)
+
+    def start_reference_bots(self) -> None:
+        """Store `--bots` as the desired count, start that many, then follow the count from a thread of its own.
+
+        The follower thread starts every later bot and lives as long as the stack: a child's parent-death signal
+        (infra/process.py) fires when the thread that started it ends, not the process."""
+        store = self.fleet_store()
+        store.set_bot_count(self.bots, time.time())
+        self.scale_bots(self.bots)
+        self._bot_follower = threading.Thread(target=self._follow_bot_count, args=(store,), name="bot count",
+                                              daemon=True)
+        self._bot_follower.start()
+
+    def _follow_bot_count(self, store: DynamoFleetStore) -> None:
+        while not self._bots_stopping.wait(BOT_COUNT_POLL_S):
+            try:
+                desired = store.bot_count()
+                if desired is not None:
+                    self.scale_bots(desired)
+            except StopRequested:
+                return
+            except Exception as exc:  # the emulator restarting, a bot that would not register: try again
+                self._say("stack", f"could not follow the bot count: {exc}")
+
+    def scale_bots(self, desired: int) -> None:
+        """Start the missing reference bots (all at once, then wait for each to register), or stop the newest above
+        `desired`: SIGTERM, and a job it holds goes back to its backlog when its lease runs out."""
+        if desired != len(self.reference_bots):
+            self._say("stack", f"bots: {len(self.reference_bots)} -> {desired}")
+        starting = []
+        while len(self.reference_bots) < desired:
+            name = f"bot-{next(self._bot_numbers)}"
+            self.reference_bots.append(name)
+            starting.append(self._start(name, self._bot_command(name)))
+        for service in starting:
+            service.wait_for_line("registered as", timeout=60, cancelled=self._bots_cancelled)
+        for name in reversed(self.reference_bots[desired:]):
+            self.reference_bots.remove(name)
+            with self._services_lock:
+                service = self.services.pop(name)
+            retiring = threading.Thread(target=self._stop_services, args=([service], STOP_GRACE_SECONDS),
+                                        name=f"stop {name}", daemon=True)
+            retiring.start()
+            self._retiring.append(retiring)
+        self._retiring = [thread for thread in self._retiring if thread.is_alive()]
+
+    def _bots_cancelled(self) -> bool:
+        return self._bots_stopping.is_set() or self.stop_requested()
+
+    def _bot_command(self, name: str, *options: str) -> list[str]:
+        return [sys.executable, "-m", "infra.bot", "--api", self.api_url, "--name", name, *options]
 
     def restart(self, name: str) -> None:
         """Stop one service and start it again: the restart drills."""
@@ -149,9 +221,17 @@ class Stack:
         process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, bufsize=1, start_new_session=True, **child_process_kwargs())
         service = Service(name, process)
-        self.services[name] = service
+        with self._services_lock:
+            self.services[name] = service
         threading.Thread(target=self._copy_output, args=(service,), daemon=True).start()
         return service
+
+    def _say(self, name: str, line: str) -> None:
+        try:
+            self.log.write(f"[{name}] {line}\n")
+            self.log.flush()
+        except ValueError:
+            pass  # the log was closed while we were stopping
 
     def _copy_output(self, service: Service) -> None:
         for line in service.process.stdout:
@@ -164,11 +244,18 @@ class Stack:
                 return  # the log was closed while we were stopping
 
     def stop_service(self, name: str, grace: float = STOP_GRACE_SECONDS) -> None:
-        if (service := self.services.pop(name, None)) is not None:
+        with self._services_lock:
+            service = self.services.pop(name, None)
+        if service is not None:
             self._stop_services([service], grace)
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """Stop every service at once, then the emulator, which the runtime's workers need until they are done."""
+        self._bots_stopping.set()
+        if self._bot_follower is not None:
+            self._bot_follower.join()  # it starts no bot once it has seen the flag
+        for retiring in self._retiring:
+            retiring.join()
         bots = [name for name in self.services if name.startswith("bot-")]
         services = [self.services.pop(name) for name in (*bots, "frontend", "runtime", "api") if name in self.services]
         self._stop_services(services, grace)
@@ -187,7 +274,8 @@ class Stack:
 
     def first_exited(self) -> tuple[str, subprocess.Popen] | None:
         """A process of the stack that has exited, the emulator included: nothing works without it."""
-        processes = [(name, service.process) for name, service in self.services.items()]
+        with self._services_lock:
+            processes = [(name, service.process) for name, service in self.services.items()]
         if self.emulator is not None:
             processes.insert(0, ("the emulator", self.emulator.process))
         return next(((name, process) for name, process in processes if process.poll() is not None), None)
@@ -205,7 +293,8 @@ def main() -> None:
     parser.add_argument("--frontend-port", type=int, default=8080)
     parser.add_argument("--emulator-port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--bots", type=int, default=0, help="reference bots to start (infra/bot.py)")
+    parser.add_argument("--bots", type=int, default=0,
+                        help="reference bots to start (infra/bot.py); PUT /api/bots/count changes it while it runs")
     args = parser.parse_args()
     # SIGTERM and SIGINT only set a flag (infra/signals.py); this loop does the stopping. A handler that
     # did more could deadlock on a lock the main thread holds, as Event.set() did on a second SIGTERM.

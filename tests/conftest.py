@@ -14,6 +14,9 @@ from infra.provision import provision
 from infra.stack import Stack
 
 LOG_DIR = Path(__file__).resolve().parent.parent / ".run" / "logs"
+# The reference bots the stack starts for its bot count (PUT /api/bots/count) work a job in half a second, fail none
+# and beat every 2 s, instead of seed 004's 5 minutes, 15% and 30 s.
+REFERENCE_BOTS = {"PROCESSING_DURATION": "0.5", "FAILURE_RATE": "0", "HEARTBEAT_INTERVAL": "2"}
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +25,7 @@ def live_stack():
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = open(LOG_DIR / "stack.log", "w")
     # With AWS_ENDPOINT_URL set (say, to LocalStack) the stack uses it; otherwise it starts moto.
-    stack = Stack(api_port=free_port(), frontend_port=free_port(), workers=2, log=log)
+    stack = Stack(api_port=free_port(), frontend_port=free_port(), workers=2, log=log, env=REFERENCE_BOTS)
     try:
         stack.start()
         yield stack

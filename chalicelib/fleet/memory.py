@@ -9,6 +9,7 @@ class MemoryFleetStore(FleetStore):
     def __init__(self) -> None:
         self.saved: dict[str, WorkerBeat] = {}
         self.desired: dict[str, int] = {}
+        self.desired_bots: int | None = None
 
     def save_beat(self, beat: WorkerBeat) -> None:
         self.saved[beat.worker_id] = beat
@@ -21,3 +22,9 @@ class MemoryFleetStore(FleetStore):
 
     def concurrency(self, source: str) -> int | None:
         return self.desired.get(source)
+
+    def set_bot_count(self, count: int, now: float) -> None:
+        self.desired_bots = count
+
+    def bot_count(self) -> int | None:
+        return self.desired_bots

@@ -1,4 +1,4 @@
-"""The fleet's models: what a worker says of itself, and the view of all of them."""
+"""The fleet's models: what a worker says of itself, the view of all of them, and the counts an admin sets."""
 from __future__ import annotations
 
 from typing import Literal
@@ -11,6 +11,18 @@ from chalicelib.core.validation import Request, setting_limits
 class SetConcurrency(Request):
     concurrency: int = Field(ge=1, le=100, description="job-worker processes (AWS: MaximumConcurrency, at least 2)",
                              json_schema_extra=setting_limits(maximum="max_worker_concurrency"))
+
+
+class SetBotCount(Request):
+    count: int = Field(ge=0, le=100, description="reference bots the local stack keeps running; advisory on AWS, "
+                                                 "where bots run on their owners' machines",
+                       json_schema_extra=setting_limits(maximum="max_bots"))
+
+
+class BotCount(BaseModel):
+    count: int | None = Field(description="reference bots the local stack keeps running (`make up` starts or stops "
+                                          "`python -m infra.bot` processes to match within about 2 s); null until "
+                                          "set; advisory on AWS")
 
 
 class WorkerBeat(BaseModel):

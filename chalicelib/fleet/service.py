@@ -1,4 +1,4 @@
-"""Workers visible: heartbeats from each worker process, the fleet view, and the desired concurrency.
+"""Workers visible: heartbeats from each worker process, the fleet view, the desired concurrency and bot count.
 
 On Lambda a "worker" is an execution environment: it beats from its first
 batch on and falls silent when AWS freezes or reaps it, which is what `down`
@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from chalicelib.core.errors import InvalidInput
 from chalicelib.core.times import iso
-from chalicelib.fleet.models import Fleet, WorkerBeat, WorkerView
+from chalicelib.fleet.models import BotCount, Fleet, WorkerBeat, WorkerView
 from chalicelib.fleet.store import FleetStore
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,20 @@ def set_concurrency(store: FleetStore, concurrency: int, now: float, maximum: in
         raise InvalidInput(f"concurrency: must be at most {maximum} on this stage",
                            [{"field": "concurrency", "message": f"must be at most {maximum} on this stage"}])
     store.set_concurrency(JOBS_SOURCE, concurrency, now)
+
+
+def bot_count(store: FleetStore) -> BotCount:
+    return BotCount(count=store.bot_count())
+
+
+def set_bot_count(store: FleetStore, count: int, now: float, maximum: int) -> BotCount:
+    """The local stack follows it (infra/stack.py); on AWS bots run on their owners' machines, so it only informs.
+    `maximum` is the stage's PACER_MAX_BOTS: each local reference bot is an OS process."""
+    if count > maximum:
+        raise InvalidInput(f"count: must be at most {maximum} on this stage",
+                           [{"field": "count", "message": f"must be at most {maximum} on this stage"}])
+    store.set_bot_count(count, now)
+    return BotCount(count=count)
 
 
 class Heartbeat:

@@ -188,6 +188,15 @@ def test_the_desired_concurrency_reads_back_per_source(fleet_and_failures):
     assert fleet.concurrency("process_jobs") == 3
 
 
+def test_the_desired_bot_count_reads_back_apart_from_the_worker_concurrency(fleet_and_failures):
+    fleet, _ = fleet_and_failures
+    assert fleet.bot_count() is None
+    fleet.set_bot_count(3, T0)
+    fleet.set_bot_count(0, T0 + 1)
+    assert fleet.bot_count() == 0  # zero is a count, not "unset"
+    assert fleet.concurrency("process_jobs") is None  # the runtime's partition holds no item for the bots
+
+
 def test_failure_reasons_are_found_by_message_id(fleet_and_failures):
     _, failures = fleet_and_failures
     failures.record([(f"m{i}", 1, f"reason {i}") for i in range(30)], T0)

@@ -15,6 +15,7 @@ ADMIN = {"Authorization": "Bearer local-admin-token"}  # the local stage's PACER
 # not 100 on a 2-core machine; the rest keep the work it submits small.
 STACK_SETTINGS = {
     "PACER_MAX_WORKER_CONCURRENCY": "3",
+    "PACER_MAX_BOTS": "2",  # PUT /api/bots/count starts reference bots in this stack: 2 at most
     "PACER_MAX_IN_FLIGHT": "50",  # a run's jobs waiting in SQS
     "PACER_COMPUTE_BUDGET_S": "0.5",  # a fuzzed 200-digit number fails fast instead of holding a worker 10 s
     "PACER_EXECUTOR_LATENCY_S": "0",

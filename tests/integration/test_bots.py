@@ -111,3 +111,33 @@ def test_a_bot_killed_while_it_holds_a_job_loses_nothing_the_job_is_redone_by_an
     assert bot_counts(aws, caller) == {"backlog": 0, "in_flight": 0, "done": 1, "failed": 0}
     lost = api.get(f"{api.base_url}/api/bots/{doomed_id}", timeout=10).json()
     assert (lost["leases_lost"], lost["jobs"], lost["history"][0]["event"]) == (1, [], "lease_lost")
+
+
+def running_bot_processes(live_stack):
+    """The reference bots the stack keeps for its bot count, as OS processes that are running."""
+    return {name: live_stack.services[name].process for name in list(live_stack.reference_bots)
+            if name in live_stack.services and live_stack.services[name].process.poll() is None}
+
+
+def test_the_local_stack_starts_and_stops_reference_bot_processes_to_match_the_bot_count(api, live_stack):
+    admin = {"Authorization": "Bearer local-admin-token"}
+    assert api.get(f"{api.base_url}/api/bots/count", timeout=10).json() == {"count": 0}
+    try:
+        assert api.put(f"{api.base_url}/api/bots/count", json={"count": 2}, headers=admin, timeout=10).status_code == 200
+        processes = wait_until(lambda: (found := running_bot_processes(live_stack)) and len(found) == 2 and found,
+                               timeout=30, what="two reference bot processes")
+        for name, process in processes.items():
+            assert os.kill(process.pid, 0) is None  # a real process, alive
+        listed = wait_until(lambda: [b for b in api.get(f"{api.base_url}/api/bots", timeout=10).json()["bots"]
+                                     if b["name"] in processes and b["state"] != "down"],
+                            timeout=30, what="both bots registered and listed up")
+        assert len(listed) == 2
+
+        assert api.put(f"{api.base_url}/api/bots/count", json={"count": 1}, headers=admin, timeout=10).status_code == 200
+        wait_until(lambda: len(running_bot_processes(live_stack)) == 1, timeout=30, what="one bot left")
+        newest = max(processes, key=lambda name: int(name.rsplit("-", 1)[1]))
+        wait_until(lambda: processes[newest].poll() is not None, timeout=30, what="the newest bot's process to exit")
+        assert set(running_bot_processes(live_stack)) == set(processes) - {newest}
+    finally:
+        api.put(f"{api.base_url}/api/bots/count", json={"count": 0}, headers=admin, timeout=10)
+        wait_until(lambda: not running_bot_processes(live_stack), timeout=30, what="no reference bot left")

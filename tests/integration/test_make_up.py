@@ -192,3 +192,30 @@ def test_a_fresh_stack_lists_every_job_worker_process_as_idle():
     finally:
         if up.poll() is None:
             up.kill()
+
+
+def test_up_follows_the_bot_count_and_ctrl_c_stops_the_bots_it_started_on_the_way_too():
+    up, api_port, _ = start_up("--bots", "1")
+    try:
+        api = f"http://127.0.0.1:{api_port}"
+        assert requests.get(f"{api}/api/bots/count", timeout=10).json() == {"count": 1}  # --bots, stored
+
+        def bot_processes():
+            return [pid for pid in descendants(up.pid) if "infra.bot" in command_line(pid)]
+
+        assert len(bot_processes()) == 1
+        requests.put(f"{api}/api/bots/count", json={"count": 3}, timeout=10,
+                     headers={"Authorization": "Bearer local-admin-token"}).raise_for_status()
+        deadline = time.monotonic() + 30
+        while len(bot_processes()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        bots = bot_processes()
+        assert len(bots) == 3, bots
+        code, took, left = stop_and_time(up, signal.SIGINT)
+        assert code == 0
+        assert not left, "orphans left behind"
+        assert not [pid for pid in bots if alive(pid)]
+        assert took < STOP_GRACE_SECONDS, f"Ctrl-C took {took:.1f} s: a service waited out its grace"
+    finally:
+        if up.poll() is None:
+            up.kill()

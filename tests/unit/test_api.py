@@ -190,6 +190,26 @@ def test_a_bad_concurrency_gets_400_and_changes_nothing(client, c):
     assert c.fleet.desired == {}
 
 
+def test_an_admin_sets_the_bot_count_and_anyone_can_read_it(client, c):
+    assert call(client, "get", "/api/bots/count") == (200, {"count": None})
+    code, body = admin(client, "put", "/api/bots/count", body={"count": 2})
+    assert (code, body) == (200, {"count": 2})
+    assert c.fleet.desired_bots == 2 and c.fleet.desired == {}
+    assert call(client, "get", "/api/bots/count") == (200, {"count": 2})
+    assert call(client, "get", "/api/bots")[0] == 200  # the list is still the list, not the count
+
+
+def test_a_bot_count_without_the_admin_token_or_with_bad_input_is_refused_and_stores_nothing(client, c):
+    assert admin(client, "put", "/api/bots/count", token=None, body={"count": 2})[0] == 401
+    assert admin(client, "put", "/api/bots/count", token="guess", body={"count": 2})[0] == 403
+    for bad in (-1, c.settings.max_bots + 1, "2", 1.5, None, True):
+        code, body = admin(client, "put", "/api/bots/count", body={"count": bad})
+        assert code == 400 and body["fields"][0]["field"] == "count", (bad, body)
+    code, body = admin(client, "put", "/api/bots/count", body={"count": 1, "bots": 2})
+    assert code == 400 and "bots" in body["message"]
+    assert c.fleet.desired_bots is None
+
+
 def test_the_dlq_lists_messages_with_their_reason_and_redrives_them(client, c):
     from chalicelib.core.jobs import OutboundMessage
     c.jobs_dlq.send([OutboundMessage(body="not json"), OutboundMessage(body="also not")])

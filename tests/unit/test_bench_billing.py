@@ -62,6 +62,16 @@ def test_the_local_runtimes_stream_checkpoints_are_counted_apart_from_pacers_wri
     assert (counts["dynamodb.wru"], counts["runtime.dynamodb.wru"]) == (1, 1)
 
 
+def test_the_local_stacks_reads_of_the_bot_count_are_counted_apart_and_an_admins_write_of_it_is_pacers():
+    meter = Meter()
+    bots = {"pk": {"S": "RUNTIME#bots"}, "sk": {"S": "reference"}}
+    record_dynamodb(meter, "GetItem", {"Key": bots, "ConsistentRead": True}, answer={"Item": bots})
+    record_dynamodb(meter, "PutItem", {"Item": {**bots, "count": {"N": "2"}}})
+    counts = meter.snapshot()
+    assert (counts["runtime.dynamodb.GetItem"], counts["dynamodb.PutItem"]) == (1, 1)
+    assert "dynamodb.GetItem" not in counts and "runtime.dynamodb.PutItem" not in counts
+
+
 def test_sqs_batches_count_their_messages_and_a_receive_with_messages_counts_as_a_batch_handed_over():
     meter = Meter()
     send = {"QueueUrl": "http://h/1/pacer-jobs", "Entries": [{"Id": str(i)} for i in range(3)]}

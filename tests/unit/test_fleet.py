@@ -1,6 +1,9 @@
 """Heartbeats and the fleet view."""
 from chalicelib.fleet.memory import MemoryFleetStore
-from chalicelib.fleet.service import Heartbeat, fleet_view, set_concurrency
+import pytest
+
+from chalicelib.core.errors import InvalidInput
+from chalicelib.fleet.service import Heartbeat, bot_count, fleet_view, set_bot_count, set_concurrency
 
 
 class Clock:
@@ -54,3 +57,18 @@ def test_the_desired_concurrency_is_stored_for_the_runtime_to_follow():
     set_concurrency(store, 4, now=0)
     assert store.desired == {"process_jobs": 4}
     assert fleet_view(store, 0, 120).concurrency == 4
+
+
+def test_the_desired_bot_count_is_stored_for_the_local_stack_to_follow():
+    store = MemoryFleetStore()
+    assert bot_count(store).count is None
+    assert set_bot_count(store, 2, now=0, maximum=10).count == 2
+    assert bot_count(store).count == 2 and store.desired == {}
+
+
+def test_a_bot_count_above_the_stages_maximum_is_refused_and_not_stored():
+    store = MemoryFleetStore()
+    with pytest.raises(InvalidInput) as refused:
+        set_bot_count(store, 4, now=0, maximum=3)
+    assert refused.value.fields == [{"field": "count", "message": "must be at most 3 on this stage"}]
+    assert store.desired_bots is None

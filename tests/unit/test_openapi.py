@@ -17,7 +17,7 @@ ADMIN = {"Authorization": "Bearer secret", "Content-Type": "application/json"}
 
 @pytest.fixture
 def c():
-    return MemoryContainer(compute_max_digits=50, max_worker_concurrency=4, max_body_bytes=4096)
+    return MemoryContainer(compute_max_digits=50, max_worker_concurrency=4, max_bots=2, max_body_bytes=4096)
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_admin_operations_need_the_bearer_token_and_document_401_and_403(documen
     assert admin == {("put", "/api/workers"), ("get", "/api/dlq"), ("post", "/api/dlq/redrive"),
                      ("put", "/api/callers/{caller}"), ("put", "/api/jobs/dispatch"),
                      ("post", "/api/jobs/{job_id}/retry"), ("put", "/api/jobs/limits"), ("delete", "/api/bots/{bot_id}"),
-                     ("post", "/api/jobs/populate")}
+                     ("post", "/api/jobs/populate"), ("put", "/api/bots/count")}
     assert document["components"]["securitySchemes"]["adminToken"] == {
         "type": "http", "scheme": "bearer", "description": document["components"]["securitySchemes"]["adminToken"]
         ["description"]}
@@ -97,6 +97,8 @@ def test_the_limits_the_stage_enforces_are_the_ones_documented(document):
     assert schemas["ComputeBatchSubmit"]["properties"]["numbers"]["items"]["maxLength"] == 50
     assert schemas["ComputeBatchSubmit"]["properties"]["numbers"]["maxItems"] == 100
     assert schemas["SetConcurrency"]["properties"]["concurrency"]["maximum"] == 4
+    assert (schemas["SetBotCount"]["properties"]["count"]["minimum"],
+            schemas["SetBotCount"]["properties"]["count"]["maximum"]) == (0, 2)
     assert schemas["StartRun"]["properties"]["x"]["maximum"] == 1_000_000
     assert "4096 bytes" in document["paths"]["/api/run"]["post"]["requestBody"]["description"]
     assert "x-pacer-setting-limits" not in json.dumps(document)
