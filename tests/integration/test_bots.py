@@ -4,12 +4,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
-import boto3
 import pytest
-import requests
 
 from chalicelib.aws.codec import from_item, to_item
 from chalicelib.resources import RESULTS_TABLE, STATE_TABLE

@@ -103,7 +103,7 @@ def test_the_checkpoint_survives_a_restart_records_written_meanwhile_arrive_once
     first.put_items(*({"id": f"{tag}-{n}"} for n in range(3, 6)))  # while no reader runs
 
     second = launch_runtime(workers=1, prefix=first.queues.prefix)
-    batches = handled(second, tag, 3)
+    handled(second, tag, 3)
     time.sleep(1.5)  # anything else it would hand over has arrived by now
     assert [i for batch in second.stream_batches(tag) for i in batch] == [f"{tag}-{n}" for n in range(3, 6)]
 
