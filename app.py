@@ -490,10 +490,17 @@ def get_bot(bot_id: str) -> Any:
 
 
 @api("/api/bots/{bot_id}", ["DELETE"], doc=Operation(
-    "Delete a bot (admin); the jobs it holds go back to their backlogs", "bots", {204: NO_CONTENT}, admin=True,
-    errors=(404, 409), path_parameters=BOT_PARAMETER))
+    "Delete a bot (admin), or deregister (the bot itself); the jobs it holds go back to their backlogs at once",
+    "bots", {204: NO_CONTENT}, admin=True, bot=True, errors=(404, 409), path_parameters=BOT_PARAMETER,
+    description="With the admin token, any bot; with a bot's own token, that bot only: a bot that stops on purpose "
+                "deregisters, so it is not shown `idle` until it turns `down`, and its job does not wait for its "
+                "lease to run out."))
 def delete_bot(bot_id: str) -> Any:
-    require_admin()
+    token = (_request().headers.get("authorization") or "").partition(" ")[2]
+    if token.strip().startswith(bots.TOKEN_PREFIX):
+        _bot(bot_id)  # a bot's token: only for itself
+    else:
+        require_admin()
     bots.delete(container().bots, container().bot_ledger, bot_id, time.time())
     return Response(body="", status_code=204)
 

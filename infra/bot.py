@@ -102,10 +102,21 @@ class Bot:
                 continue
             self.run(claimed["job"])
 
+    def deregister(self) -> None:
+        """Stopping on purpose: leave the fleet now, so the bot is not shown idle until it turns down and the job
+        it held goes back to its backlog at once, not when its lease runs out."""
+        try:
+            status, answer = self.api.call("DELETE", f"/api/bots/{self.id}")
+        except OSError as exc:
+            say(f"could not deregister: {exc}; the lease runs out instead")
+            return
+        if status != 204:
+            say(f"deregistration refused ({status}): {answer}")
+
     def run(self, job: dict[str, Any]) -> None:
         say(f"claimed {job['id']} ({job['type']}, attempt {job['attempt']}/{job['max_attempts']})")
         if self.stopping.wait(self.duration_s):
-            return  # stopping: the lease runs out and the job goes back
+            return  # stopping: deregistering gives the job back
         path = f"/api/bots/{self.id}/jobs/{job['id']}"
         if random.random() < self.failure_rate:
             status, answer = self.api.call("POST", path + "/fail", {"error": "simulated failure (FAILURE_RATE)"})
@@ -140,6 +151,7 @@ def main() -> None:
     bot.register()
     threading.Thread(target=bot.heartbeats, name="heartbeat", daemon=True).start()
     bot.work()
+    bot.deregister()
     say(f"bot {bot.id} stopped")
     sys.exit(0)
 

@@ -107,10 +107,10 @@ def _operation(method: str, path: str, entry: Any, operation: Operation, schemas
                                  "content": {JSON: {"schema": schemas[(method, path, "body")]}}}
     answer["responses"] = {str(status): _response(method, path, status, operation, schemas)
                            for status in operation.statuses()}
-    if operation.admin:
-        answer["security"] = [{ADMIN_SCHEME: []}]
-    if operation.bot:
-        answer["security"] = [{BOT_SCHEME: []}]
+    # Either token will do where both are named (a bot deregistering itself, or an admin deleting it).
+    schemes = [scheme for scheme, named in ((ADMIN_SCHEME, operation.admin), (BOT_SCHEME, operation.bot)) if named]
+    if schemes:
+        answer["security"] = [{scheme: []} for scheme in schemes]
     return answer
 
 

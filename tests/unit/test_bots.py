@@ -291,14 +291,30 @@ def test_a_claim_for_types_the_bot_did_not_register_for_is_400(client, c):
     assert claim(client, bot, auth, {"wait_s": 21})[0] == 400
 
 
-def test_deleting_a_bot_needs_the_admin_token_and_hands_its_job_back(client, c):
+def test_deleting_a_bot_needs_the_admin_token_or_its_own_and_hands_its_job_back(client, c):
     job = submit(client)
     bot, auth = register(client)
+    other, other_auth = register(client, name="gpu-2")
     claim(client, bot, auth)
-    assert call(client, "delete", f"/api/bots/{bot['id']}", None, auth)[0] == 403
+    assert call(client, "delete", f"/api/bots/{bot['id']}", None, other_auth)[0] == 403  # not for another bot
+    assert call(client, "delete", f"/api/bots/{bot['id']}", None, {"Authorization": "Bearer nope"})[0] == 403
     assert call(client, "delete", f"/api/bots/{bot['id']}")[0] == 401
+    assert len(c.bots.bots()) == 2 and c.typed_jobs.get(job["id"]).status == "running"  # refused: nothing changed
+    assert call(client, "delete", f"/api/bots/{other['id']}", None, other_auth)[0] == 204  # deregisters itself
     assert call(client, "delete", f"/api/bots/{bot['id']}", None, ADMIN)[0] == 204
     assert c.bots.bots() == [] and c.typed_jobs.get(job["id"]).status == "pending"
+
+
+def test_a_bot_that_deregisters_itself_gives_its_job_back_at_once(client, c):
+    job = submit(client)
+    bot, auth = register(client)
+    assert claim(client, bot, auth)[0] == 200
+    assert call(client, "delete", f"/api/bots/{bot['id']}", None, auth)[0] == 204
+    assert c.bots.bots() == [] and c.typed_jobs.get(job["id"]).status == "pending"  # not when its lease runs out
+    assert call(client, "delete", f"/api/bots/{bot['id']}", None, auth)[0] == 404
+    successor, successor_auth = register(client, name="gpu-2")
+    status, claimed = claim(client, successor, successor_auth)
+    assert status == 200 and claimed["job"]["id"] == job["id"] and claimed["job"]["attempt"] == 2
     assert call(client, "get", f"/api/bots/{bot['id']}")[0] == 404
     assert claim(client, bot, auth)[0] == 404
 

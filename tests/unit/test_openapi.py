@@ -75,7 +75,8 @@ def test_a_bots_own_operations_need_its_token_and_document_401_403_and_404(docum
     assert bot == {("post", "/api/bots/{bot_id}/heartbeat"), ("post", "/api/bots/{bot_id}/claim"),
                    ("post", "/api/bots/{bot_id}/jobs/{job_id}/extend"),
                    ("post", "/api/bots/{bot_id}/jobs/{job_id}/complete"),
-                   ("post", "/api/bots/{bot_id}/jobs/{job_id}/fail")}
+                   ("post", "/api/bots/{bot_id}/jobs/{job_id}/fail"),
+                   ("delete", "/api/bots/{bot_id}")}  # a bot deregistering itself (or the admin deleting it)
     for method, path in bot:
         assert {"401", "403", "404"} <= set(document["paths"][path][method]["responses"])
     assert document["paths"]["/api/bots/{bot_id}/claim"]["post"]["responses"]["204"] == {"description": "No content"}
