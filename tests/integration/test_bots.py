@@ -135,6 +135,9 @@ def test_the_local_stack_starts_and_stops_reference_bot_processes_to_match_the_b
         newest = max(processes, key=lambda name: int(name.rsplit("-", 1)[1]))
         wait_until(lambda: processes[newest].poll() is not None, timeout=30, what="the newest bot's process to exit")
         assert set(running_bot_processes(live_stack)) == set(processes) - {newest}
+        # Stopped with SIGTERM, it deregistered on its way out: gone from the list, not left `idle` until `down`.
+        names = {b["name"] for b in api.get(f"{api.base_url}/api/bots", timeout=10).json()["bots"]}
+        assert newest not in names and set(processes) - {newest} <= names
     finally:
         api.put(f"{api.base_url}/api/bots/count", json={"count": 0}, headers=admin, timeout=10)
         wait_until(lambda: not running_bot_processes(live_stack), timeout=30, what="no reference bot left")
