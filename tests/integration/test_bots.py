@@ -125,10 +125,12 @@ def test_the_local_stack_starts_and_stops_reference_bot_processes_to_match_the_b
                                timeout=30, what="two reference bot processes")
         for name, process in processes.items():
             assert os.kill(process.pid, 0) is None  # a real process, alive
-        listed = wait_until(lambda: [b for b in api.get(f"{api.base_url}/api/bots", timeout=10).json()["bots"]
-                                     if b["name"] in processes and b["state"] != "down"],
-                            timeout=30, what="both bots registered and listed up")
-        assert len(listed) == 2
+        def listed_up() -> list[dict]:
+            return [b for b in api.get(f"{api.base_url}/api/bots", timeout=10).json()["bots"]
+                    if b["name"] in processes and b["state"] != "down"]
+
+        # Both, not the first to register (wait_until returns at the first truthy answer).
+        wait_until(lambda: len(listed_up()) == 2, timeout=30, what="both bots registered and listed up")
 
         assert api.put(f"{api.base_url}/api/bots/count", json={"count": 1}, headers=admin, timeout=10).status_code == 200
         wait_until(lambda: len(running_bot_processes(live_stack)) == 1, timeout=30, what="one bot left")
