@@ -34,7 +34,8 @@ typecheck: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest tests/unit tests/contract
 
-## fuzz: schemathesis against a stack of its own, held to GET /api/openapi.json (make test runs it too).
+## fuzz: schemathesis against a stack of its own, held to GET /api/openapi.json (about three minutes; CI runs it
+## after make test, which leaves it out to stay under ten minutes on 2 cores).
 fuzz: $(STAMP)
 	$(PY) -m pytest tests/fuzz -m fuzz
 
