@@ -604,13 +604,11 @@ def pacing_watchdog(event: Any) -> None:
 def populate_jobs(event: Any) -> None:
     """Seed 004's steady supply: a batch every PACER_POPULATE_INTERVAL_S (off unless set). It looks each minute, and
     one invocation per interval takes the turn (a conditional write), so a duplicate fire makes no second batch."""
-    settings = container().settings
-    if settings.populate_interval_s is None:
-        return
     c = container()
-    jobs = typed.populate_when_due(c.typed_jobs, c.registry, c.admission, settings.populate_interval_s,
+    jobs = typed.populate_when_due(c.typed_jobs, c.registry, c.admission, c.settings.populate_interval_s,
                                    _populate_defaults(), time.time())
-    app.log.info("populate: %d typed jobs", len(jobs))
+    if jobs:
+        app.log.info("populate: %d typed jobs", len(jobs))
 
 
 # ---- the datalake and the metrics summary (seed 004) ----

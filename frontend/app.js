@@ -182,7 +182,7 @@
     if (workersView.busy || $("set-concurrency").disabled) return;
     workersView.busy = true;
     workersView.generation += 1;
-    clearWorkersError();
+    clearAdminFormError("workers-error", "concurrency");
     renderWorkerControls();
     try {
       workersView.data = await callApi("PUT", "/api/workers",
@@ -190,7 +190,7 @@
       workersView.available = true;
       workersView.concurrencyEdited = false;
     } catch (err) {
-      showWorkersError(err);
+      showAdminFormError("workers-error", "concurrency", err);
     } finally {
       workersView.busy = false;
       renderWorkers();
@@ -203,7 +203,7 @@
     if (botsView.busy) return;
     botsView.busy = true;
     botsView.generation += 1;
-    clearBotsError();
+    clearAdminFormError("bots-error", "bot-count");
     renderBotControls();
     try {
       const current = await callApi("GET", "/api/bots/count");
@@ -213,7 +213,7 @@
       botsView.available = true;
       botsView.countEdited = false;
     } catch (err) {
-      showBotsError(err);
+      showAdminFormError("bots-error", "bot-count", err);
     } finally {
       botsView.busy = false;
       renderBots();
@@ -270,33 +270,19 @@
     return `Request failed (${err.status})`;
   }
 
-  function clearWorkersError() {
-    clearErrorBox($("workers-error"));
-    $("concurrency").removeAttribute("aria-invalid");
+  // An admin form's error box and the field a 400 names (the shared admin token takes a 401 or 403).
+  function clearAdminFormError(boxId, fieldId) {
+    clearErrorBox($(boxId));
+    $(fieldId).removeAttribute("aria-invalid");
     $("admin-token").removeAttribute("aria-invalid");
   }
 
-  function showWorkersError(err) {
-    fillErrorBox($("workers-error"), err);
+  function showAdminFormError(boxId, fieldId, err) {
+    fillErrorBox($(boxId), err);
     if (err.status === 401 || err.status === 403) {
       $("admin-token").setAttribute("aria-invalid", "true");
     } else if (err.status === 400) {
-      $("concurrency").setAttribute("aria-invalid", "true");
-    }
-  }
-
-  function clearBotsError() {
-    clearErrorBox($("bots-error"));
-    $("bot-count").removeAttribute("aria-invalid");
-    $("admin-token").removeAttribute("aria-invalid");
-  }
-
-  function showBotsError(err) {
-    fillErrorBox($("bots-error"), err);
-    if (err.status === 401 || err.status === 403) {
-      $("admin-token").setAttribute("aria-invalid", "true");
-    } else if (err.status === 400) {
-      $("bot-count").setAttribute("aria-invalid", "true");
+      $(fieldId).setAttribute("aria-invalid", "true");
     }
   }
 

@@ -24,7 +24,7 @@ from chalicelib.bots.store import BotStore
 from chalicelib.core.errors import HoldsMaxJobs, RateLimited, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.typed.dynamo import TYPED_DISPATCH_PK, TypedJobSettlement, backlog_put, caller_update, stats_update, timeline_entry
-from chalicelib.typed.keys import backlog_key, backlog_item, callers_partition
+from chalicelib.typed.keys import backlog_item, backlog_key, backlog_partition, callers_partition
 from chalicelib.typed.models import TypedBacklogItem, TypedJob
 from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
 
@@ -87,7 +87,7 @@ class DynamoBotStore(BotStore):
         self._table = state_table
 
     def _transact(self, writes: list[dict[str, Any] | None]) -> None:
-        items = [write for write in writes if write is not None]
+        items = [write for write in writes if write is not None]  # stats_update is None when nothing changes
         call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=items))
 
     def _query(self, limit: int | None = None, **request: Any) -> list[dict[str, Any]]:
@@ -197,7 +197,8 @@ class DynamoBotStore(BotStore):
                                                         ":max": bot.max_jobs})}
         try:
             self._transact([
-                {"Delete": {"TableName": self._table, "Key": to_item({"pk": f"BQ#{item.caller}", "sk": backlog_key(item)}),
+                {"Delete": {"TableName": self._table,
+                            "Key": to_item({"pk": backlog_partition(item), "sk": backlog_key(item)}),
                             "ConditionExpression": "attribute_exists(pk)"}},
                 {"Update": job},
                 {"Update": holder},

@@ -195,12 +195,12 @@ def populate(store: TypedJobStore, registry: Registry, admission: Admission, com
 
 def _populate_types(registry: Registry, job_type: str | None, field: str) -> list[str]:
     """The types a batch cycles through: the one named, or every type that registered an example payload."""
+    makeable = [name for name in registry.names if registry.example(name, "") is not None]
     if job_type is None:
-        return [name for name in registry.names if registry.example(name, "") is not None]
-    if registry.example(job_type, "") is None:
-        known = [name for name in registry.names if registry.example(name, "") is not None]
+        return makeable
+    if job_type not in makeable:
         raise invalid([{"field": field, "message": f"{job_type!r} is not a job type populate can make; "
-                                                   f"known: {', '.join(known)}"}])
+                                                   f"known: {', '.join(makeable)}"}])
     return [job_type]
 
 
