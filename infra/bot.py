@@ -26,23 +26,32 @@ import urllib.request
 from typing import Any
 
 
+DEREGISTER_TIMEOUT_S = 5.0  # stopping: a dead API must not hold the bot for the client's whole timeout
+
+
 class Api:
     def __init__(self, base: str, token: str | None = None, timeout: float = 40.0):
         self.base, self.token, self.timeout = base.rstrip("/"), token, timeout
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+             timeout: float | None = None) -> tuple[int, Any]:
         headers = {"Content-Type": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(self.base + path, method=method, headers=headers,
                                          data=json.dumps(body or {}).encode())
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 raw = response.read()
                 return response.status, json.loads(raw) if raw else None
         except urllib.error.HTTPError as error:
             raw = error.read()
             return error.code, json.loads(raw) if raw else None
+
+
+class Stopping(Exception):
+    """Raised by the stop signal's handler into a claim's long poll, which would otherwise hold the bot for its
+    whole wait, or for the client's timeout if the API died with the request unanswered."""
 
 
 def say(message: str) -> None:
@@ -55,7 +64,11 @@ class Bot:
         self.api, self.name = api, name
         self.duration_s, self.failure_rate, self.heartbeat_s, self.wait_s = duration_s, failure_rate, heartbeat_s, wait_s
         self.job_types, self.lease_s = job_types, lease_s
-        self.stopping = threading.Event()
+        # Set by the stop signal's handler, which runs on the main thread between any two of its instructions, so
+        # it takes no lock: a threading.Event's set() there deadlocks when the main thread holds the Event's lock,
+        # or when a second signal arrives inside the first one's set().
+        self.stopping = False
+        self.claiming = False  # in a claim's long poll, which the stop signal interrupts
         self.id = ""
 
     def register(self) -> None:
@@ -65,6 +78,8 @@ class Bot:
         if self.lease_s:
             body["lease_s"] = self.lease_s
         for _ in range(30):  # the API may still be starting
+            if self.stopping:
+                raise SystemExit(0)
             try:
                 status, answer = self.api.call("POST", "/api/bots", body)
                 break
@@ -77,8 +92,22 @@ class Bot:
         self.id, self.api.token = answer["id"], answer["token"]
         say(f"bot {self.name} registered as {self.id}")
 
+    def pause(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; answer whether the bot is stopping."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        return self.stopping
+
+    def stop(self, *_: Any) -> None:
+        """The stop signal's handler. A job that a claim interrupted here was granted goes back on deregistering."""
+        self.stopping = True
+        if self.claiming:
+            self.claiming = False  # once: a second signal must not raise into the first one's handling
+            raise Stopping
+
     def heartbeats(self) -> None:
-        while not self.stopping.wait(self.heartbeat_s):
+        while not self.pause(self.heartbeat_s):
             try:
                 status, answer = self.api.call("POST", f"/api/bots/{self.id}/heartbeat")
                 if status != 200:
@@ -87,18 +116,21 @@ class Bot:
                 say(f"heartbeat failed: {exc}")
 
     def work(self) -> None:
-        while not self.stopping.is_set():
+        while not self.stopping:
             try:
+                self.claiming = True
                 status, claimed = self.api.call("POST", f"/api/bots/{self.id}/claim", {"wait_s": self.wait_s})
             except OSError as exc:
                 say(f"claim failed: {exc}")
-                self.stopping.wait(1)
+                self.pause(1)
                 continue
+            finally:
+                self.claiming = False
             if status == 204:
                 continue
             if status != 200:
                 say(f"claim refused ({status}): {claimed}")
-                self.stopping.wait(1)
+                self.pause(1)
                 continue
             self.run(claimed["job"])
 
@@ -106,7 +138,7 @@ class Bot:
         """Stopping on purpose: leave the fleet now, so the bot is not shown idle until it turns down and the job
         it held goes back to its backlog at once, not when its lease runs out."""
         try:
-            status, answer = self.api.call("DELETE", f"/api/bots/{self.id}")
+            status, answer = self.api.call("DELETE", f"/api/bots/{self.id}", timeout=DEREGISTER_TIMEOUT_S)
         except OSError as exc:
             say(f"could not deregister: {exc}; the lease runs out instead")
             return
@@ -115,7 +147,7 @@ class Bot:
 
     def run(self, job: dict[str, Any]) -> None:
         say(f"claimed {job['id']} ({job['type']}, attempt {job['attempt']}/{job['max_attempts']})")
-        if self.stopping.wait(self.duration_s):
+        if self.pause(self.duration_s):
             return  # stopping: deregistering gives the job back
         path = f"/api/bots/{self.id}/jobs/{job['id']}"
         if random.random() < self.failure_rate:
@@ -146,11 +178,14 @@ def main() -> None:
     args = parser.parse_args()
     bot = Bot(Api(args.api), args.name, args.duration, args.failure_rate, args.heartbeat, args.wait,
               [t for t in args.job_types.split(",") if t] or None, args.lease)
-    signal.signal(signal.SIGTERM, lambda *_: bot.stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: bot.stopping.set())
+    signal.signal(signal.SIGTERM, bot.stop)
+    signal.signal(signal.SIGINT, bot.stop)
     bot.register()
     threading.Thread(target=bot.heartbeats, name="heartbeat", daemon=True).start()
-    bot.work()
+    try:
+        bot.work()
+    except Stopping:
+        pass  # stopped in a claim's long poll
     bot.deregister()
     say(f"bot {bot.id} stopped")
     sys.exit(0)

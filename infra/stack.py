@@ -250,14 +250,16 @@ class Stack:
             self._stop_services([service], grace)
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
-        """Stop every service at once, then the emulator, which the runtime's workers need until they are done."""
+        """Stop the bots, then every other service at once, then the emulator, which the runtime's workers need
+        until they are done."""
         self._bots_stopping.set()
         if self._bot_follower is not None:
             self._bot_follower.join()  # it starts no bot once it has seen the flag
         for retiring in self._retiring:
             retiring.join()
-        bots = [name for name in self.services if name.startswith("bot-")]
-        services = [self.services.pop(name) for name in (*bots, "frontend", "runtime", "api") if name in self.services]
+        bots = [self.services.pop(name) for name in list(self.services) if name.startswith("bot-")]
+        self._stop_services(bots, grace)  # first, while the API is up to take their deregistration
+        services = [self.services.pop(name) for name in ("frontend", "runtime", "api") if name in self.services]
         self._stop_services(services, grace)
         if self.emulator:
             self.emulator.stop()

@@ -182,7 +182,10 @@ class JobWorker:
         retry: list[tuple[int, JobSpec]] = []
         held: list[tuple[str, Held]] = []
         ran: list[JobSpec] = []
-        for job, begun in zip(envelope.jobs, runner.begin(envelope.jobs, self.worker_id, now()), strict=True):
+        # Every job of the message starts at the moment its start is recorded (a typed job's record says so), so a
+        # job's queue wait is one figure wherever it is read; its wait behind its siblings counts as running.
+        started_at = now()
+        for job, begun in zip(envelope.jobs, runner.begin(envelope.jobs, self.worker_id, started_at), strict=True):
             next_job = job.model_copy(update={"attempt": job.attempt + 1})
             if begun == "resend":  # handed back for a retry whose message may be lost: send it (again)
                 retry.append((self.policy.delay_before(next_job.attempt), next_job))
@@ -191,7 +194,6 @@ class JobWorker:
             if begun != "run":
                 continue
             ran.append(job)
-            started_at = now()
             try:
                 done = runner.run(job)
             except Exception as exc:  # any failure of the job itself is retried, then recorded
