@@ -23,8 +23,9 @@ seed: $(STAMP)
 	$(PY) -m infra.seed --api $(or $(API),http://localhost:8000)
 
 ## test: everything CI runs: the type check, then unit, contract, runtime conformance, integration, browser.
+## The 25 slowest tests are listed at the end, so CI's log says where the ten minutes go.
 test: $(STAMP) browser typecheck
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 ## typecheck: mypy, strict, on chalicelib/ and app.py (mypy.ini): every adapter and twin held to its port.
 typecheck: $(STAMP)
@@ -34,8 +35,8 @@ typecheck: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest tests/unit tests/contract
 
-## fuzz: schemathesis against a stack of its own, held to GET /api/openapi.json (about three minutes; CI runs it
-## after make test, which leaves it out to stay under ten minutes on 2 cores).
+## fuzz: schemathesis against a stack of its own, held to GET /api/openapi.json (about 90 s; CI runs it after
+## make test, which leaves it out to stay under ten minutes on 2 cores).
 fuzz: $(STAMP)
 	$(PY) -m pytest tests/fuzz -m fuzz
 
