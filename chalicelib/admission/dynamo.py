@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from chalicelib.admission.limits import pruned
 from chalicelib.admission.models import CallerCounts, Lease, Service
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_item
@@ -11,32 +12,32 @@ from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, batch_delete, call_with_con
 from chalicelib.core.errors import StaleWrite
 
 
-# The lease item's attributes for the rate limits: each limit, and the latest slot given under it.
+# The lease item's attribute for each rate limit in force (an admin sets it beside the holder's writes).
 LIMIT_PREFIX = "limit:"
-LAST_PREFIX = "last:"
 
 
 def _lease(item: dict[str, Any]) -> Lease:
     def prefixed(prefix: str) -> dict[str, float]:
         return {name[len(prefix):]: float(value) for name, value in item.items() if name.startswith(prefix)}
 
-    return Lease(cursor=int(item.get("cursor", 0)), per_minute=prefixed(LIMIT_PREFIX), last_at=prefixed(LAST_PREFIX),
+    return Lease(cursor=int(item.get("cursor", 0)), per_minute=prefixed(LIMIT_PREFIX),
+                 given={key: {float(start): int(n) for start, n in windows.items()}
+                        for key, windows in item.get("given", {}).items()},
                  timer_at=float(item.get("timer_at", 0)),
                  service=Service(floor=float(item.get("served_floor", 0)),
                                  of={caller: float(v) for caller, v in item.get("served", {}).items()}))
 
 
-def _lease_writes(lease: Lease) -> tuple[dict[str, str], dict[str, Any], str]:
-    """What letting the lease go writes: the cursor, the timer, weighted round robin's memory and each limit's
-    latest slot (names, values, SETs)."""
+def _lease_writes(lease: Lease, now: float) -> tuple[dict[str, str], dict[str, Any], str]:
+    """What letting the lease go writes: the cursor, the timer, weighted round robin's memory and the jobs given
+    out in each limit's windows not yet over (names, values, SETs)."""
     names = {"#cursor": "cursor"}
+    given = {key: {repr(start): n for start, n in windows.items()}
+             for key, windows in pruned(lease.given, lease.per_minute, now).items()}
     values: dict[str, Any] = {":cursor": lease.cursor, ":timer_at": lease.timer_at,
-                              ":served": lease.service.of, ":served_floor": lease.service.floor}
-    sets = ["#cursor = :cursor", "timer_at = :timer_at", "served = :served", "served_floor = :served_floor"]
-    for index, (key, last) in enumerate(sorted(lease.last_at.items())):
-        names[f"#last{index}"] = LAST_PREFIX + key
-        values[f":last{index}"] = last
-        sets.append(f"#last{index} = :last{index}")
+                              ":served": lease.service.of, ":served_floor": lease.service.floor, ":given": given}
+    sets = ["#cursor = :cursor", "timer_at = :timer_at", "served = :served", "served_floor = :served_floor",
+            "given = :given"]
     return names, values, ", ".join(sets)
 
 
@@ -112,7 +113,7 @@ class DispatchCoordination:
         return _lease(from_item(found["Attributes"]))
 
     def release_lease(self, holder: str, lease: Lease, now: float, ttl_s: float, final: bool = False) -> bool:
-        names, values, sets = _lease_writes(lease)
+        names, values, sets = _lease_writes(lease, now)
         values[":holder"] = holder
         try:
             self._db.update_item(

@@ -1,35 +1,41 @@
 """Rate limits in admission: jobs per minute under a key (a job type, a caller), spread evenly, never in bursts.
 
-Each limit gives out slots `60 / per_minute` seconds apart; a job takes the
-next slot of every limit it is under (its type's and its caller's), so it
-keeps to all of them. A job is sent with the SQS delay (whole seconds) that
-makes it visible in the wall-clock second of its slot, so each second holds
-the limit's share, as a paced run's does (runs/pacing.py).
+A limit divides time into windows (`limit_window`): for a limit of a job a
+second or more, each wall-clock second, holding the slots of a grid
+`60 / per_minute` seconds apart that fall in it (over any minute they add up
+to `per_minute`); for a slower one, each interval of the grid, holding one.
+A job takes a slot in a window of every limit it is under (its type's and
+its caller's), so it keeps to all of them. The jobs given out in each
+window not yet over are counted (`Lease.given`); nothing else is kept.
 
-SQS delays are whole seconds, so a job given out at `now` becomes visible at
-the same fraction of a second as `now`. Were the passes that give out a
-second's slots at different fractions (passes come whenever a submit or a
-settled message asks), the second's jobs would become visible at several
-moments, and those late in the second would start in the next one. So only
-a pass in the first half of a second (`GIVING_PHASE`) gives out slots: the
-rest of its own second's (from the second's start: a second whose early
-passes were missed is caught up, never doubled) and the whole next second's.
-A pass in the second half gives out none; the jobs wait for the next early
-pass, at most about a second. A changed limit therefore bites from the
-second after next at the latest: within 2 s.
+A job is sent with the SQS delay (whole seconds) that makes it visible in
+its wall-clock second, so each second holds the limit's share, as a paced
+run's does (runs/pacing.py). SQS delays are whole seconds, so a job given out
+at `now` becomes visible at the same fraction of a second as `now`. Were the
+passes that give out a second's slots at different fractions (passes come
+whenever a submit or a settled message asks), the second's jobs would become
+visible at several moments, and those late in the second would start in the
+next one. So only a pass in the first half of a second (`GIVING_PHASE`)
+gives out slots: what is left in its own second (a second whose early
+passes were missed is caught up, never doubled) and in the next. A pass in
+the second half gives out none; the jobs wait for the next early pass, at
+most about a second.
 
-The state is each key's latest slot, kept with the dispatcher's lease
-(models.Lease).
+A changed limit bites within 2 s. The next early pass counts the next
+second's jobs already sent against the new limit: a raised limit tops that
+second up to its new share, so the new rate holds from the second after the
+change (or from the change's own, before its early pass); a lowered one gives
+it no more, and the seconds after hold the new share.
 
-Bots' claims (chalicelib/bots/) keep to the same limits on the same grid:
-`claim_window` is the wall-clock second a claim falls in and how many of a
-limit's slots lie in it (for a limit slower than one a second, the slot's
-whole interval, holding one), and a claim takes one of them with a
-conditional counter per limit and window in its own transaction, so
-concurrent claims never take more (bots/dynamo.py). A bot cannot be handed a
-slot ahead, as an SQS delay hands one, so a claim takes only its own
-window's. The counters are the bots' own: a limit caps Lambda's admissions
-and bots' claims each, not the two together.
+The counts are kept with the dispatcher's lease (models.Lease).
+
+Bots' claims (chalicelib/bots/) keep to the same limits in the same windows:
+a claim takes a slot of the window it falls in with a conditional counter
+per limit and window in its own transaction, so concurrent claims never
+take more (bots/dynamo.py). A bot cannot be handed a slot ahead, as an SQS
+delay hands one, so a claim takes only its own window's. The counters are
+the bots' own: a limit caps Lambda's admissions and bots' claims each, not
+the two together.
 """
 from __future__ import annotations
 
@@ -47,33 +53,33 @@ EPSILON_S = 1e-5
 
 
 @dataclass(frozen=True)
-class ClaimWindow:
-    """The stretch of time a bot's claim takes a limit's slot from, and how many slots lie in it."""
+class LimitWindow:
+    """A stretch of time a limit counts its jobs in (admissions and bots' claims apart), and how many slots lie in it."""
 
     start: float
     end: float
     slots: int
 
 
-def claim_window(per_minute: float, now: float) -> ClaimWindow:
+def limit_window(per_minute: float, now: float) -> LimitWindow:
     """For a limit of a slot or more a second, now's wall-clock second and the slots of the grid in it (over any
     minute they add up to `per_minute`); for a slower one, the one slot's interval on the grid that holds now
     (a 5-a-minute limit: one claim in each 12 s, whenever in it, so a poll that skips a second loses no slot)."""
     interval = 60.0 / per_minute
     if interval >= 1.0:
         start = math.floor(now / interval + EPSILON_S / interval) * interval
-        return ClaimWindow(start, start + interval, 1)
+        return LimitWindow(start, start + interval, 1)
 
     def slots_before(moment: float) -> int:
         return math.ceil(moment / interval - EPSILON_S / interval)
 
     second = math.floor(now)
-    return ClaimWindow(float(second), second + 1.0, slots_before(second + 1) - slots_before(second))
+    return LimitWindow(float(second), second + 1.0, slots_before(second + 1) - slots_before(second))
 
 
 @dataclass
 class Limiter:
-    """One pass's view of the rate limits; `take` advances `lease.last_at`, which the pass writes back."""
+    """One pass's view of the rate limits; `take` counts each job into `lease.given`, which the pass writes back."""
 
     lease: Lease
     now: float
@@ -84,45 +90,57 @@ class Limiter:
         return math.floor(self.now)
 
     @property
-    def _horizon(self) -> float:
-        """Slots before this time are given out in this pass (none at all late in a second)."""
+    def _seconds(self) -> range:
+        """The wall-clock seconds this pass gives out slots in (none at all late in a second)."""
         giving = self.now - self._second < GIVING_PHASE
-        return float(self._second + (SECONDS_GIVEN if giving else 0))
+        return range(self._second, self._second + (SECONDS_GIVEN if giving else 0))
 
-    def _interval(self, key: str) -> float:
-        return 60.0 / self.lease.per_minute[key]
+    def _window(self, key: str, second: int) -> LimitWindow:
+        return limit_window(self.lease.per_minute[key], float(second))
 
-    def _next_slot(self, key: str) -> float:
-        interval = self._interval(key)
-        last = self.lease.last_at.get(key)
-        earliest = float(self._second) if last is None else max(float(self._second), last + interval)
-        return math.ceil(earliest / interval - EPSILON_S / interval) * interval
+    def _room(self, key: str, window: LimitWindow) -> int:
+        return window.slots - self.lease.given.get(key, {}).get(window.start, 0)
 
     def allowance(self, key: str, wanted: int) -> int:
         """How many of `wanted` jobs the key's limit lets through in this pass (all of them if it has none)."""
         if key not in self.lease.per_minute:
             return wanted
-        first = self._next_slot(key)
-        allowed = max(0, math.ceil((self._horizon - EPSILON_S - first) / self._interval(key)))
+        windows = {w.start: w for w in (self._window(key, second) for second in self._seconds)}
+        allowed = sum(max(0, self._room(key, window)) for window in windows.values())
         if allowed < wanted:
             self.held.add(key)
         return min(allowed, wanted)
 
     def take(self, keys: Iterable[str]) -> float | None:
-        """The time of the slot a job under `keys` may run at (now, if none is limited), or None if one of its
-        limits has no slot left in this pass (that key is then `held`)."""
+        """The time of the slot a job under `keys` may run at (now, if none is limited; else the start of the first
+        second with room under all its limits), or None if one of its limits has none left in this pass (that
+        key is then `held`)."""
         limited = [key for key in keys if key in self.lease.per_minute]
         if not limited:
             return self.now
-        slot = max(self._next_slot(key) for key in limited)
-        horizon = self._horizon - EPSILON_S
-        if slot >= horizon:
-            self.held.update(key for key in limited if self._next_slot(key) >= horizon)
-            return None
-        for key in limited:
-            self.lease.last_at[key] = slot
-        return slot
+        for second in self._seconds:
+            windows = [(key, self._window(key, second)) for key in limited]
+            if all(self._room(key, window) > 0 for key, window in windows):
+                for key, window in windows:
+                    given = self.lease.given.setdefault(key, {})
+                    given[window.start] = given.get(window.start, 0) + 1
+                return float(second)
+        full = {key for key in limited if all(self._room(key, self._window(key, second)) <= 0 for second in self._seconds)}
+        self.held.update(full or limited)  # none full: its limits have room only in different seconds
+        return None
 
     def delay(self, slot: float) -> int:
         """The SQS delay (whole seconds) that makes a message visible in the wall-clock second of `slot`."""
         return max(0, math.floor(slot + EPSILON_S) - self._second)
+
+
+def pruned(given: dict[str, dict[float, int]], per_minute: dict[str, float], now: float) -> dict[str, dict[float, int]]:
+    """The counts a pass writes back: only limits still in force, and only windows not yet over."""
+    kept = {}
+    for key, windows in given.items():
+        if key in per_minute:
+            interval = 60.0 / per_minute[key]
+            live = {start: n for start, n in windows.items() if start + max(1.0, interval) > now}
+            if live:
+                kept[key] = live
+    return kept

@@ -100,7 +100,8 @@ class Lease:
 
     cursor: int = 0
     per_minute: dict[str, float] = field(default_factory=dict)  # limit key -> jobs per minute
-    last_at: dict[str, float] = field(default_factory=dict)  # limit key -> the latest slot given under it
+    # limit key -> the start of each of its windows not yet over (limits.limit_window) -> jobs given out in it
+    given: dict[str, dict[float, int]] = field(default_factory=dict)
     timer_at: float = 0.0  # when the AdmitRequest a held-back pass sent is due (0: none on its way)
     service: Service = field(default_factory=Service)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import AbstractSet, Any, Mapping, Sequence
 
 from chalicelib.admission.dynamo import read_limits
-from chalicelib.admission.limits import ClaimWindow
+from chalicelib.admission.limits import LimitWindow
 from chalicelib.admission.models import CallerCounts
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_item
@@ -164,7 +164,7 @@ class DynamoBotStore(BotStore):
     def limits(self) -> dict[str, float]:
         return read_limits(self._db, self._table, TYPED_DISPATCH_PK)
 
-    def _slot_take(self, key: str, window: ClaimWindow) -> dict[str, Any]:
+    def _slot_take(self, key: str, window: LimitWindow) -> dict[str, Any]:
         return {"Update": {
             "TableName": self._table, "Key": to_item({"pk": f"BLIMIT#{key}", "sk": f"{window.start:.6f}"}),
             "UpdateExpression": "ADD claims :one SET expires_at = :expires",
@@ -175,7 +175,7 @@ class DynamoBotStore(BotStore):
                                                   ":expires": int(window.end) + LIMIT_SLOTS_TTL_S})}}
 
     def claim(self, bot: Bot, item: TypedBacklogItem, now: float, lease_until: float,
-              slots: Mapping[str, ClaimWindow] | None = None) -> None:
+              slots: Mapping[str, LimitWindow] | None = None) -> None:
         limited = sorted((slots or {}).items())
         attempt = item.attempts + 1
         job = {"TableName": self._typed_jobs, "Key": to_item({"id": item.id}),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import AbstractSet, Mapping
 
-from chalicelib.admission.limits import ClaimWindow
+from chalicelib.admission.limits import LimitWindow
 from chalicelib.admission.models import CallerCounts
 from chalicelib.bots.models import Bot, BotEvent
 from chalicelib.bots.store import BotStore
@@ -84,7 +84,7 @@ class MemoryBotStore(BotStore):
         return self.typed.limits()
 
     def claim(self, bot: Bot, item: TypedBacklogItem, now: float, lease_until: float,
-              slots: Mapping[str, ClaimWindow] | None = None) -> None:
+              slots: Mapping[str, LimitWindow] | None = None) -> None:
         with self.lock:
             stored = self.saved.get(bot.id)
             if stored is None:

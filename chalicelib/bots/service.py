@@ -40,7 +40,7 @@ from chalicelib.bots.models import (
     Registered,
     RegisterBot,
 )
-from chalicelib.admission.limits import claim_window
+from chalicelib.admission.limits import limit_window
 from chalicelib.admission.models import caller_limit, held_types
 from chalicelib.bots.store import BotStore
 from chalicelib.core.errors import (
@@ -159,7 +159,7 @@ def _claim_once(store: BotStore, bot: Bot, types: set[str] | None, all_types: se
     random order, so no caller always wins them), then the head of its backlog; rate limits as admission's: a job
     takes a slot of its type's and its caller's limits in the window now falls in (admission/limits.py), in the claim's
     own transaction, and a limit with none left holds its jobs back while the others go on."""
-    windows = {key: claim_window(per_minute, now) for key, per_minute in limits.items()}
+    windows = {key: limit_window(per_minute, now) for key, per_minute in limits.items()}
     held = {key for key, window in windows.items() if window.slots == 0}
     callers = [c for c in store.callers() if c.backlog > 0]
     random.shuffle(callers)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import AbstractSet, Mapping, Protocol
 
-from chalicelib.admission.limits import ClaimWindow
+from chalicelib.admission.limits import LimitWindow
 from chalicelib.admission.models import CallerCounts
 from chalicelib.bots.models import Bot, BotEvent
 from chalicelib.typed.models import TypedBacklogItem, TypedJob
@@ -60,7 +60,7 @@ class BotStore(Protocol):
         ...
 
     def claim(self, bot: Bot, item: TypedBacklogItem, now: float, lease_until: float,
-              slots: Mapping[str, ClaimWindow] | None = None) -> None:
+              slots: Mapping[str, LimitWindow] | None = None) -> None:
         """The job to running on this bot, its attempt the next one, out of its backlog, leased until
         `lease_until`, taking one of the slots left in the window of each limit in `slots` (limit key -> its
         window now). Raises HoldsMaxJobs if the bot holds `max_jobs` already, StaleWrite if the job

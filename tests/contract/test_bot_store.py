@@ -240,8 +240,8 @@ def test_callers_carry_their_admission_weight(stores):
 # ---- rate limits: a claim takes a slot of its limits' window in its own transaction ----
 
 def window(slots, start=T0 + 100):
-    from chalicelib.admission.limits import ClaimWindow
-    return ClaimWindow(start, start + 1, slots)
+    from chalicelib.admission.limits import LimitWindow
+    return LimitWindow(start, start + 1, slots)
 
 
 def test_a_claim_takes_a_slot_and_one_past_the_windows_slots_is_refused_changing_nothing(stores):

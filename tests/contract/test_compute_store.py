@@ -109,22 +109,26 @@ def test_a_trigger_that_finds_the_lease_held_makes_the_holder_go_round_again(sto
     assert cursor(store.take_lease("f", T0 + 9, 30)) == 4
 
 
-def test_the_lease_keeps_the_rate_limits_and_their_latest_slots(stores):
+def test_the_lease_keeps_the_rate_limits_and_the_jobs_given_in_their_windows_not_yet_over(stores):
     store, _ = stores
     store.set_limit("type:email", 600, T0)
     store.set_limit("caller:alice", 60.5, T0)
-    assert store.limits() == {"type:email": 600, "caller:alice": 60.5}
+    store.set_limit("caller:bob", 5, T0)
+    assert store.limits() == {"type:email": 600, "caller:alice": 60.5, "caller:bob": 5}
     lease = store.take_lease("a", T0, 30)
-    assert lease.per_minute == {"type:email": 600, "caller:alice": 60.5} and lease.last_at == {}
-    lease.last_at.update({"type:email": T0 + 1.25, "caller:alice": T0 + 0.5})
+    assert lease.per_minute == {"type:email": 600, "caller:alice": 60.5, "caller:bob": 5} and lease.given == {}
+    lease.given.update({"type:email": {T0 - 1: 10, T0: 10, T0 + 1: 4},  # the second before is over
+                        "caller:alice": {T0 - 1: 1},  # over too: alice is left out
+                        "caller:bob": {T0 - 1: 1},  # a 12 s window: not over
+                        "caller:carol": {T0: 1}})  # no longer limited
     lease.timer_at = T0 + 1
     store.set_limit("type:email", 300, T0 + 0.1)  # an admin's change while the lease is held is kept
     assert store.release_lease("a", lease, T0 + 0.2, 30) is True
     again = store.take_lease("b", T0 + 2, 30)
-    assert again.per_minute == {"type:email": 300, "caller:alice": 60.5}
-    assert again.last_at == {"type:email": T0 + 1.25, "caller:alice": T0 + 0.5} and again.timer_at == T0 + 1
+    assert again.per_minute == {"type:email": 300, "caller:alice": 60.5, "caller:bob": 5}
+    assert again.given == {"type:email": {T0: 10, T0 + 1: 4}, "caller:bob": {T0 - 1: 1}} and again.timer_at == T0 + 1
     store.set_limit("caller:alice", None, T0 + 3)
-    assert store.limits() == {"type:email": 300}
+    assert store.limits() == {"type:email": 300, "caller:bob": 5}
 
 
 def test_an_outcome_settles_the_number_and_the_caller_exactly_once(stores):
