@@ -45,7 +45,8 @@ def test_stream_records_reach_the_handler_in_lambdas_shape(runtime, tag):
     assert modify["dynamodb"]["NewImage"]["word"] == {"S": "again"}
     assert "NewImage" not in remove["dynamodb"]
     assert isinstance(insert["dynamodb"]["ApproximateCreationDateTime"], float)
-    assert abs(insert["dynamodb"]["ApproximateCreationDateTime"] - time.time()) < 60
+    # Epoch seconds, rounded down: to the second on AWS, to the minute by DynamoDB Local (LocalStack's v2 provider).
+    assert abs(insert["dynamodb"]["ApproximateCreationDateTime"] - time.time()) < 120
     assert insert["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert int(insert["dynamodb"]["SequenceNumber"]) < int(modify["dynamodb"]["SequenceNumber"])
     [invocation] = [i for i in runtime.stream_invocations() if insert in i["records"]]
@@ -84,7 +85,8 @@ def test_a_handler_that_raises_gets_the_same_batch_again_until_it_succeeds(runti
 
 
 def test_report_batch_item_failures_resumes_from_the_lowest_failed_record(runtime, tag):
-    runtime.put_items({"id": f"{tag}-1"}, {"id": f"{tag}-2", "fail_until": time.time() + 1.5}, {"id": f"{tag}-3"})
+    # Failed on its first delivery, whenever that comes: a deadline could pass before a slow stream delivers it.
+    runtime.put_items({"id": f"{tag}-1"}, {"id": f"{tag}-2", "fail_times": 1}, {"id": f"{tag}-3"})
     # One shard for every test of the session: these records may wait behind an earlier test's batch that is
     # still being retried with backoff (up to 5 s apart), which LocalStack's slower streams make longer.
     batches = eventually(lambda: len(b := runtime.stream_batches(tag)) >= 2 and

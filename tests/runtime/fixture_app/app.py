@@ -12,8 +12,10 @@ A message body (JSON) steers the SQS handlers:
 
 The stream handler reads its table's new images the same way (attributes of
 the item): `raise_until` (epoch seconds: the handler raises until then),
-`fail_until` (the record is reported in batchItemFailures until then) and
-`sleep` (seconds, then "finished" is recorded).
+`fail_until` (the record is reported in batchItemFailures until then),
+`fail_times` (the record is reported on its first that many deliveries,
+however late the stream delivers it) and `sleep` (seconds, then "finished"
+is recorded).
 """
 import json
 import os
@@ -62,6 +64,8 @@ def changes(event):
         if "raise_until" in image and now < float(image["raise_until"]["N"]):
             raise RuntimeError("the item asked the handler to raise")
         if "fail_until" in image and now < float(image["fail_until"]["N"]):
+            failures.append({"itemIdentifier": item["dynamodb"]["SequenceNumber"]})
+        elif "fail_times" in image and deliveries(item) <= int(image["fail_times"]["N"]):
             failures.append({"itemIdentifier": item["dynamodb"]["SequenceNumber"]})
         if "sleep" in image:
             time.sleep(float(image["sleep"]["N"]))
@@ -122,6 +126,14 @@ def handle_batch(source, event):
             time.sleep(body["sleep"])
             record("finished", source=source, message_id=item["messageId"], pid=os.getpid())
     return {"batchItemFailures": failures}
+
+
+def deliveries(item) -> int:
+    """How many stream invocations have been handed this record, this one included (recorded as it began)."""
+    sequence = item["dynamodb"]["SequenceNumber"]
+    with open(os.environ["RUNTIME_FIXTURE_RECORDS"]) as lines:
+        return sum(1 for line in lines if (found := json.loads(line))["kind"] == "stream"
+                   and any(r["dynamodb"]["SequenceNumber"] == sequence for r in found["records"]))
 
 
 def record(kind, **fields):
