@@ -13,15 +13,6 @@ same at any table size. This patch keeps moto's semantics (all or nothing,
 the same cancellation reasons) but snapshots only the items the transaction
 touches and restores those on failure.
 
-6. Item responses skip moto's generic serializer (`_fast_item_responses`).
-moto 5.2 serializes every response by walking botocore's output shape, in
-Python, value by value: a Query answering 26 typed jobs with their timelines
-spent ~45 ms there, so `GET /api/jobs` took 80 ms with 1,000 jobs stored and
-20 clients queued behind one another for 1.5 s. The item operations' results
-are already DynamoDB JSON (attribute values, strings and numbers), so they
-are sent as `json.dumps` of it, which is what the serializer produces for
-them; a result holding a binary value or a timestamp goes the generic way.
-
 5. A cancelled transaction leaves no stream records (`_patch_transactions`).
 moto writes each Put of a transaction to the table's stream as it applies it,
 and its rollback writes more (REMOVE, MODIFY), so a ledger transaction
@@ -29,6 +20,16 @@ cancelled by one duplicate showed INSERTs of results that were never stored.
 DynamoDB streams only what a transaction commits, and the datalake relies on
 that. Stream reads take the backend lock, so no reader sees a record that a
 rollback then withdraws.
+
+6. Item responses skip moto's generic serializer (`_fast_item_responses`).
+moto 5.2 serializes every response by walking botocore's output shape, in
+Python, value by value: a Query answering 26 typed jobs with their timelines
+spent ~45 ms there, so `GET /api/jobs` took 80 ms with 1,000 jobs stored and
+20 clients queued behind one another for 1.5 s. The item operations' results
+are already DynamoDB JSON (attribute values, strings and numbers), so they
+are sent as `json.dumps` of it, which is what the serializer produces for
+them; a result holding a binary value goes the generic way, and so does any
+other operation (their outputs hold timestamps and shapes it transforms).
 """
 from __future__ import annotations
 
