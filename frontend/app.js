@@ -405,15 +405,7 @@
 
   function renderWorkers() {
     const data = workersView.data;
-    const panel = $("workers");
-    panel.dataset.available = String(workersView.available);
-    // Data from an earlier answer stays on screen, faded, while the API fails.
-    panel.classList.toggle("stale", workersView.available === false && data !== null);
-
-    const workers = (data && data.workers) || [];
-    const down = workers.filter((worker) => worker.state === "down").length;
-    setWorkerCount("workers-up", data && workers.length - down);
-    setWorkerCount("workers-down", data && down);
+    const workers = renderFleetPart("workers", workersView.available, data && data.workers);
     setWorkerCount("concurrency-desired", data && data.concurrency);
 
     // Until the user types, the input follows the desired count (another admin may change it).
@@ -425,6 +417,30 @@
     renderWorkersNote(data);
     renderWorkerRows(data, workers);
     renderWorkerControls();
+  }
+
+  /** The fleet card's parts (workers, bots) alike: the panel's availability, and its up and down counts
+   *  (`${id}-up`, `${id}-down`); answers the part's items (none while unknown). */
+  function renderFleetPart(id, available, items) {
+    const panel = $(id);
+    panel.dataset.available = String(available);
+    // Data from an earlier answer stays on screen, faded, while the API fails.
+    panel.classList.toggle("stale", available === false && Boolean(items));
+    const known = items || [];
+    const down = known.filter((item) => item.state === "down").length;
+    setWorkerCount(`${id}-up`, items && known.length - down);
+    setWorkerCount(`${id}-down`, items && down);
+    return known;
+  }
+
+  /** A fleet table with nothing to list: one row saying why, across its columns. */
+  function showEmptyRow(body, text, columns) {
+    const td = cell(text);
+    td.colSpan = columns;
+    const row = document.createElement("tr");
+    row.className = "workers-empty";
+    row.append(td);
+    body.replaceChildren(row);
   }
 
   function setWorkerCount(id, value) {
@@ -450,13 +466,7 @@
     if (!data || workers.length === 0) {
       let text = "No worker has reported yet.";
       if (!data) text = workersView.available === false ? "Workers unavailable" : "Loading workers…";
-      const cell = document.createElement("td");
-      cell.colSpan = 5;
-      cell.textContent = text;
-      const row = document.createElement("tr");
-      row.className = "workers-empty";
-      row.append(cell);
-      body.replaceChildren(row);
+      showEmptyRow(body, text, 5);
       return;
     }
     // Down workers last; otherwise by id, so rows do not jump between idle and busy.
@@ -506,14 +516,7 @@
 
   function renderBots() {
     const list = botsView.list;
-    const panel = $("bots");
-    panel.dataset.available = String(botsView.available);
-    panel.classList.toggle("stale", botsView.available === false && list !== null);
-
-    const bots = (list && list.bots) || [];
-    const down = bots.filter((bot) => bot.state === "down").length;
-    setWorkerCount("bots-up", list && bots.length - down);
-    setWorkerCount("bots-down", list && down);
+    const bots = renderFleetPart("bots", botsView.available, list && list.bots);
     setWorkerCount("bots-desired", botsView.count);
 
     const input = $("bot-count");
@@ -538,12 +541,7 @@
     if (!list || bots.length === 0) {
       let text = "No bot has registered yet.";
       if (!list) text = botsView.available === false ? "Bots unavailable" : "Loading bots…";
-      const td = cell(text);
-      td.colSpan = 6;
-      const row = document.createElement("tr");
-      row.className = "workers-empty";
-      row.append(td);
-      body.replaceChildren(row);
+      showEmptyRow(body, text, 6);
       return;
     }
     // Down bots last; otherwise in the order they registered, so rows do not jump between idle and busy.

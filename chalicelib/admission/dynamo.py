@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from chalicelib.admission.limits import pruned
 from chalicelib.admission.models import CallerCounts, Lease, Service
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_item
@@ -28,12 +27,11 @@ def _lease(item: dict[str, Any]) -> Lease:
                                  of={caller: float(v) for caller, v in item.get("served", {}).items()}))
 
 
-def _lease_writes(lease: Lease, now: float) -> tuple[dict[str, str], dict[str, Any], str]:
+def _lease_writes(lease: Lease) -> tuple[dict[str, str], dict[str, Any], str]:
     """What letting the lease go writes: the cursor, the timer, weighted round robin's memory and the jobs given
-    out in each limit's windows not yet over (names, values, SETs)."""
+    out in each limit's windows (names, values, SETs)."""
     names = {"#cursor": "cursor"}
-    given = {key: {repr(start): n for start, n in windows.items()}
-             for key, windows in pruned(lease.given, lease.per_minute, now).items()}
+    given = {key: {repr(start): n for start, n in windows.items()} for key, windows in lease.given.items()}
     values: dict[str, Any] = {":cursor": lease.cursor, ":timer_at": lease.timer_at,
                               ":served": lease.service.of, ":served_floor": lease.service.floor, ":given": given}
     sets = ["#cursor = :cursor", "timer_at = :timer_at", "served = :served", "served_floor = :served_floor",
@@ -113,7 +111,7 @@ class DispatchCoordination:
         return _lease(from_item(found["Attributes"]))
 
     def release_lease(self, holder: str, lease: Lease, now: float, ttl_s: float, final: bool = False) -> bool:
-        names, values, sets = _lease_writes(lease, now)
+        names, values, sets = _lease_writes(lease)
         values[":holder"] = holder
         try:
             self._db.update_item(

@@ -85,6 +85,12 @@ class Limiter:
     now: float
     held: set[str] = field(default_factory=set)  # keys that turned a job away in this pass
 
+    def __post_init__(self) -> None:
+        # Only limits still in force, and only their windows not yet over, are counted (and written back).
+        self.lease.given = {key: live for key, windows in self.lease.given.items() if key in self.lease.per_minute
+                            and (live := {start: n for start, n in windows.items()
+                                          if limit_window(self.lease.per_minute[key], start).end > self.now})}
+
     @property
     def _second(self) -> int:
         return math.floor(self.now)
@@ -133,14 +139,3 @@ class Limiter:
         """The SQS delay (whole seconds) that makes a message visible in the wall-clock second of `slot`."""
         return max(0, math.floor(slot + EPSILON_S) - self._second)
 
-
-def pruned(given: dict[str, dict[float, int]], per_minute: dict[str, float], now: float) -> dict[str, dict[float, int]]:
-    """The counts a pass writes back: only limits still in force, and only windows not yet over."""
-    kept = {}
-    for key, windows in given.items():
-        if key in per_minute:
-            interval = 60.0 / per_minute[key]
-            live = {start: n for start, n in windows.items() if start + max(1.0, interval) > now}
-            if live:
-                kept[key] = live
-    return kept

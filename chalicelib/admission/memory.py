@@ -6,7 +6,6 @@ import threading
 from dataclasses import replace
 from typing import Any, Sequence
 
-from chalicelib.admission.limits import pruned
 from chalicelib.admission.models import CallerCounts, Lease
 from chalicelib.core.errors import StaleWrite
 
@@ -40,7 +39,8 @@ class MemoryDispatchCoordination:
                 self.asked_again = True
                 return None
             self.lease, self.asked_again = (holder, now + ttl_s), False
-            return replace(self.state, per_minute=dict(self.state.per_minute), given={k: dict(v) for k, v in self.state.given.items()},
+            return replace(self.state, per_minute=dict(self.state.per_minute),
+                           given={key: dict(windows) for key, windows in self.state.given.items()},
                            service=replace(self.state.service, of=dict(self.state.service.of)))
 
     def release_lease(self, holder: str, lease: Lease, now: float, ttl_s: float, final: bool = False) -> bool:
@@ -48,7 +48,7 @@ class MemoryDispatchCoordination:
             if self.lease is None or self.lease[0] != holder:
                 return True  # lost by expiry: the next holder goes on
             self.state = replace(self.state, cursor=lease.cursor, timer_at=lease.timer_at, service=lease.service,
-                                 given=pruned(lease.given, self.state.per_minute, now))
+                                 given=lease.given)
             if self.asked_again and not final:
                 self.lease, self.asked_again = (holder, now + ttl_s), False
                 return False

@@ -86,6 +86,16 @@ def test_a_raised_limit_tops_up_the_second_already_given_out_and_a_lowered_one_g
     assert [lowered.take(["type:email"]) for _ in range(6)] == [103.0] * 5 + [None]
 
 
+def test_a_pass_counts_only_limits_in_force_and_their_windows_not_yet_over():
+    lease = Lease(per_minute={"type:email": 600, "caller:alice": 60, "caller:bob": 5},
+                  given={"type:email": {99.0: 10, 100.0: 10, 101.0: 4},  # the second before is over
+                         "caller:alice": {99.0: 1},  # over too: alice is left out
+                         "caller:bob": {96.0: 1},  # a 12 s window, from 96 to 108: not over
+                         "caller:carol": {100.0: 1}})  # no longer limited
+    Limiter(lease, now=100.2)
+    assert lease.given == {"type:email": {100.0: 10, 101.0: 4}, "caller:bob": {96.0: 1}}
+
+
 def test_a_limit_slower_than_one_a_second_gives_one_job_in_each_of_its_windows():
     lease = Lease(per_minute={"caller:bob": 5})  # one in each 12 s, on a grid from the epoch
     assert Limiter(lease, now=120.2).take(["caller:bob"]) == 120.0
