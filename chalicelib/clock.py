@@ -42,7 +42,8 @@ class Clock:
         """One message of the ticks queue: a run's tick, a scheduled typed job's wake-up, or a request to admit."""
         message = CLOCK_MESSAGES.validate_json(body)
         if isinstance(message, AdmitRequest):
-            return f"admitted {self.admission.admit(message.admit)}"
+            admit = self.admission.admit_early if message.early else self.admission.admit
+            return f"admitted {admit(message.admit)}"
         if isinstance(message, WakeUp):
             return typed.on_wake_up(message, self.ticks, self.admission, now)
         return self.pacer.handle_tick(message, now)

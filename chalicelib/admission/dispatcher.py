@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Generic, Iterator, TypeVar
 
-from chalicelib.admission.limits import Limiter
+from chalicelib.admission.limits import Limiter, delay_until, next_giving_moment
 from chalicelib.admission.models import AdmitRequest, Lease, caller_limit
 from chalicelib.admission.store import AdmissionStore, Item
 from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
@@ -83,18 +83,18 @@ def no_limits(item: object) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Chunk(Generic[Item]):
-    """One message's worth of a caller's items, and the SQS delay that keeps them to their rate limits."""
+    """One message's worth of a caller's items, and the slot their rate limits gave them (see Limiter.take)."""
 
     items: list[Item]
-    delay: int = 0
+    slot: float = 0.0
 
 
-def chunked(timed: list[tuple[int, Item]], size: int) -> list[Chunk[Item]]:
-    """Consecutive items with the same delay, `size` to a message."""
+def chunked(timed: list[tuple[float, Item]], size: int) -> list[Chunk[Item]]:
+    """Consecutive items with the same slot, `size` to a message."""
     chunks: list[Chunk[Item]] = []
-    for delay, item in timed:
-        if not chunks or chunks[-1].delay != delay or len(chunks[-1].items) >= size:
-            chunks.append(Chunk([], delay))
+    for slot, item in timed:
+        if not chunks or chunks[-1].slot != slot or len(chunks[-1].items) >= size:
+            chunks.append(Chunk([], slot))
         chunks[-1].items.append(item)
     return chunks
 
@@ -156,6 +156,7 @@ class Dispatcher(Generic[Item]):
         return admitted
 
     def _admit_once(self, now: float, lease: Lease) -> int:
+        began = self.clock()
         self._resend_stale_outbox(now)
         if not self.store.prepare_admission(now):
             return 0
@@ -192,13 +193,16 @@ class Dispatcher(Generic[Item]):
         sent: list[str] = []
         messages: list[OutboundMessage] = []
         turn = dict.fromkeys(chunks, 0)
+        # A slot's delay counts from the send, the pass's time on: a long pass does not push its jobs a second late.
+        sending_at = now + max(0.0, self.clock() - began)
         for chunk, caller in round_robin_chunks(chunks, queue_order):
             index, turn[caller] = turn[caller], turn[caller] + 1
             key = keys[caller][index]
             if key is None:
                 continue
             sent.append(key)
-            messages.append(OutboundMessage(body=bodies[caller][index], group_id=caller, delay_seconds=chunk.delay))
+            messages.append(OutboundMessage(body=bodies[caller][index], group_id=caller,
+                                            delay_seconds=delay_until(chunk.slot, sending_at)))
             admitted += envelopes[caller][index].jobs
             per_caller[caller] += len(chunk.items)
         service.record(per_caller, weights, wanting={c for c, n in backlogs.items() if n > per_caller.get(c, 0)},
@@ -211,14 +215,14 @@ class Dispatcher(Generic[Item]):
             self.store.forget_outbox(sent)
         return len(admitted)
 
-    def _timed(self, caller: str, share: int, limiter: Limiter) -> list[tuple[int, Item]]:
-        """Up to `share` of the caller's backlog, in order, each with the SQS delay of its rate limits' slot.
+    def _timed(self, caller: str, share: int, limiter: Limiter) -> list[tuple[float, Item]]:
+        """Up to `share` of the caller's backlog, in order, each with its rate limits' slot (now, if it has none).
 
         An item whose limit has no slot left stays in the backlog, and the
         items behind it that are not under that limit go on: a read that
         lacks items for that reason reads again, past the held limits.
         """
-        timed: list[tuple[int, Item]] = []
+        timed: list[tuple[float, Item]] = []
         seen: set[str] = set()
         skip: frozenset[str] = frozenset()
         while True:
@@ -228,7 +232,7 @@ class Dispatcher(Generic[Item]):
             for item in fresh:
                 slot = limiter.take(self.limited_by(item))
                 if slot is not None:
-                    timed.append((limiter.delay(slot), item))
+                    timed.append((slot, item))
                     if len(timed) == share:
                         return timed
             held = frozenset(limiter.held)
@@ -237,15 +241,15 @@ class Dispatcher(Generic[Item]):
             skip = held
 
     def _ask_again_later(self, limiter: Limiter) -> None:
-        """While a rate limit holds jobs back, a pass a second from now gives out their next slots, whatever else
-        triggers one (one such request on its way at a time, across processes: its due time is kept with the
-        lease)."""
+        """While a rate limit holds jobs back, the timer: a pass a second from now, or at the next second's start if
+        that would be too late in its second to give out slots (limits.py), whatever else triggers one. One such
+        request is on its way at a time, across processes: when it is due is kept with the lease."""
         lease = limiter.lease
         if not limiter.held or self.ticks is None or lease.timer_at > limiter.now:
             return
-        self.ticks.send([OutboundMessage(body=AdmitRequest(admit=self.origin).model_dump_json(),
+        self.ticks.send([OutboundMessage(body=AdmitRequest(admit=self.origin, early=True).model_dump_json(),
                                          delay_seconds=ASK_AGAIN_S)])
-        lease.timer_at = limiter.now + ASK_AGAIN_S
+        lease.timer_at = next_giving_moment(limiter.now + ASK_AGAIN_S)
 
     def _resend_stale_outbox(self, now: float) -> None:
         # A dispatcher that crashed between admitting and sending left these; the ledger

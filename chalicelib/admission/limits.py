@@ -10,16 +10,25 @@ window not yet over are counted (`Lease.given`); nothing else is kept.
 
 A job is sent with the SQS delay (whole seconds) that makes it visible in
 its wall-clock second, so each second holds the limit's share, as a paced
-run's does (runs/pacing.py). SQS delays are whole seconds, so a job given out
-at `now` becomes visible at the same fraction of a second as `now`. Were the
+run's does (runs/pacing.py). SQS delays are whole seconds, so a job sent at
+`t` becomes visible at the same fraction of a second as `t`. Were the
 passes that give out a second's slots at different fractions (passes come
 whenever a submit or a settled message asks), the second's jobs would become
 visible at several moments, and those late in the second would start in the
-next one. So only a pass in the first half of a second (`GIVING_PHASE`)
-gives out slots: what is left in its own second (a second whose early
-passes were missed is caught up, never doubled) and in the next. A pass in
-the second half gives out none; the jobs wait for the next early pass, at
-most about a second.
+next one. So only a pass early in a second (`GIVING_PHASE`) gives out
+slots: what is left in its own second (a second whose early passes were
+missed is caught up, never doubled) and in the next. A later pass gives out
+none; the jobs wait for the next early pass. The delay is reckoned when the
+message is sent (`delay_until`), so a pass that runs into the next second
+does not push its jobs a second late.
+
+While a limit holds jobs back, the dispatcher asks for the next pass itself,
+a second on, on the ticks queue: the timer. Each pass ends a little later
+in its second than the last began (its own work, and the queue's latency),
+so a timer that asked exactly a second on would drift out of the early part
+of the second, and give out nothing. A timer that comes late waits for the
+next second's start instead (`next_giving_moment`, at most
+1 - GIVING_PHASE s), so every second has an early pass.
 
 A changed limit bites within 2 s. The next early pass counts the next
 second's jobs already sent against the new limit: a raised limit tops that
@@ -45,7 +54,7 @@ from dataclasses import dataclass, field
 
 from chalicelib.admission.models import Lease
 
-GIVING_PHASE = 0.5  # only a pass this early in its second gives out slots
+GIVING_PHASE = 0.3  # only a pass this early in its second gives out slots
 SECONDS_GIVEN = 2  # such a pass gives out the slots of its own second and the next
 # Slots lie on a grid of multiples of the interval from the epoch, so they do not drift as they are added up; at
 # today's epoch a float is exact to about 2e-7 s, so a slot within EPSILON_S of a second's start is in that second.
@@ -98,8 +107,7 @@ class Limiter:
     @property
     def _seconds(self) -> range:
         """The wall-clock seconds this pass gives out slots in (none at all late in a second)."""
-        giving = self.now - self._second < GIVING_PHASE
-        return range(self._second, self._second + (SECONDS_GIVEN if giving else 0))
+        return range(self._second, self._second + (SECONDS_GIVEN if in_giving_phase(self.now) else 0))
 
     def _window(self, key: str, second: int) -> LimitWindow:
         return limit_window(self.lease.per_minute[key], float(second))
@@ -135,7 +143,19 @@ class Limiter:
         self.held.update(full or limited)  # none full: its limits have room only in different seconds
         return None
 
-    def delay(self, slot: float) -> int:
-        """The SQS delay (whole seconds) that makes a message visible in the wall-clock second of `slot`."""
-        return max(0, math.floor(slot + EPSILON_S) - self._second)
+
+
+def delay_until(slot: float, now: float) -> int:
+    """The SQS delay (whole seconds) that makes a message sent at `now` visible in the wall-clock second of `slot`."""
+    return max(0, math.floor(slot + EPSILON_S) - math.floor(now))
+
+
+def in_giving_phase(moment: float) -> bool:
+    """Whether a pass at `moment` is early enough in its second to give out slots."""
+    return moment - math.floor(moment) < GIVING_PHASE
+
+
+def next_giving_moment(moment: float) -> float:
+    """`moment` if a pass then gives out slots, else the next second's start."""
+    return moment if in_giving_phase(moment) else math.floor(moment) + 1.0
 

@@ -31,9 +31,11 @@ class SetWeight(Request):
 
 class AdmitRequest(BaseModel):
     """A request for a dispatch pass of one way in, sent on the ticks queue by a throttled submit (see
-    admission/service.py)."""
+    admission/service.py), or by a pass whose rate limits held jobs back: the timer (admission/limits.py)."""
 
     admit: Origin
+    # The timer's pass must come early in a second to give out slots; arriving later, it waits for the next second.
+    early: bool = False
 
 
 class CallerWeight(BaseModel):

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from chalicelib.admission.dispatcher import Dispatcher
+from chalicelib.admission.limits import next_giving_moment
 from chalicelib.admission.models import AdmitRequest
 from chalicelib.core.jobs import JobEnvelope, Origin, OutboundMessage
 from chalicelib.core.queue import MessageQueue
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 REFILL_SHARE = 4  # the worker refills once a quarter of the window is free
 ASK_LATER_S = 1  # the delay of an AdmitRequest (SQS delays in whole seconds)
+EARLY_MARGIN_S = 0.001  # a timer waiting for a second's start wakes this far into it
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Admission:
     ticks: MessageQueue  # where a throttled request goes: an AdmitRequest comes back as `admit`
     ask_every_s: float = 0.5  # a process dispatches inline for submits at most this often (0: always)
     clock: Callable[[], float] = field(default=time.time)
+    sleep: Callable[[float], None] = field(default=time.sleep)
     _asked_at: dict[Origin, float] = field(default_factory=dict, init=False)
     _later_until: dict[Origin, float] = field(default_factory=dict, init=False)
     _freed: dict[Origin, int] = field(default_factory=dict, init=False)
@@ -64,6 +67,15 @@ class Admission:
         except Exception:
             log.exception("%s admission failed; the next trigger retries", origin)
             return 0
+
+    def admit_early(self, origin: Origin) -> int:
+        """A rate limit's timer (limits.py): admit early in a second, where a pass gives out slots; the timer came
+        later, so wait for the next second's start (at most 1 - GIVING_PHASE s, on the ticks function)."""
+        now = self.clock()
+        wait = next_giving_moment(now) - now
+        if wait > 0:
+            self.sleep(wait + EARLY_MARGIN_S)
+        return self.admit(origin)
 
     def request(self, origin: Origin) -> None:
         """Jobs of `origin` became admissible (a submit, a cancel, a retry): admit them soon (see the module)."""

@@ -1,5 +1,6 @@
 """Amortised follow-up admission: few dispatch passes, and no job left waiting (admission/service.py)."""
-import json
+
+import pytest
 from dataclasses import dataclass, field
 
 from chalicelib.admission.models import AdmitRequest
@@ -108,4 +109,20 @@ def test_origins_without_a_dispatcher_are_ignored():
     a.after_settled(JobEnvelope(origin="run", group="r1", jobs=[JobSpec(id="r1-1", number="6")]))
     a.after_batch()
     assert dispatcher.passes == [] and ticks.sent == []
-    assert json.loads(AdmitRequest(admit="typed").model_dump_json()) == {"admit": "typed"}
+
+
+def test_a_rate_limits_timer_passes_at_once_early_in_a_second_and_later_waits_for_the_next_seconds_start():
+    a, clock, ticks, dispatcher = admission()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    a.sleep = sleep
+    clock.now = 1000.1
+    a.admit_early("compute")
+    clock.now = 1001.6
+    a.admit_early("compute")
+    assert slept == [pytest.approx(0.401)] and dispatcher.passes == [1000.1, pytest.approx(1002.001)]
+    assert CLOCK_MESSAGES.validate_json(AdmitRequest(admit="typed", early=True).model_dump_json()).early

@@ -385,7 +385,9 @@ def test_a_holder_asked_again_and_again_stops_going_round_once_its_budget_is_spe
     store = MemoryComputeStore()
     store.submit_many([ComputeRequest(id=f"c-{i}", caller="a", number=str(100 + i), owner=True, submitted_at=1.0)
                        for i in range(40)], 1.0)
-    seconds = iter(range(100, 200))  # each reading of the dispatcher's clock is a second later: a pass takes one
+    # Each reading of the dispatcher's clock is half a second later: a pass reads it at its start, as it sends,
+    # and after it, so it takes a second and a half.
+    seconds = iter(100 + k / 2 for k in range(200))
 
     class AskingQueue(MemoryQueue):
         def send(self, messages):
@@ -394,7 +396,7 @@ def test_a_holder_asked_again_and_again_stops_going_round_once_its_budget_is_spe
             assert dispatcher.dispatch(100.5) == 0
 
     dispatcher = Dispatcher(store=store, jobs=AskingQueue(), origin="compute", job_spec=compute_job_spec,
-                            max_in_flight=2, jobs_per_message=2, clock=lambda: float(next(seconds)))
+                            max_in_flight=2, jobs_per_message=2, clock=lambda: next(seconds))
     assert dispatcher.lease_s <= 10  # no longer than pace_tick's timeout
     assert dispatcher.dispatch(99.0) == 4  # two passes: the budget of 2 s was spent after the second
     assert len(dispatcher.jobs.sent) == 2 < dispatcher.max_passes

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from chalicelib.admission.limits import Limiter
+from chalicelib.admission.limits import GIVING_PHASE, Limiter, delay_until, next_giving_moment
 from chalicelib.admission.models import AdmitRequest, Lease
 from chalicelib.core.jobs import JobEnvelope
 from tests.fakes import MemoryContainer
@@ -104,9 +104,15 @@ def test_a_limit_slower_than_one_a_second_gives_one_job_in_each_of_its_windows()
     assert lease.given == {"caller:bob": {120.0: 1, 132.0: 1}}
 
 
-def test_a_slot_is_sent_with_the_delay_that_makes_it_visible_in_its_own_second():
-    limiter = Limiter(Lease(), now=100.3)
-    assert [limiter.delay(slot) for slot in (100.0, 100.99, 101.0, 101.6)] == [0, 0, 1, 1]
+def test_a_slot_is_sent_with_the_delay_that_makes_it_visible_in_its_own_second_counted_from_the_send():
+    assert [delay_until(slot, 100.3) for slot in (100.0, 100.99, 101.0, 101.6, 102.0)] == [0, 0, 1, 1, 2]
+    assert delay_until(101.0, 101.02) == 0  # a pass given slots in 100 that sends in 101: not a second late
+
+
+def test_a_late_timer_waits_for_the_next_seconds_start_and_an_early_one_not_at_all():
+    assert Limiter(Lease(per_minute={"type:email": 600}), now=100.29).take(["type:email"]) == 100.0
+    assert Limiter(Lease(per_minute={"type:email": 600}), now=100.31).take(["type:email"]) is None
+    assert [next_giving_moment(t) for t in (100.29, 100.31, 100.999, 101.0)] == [100.29, 101.0, 101.0, 101.0]
 
 
 # ---- admission under limits ----
@@ -123,7 +129,7 @@ def test_a_type_at_its_limit_holds_only_its_own_jobs_and_asks_for_the_next_pass(
     assert Counter(t for t, _ in jobs) == {"email": 4, "notification": 5}
     assert sorted(d for t, d in jobs if t == "email") == [0, 0, 1, 1]
     asked = [AdmitRequest.model_validate_json(m.body) for m in c.ticks_queue.sent]
-    assert asked == [AdmitRequest(admit="typed")] and c.ticks_queue.sent[0].delay_seconds == 1
+    assert asked == [AdmitRequest(admit="typed", early=True)] and c.ticks_queue.sent[0].delay_seconds == 1
     assert c.typed_dispatcher.dispatch(now + 0.2) == 0  # the slots are given out; the request is on its way
     assert len(c.ticks_queue.sent) == 1
     assert c.typed_dispatcher.dispatch(now + 1) == 2  # the next second's early pass: its next second's slots
@@ -145,12 +151,12 @@ def visible_per_second(c, passes) -> Counter[int]:
         sent = len(c.jobs_queue.sent)
         c.typed_dispatcher.dispatch(now)
         for message in c.jobs_queue.sent[sent:]:
-            assert now - math.floor(now) < 0.5  # only an early pass gives out slots
+            assert now - math.floor(now) < GIVING_PHASE  # only an early pass gives out slots
             visible[math.floor(now) + message.delay_seconds] += len(JobEnvelope.model_validate_json(message.body).jobs)
     return visible
 
 
-@pytest.mark.parametrize("moments", [((0.05,), (0.3, 0.8), (0.45, 0.55, 0.95)), ((0.49, 0.7),), ((0.0, 0.2, 0.4),)])
+@pytest.mark.parametrize("moments", [((0.05,), (0.2, 0.8), (0.25, 0.55, 0.95)), ((0.29, 0.7),), ((0.0, 0.1, 0.2),)])
 def test_over_a_minute_of_passes_at_odd_moments_each_second_holds_the_limits_share(client, c, moments):
     """600 a minute, passes at odd moments (as submits, settled messages and requests come), one or more early in
     each second: 10 jobs visible in each second, each early in it."""
