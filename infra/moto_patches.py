@@ -3,8 +3,9 @@
 1. TransactWriteItems cost (below). 2. CloudFormation's TimeToLiveSpecification
 on AWS::DynamoDB::Table, which moto ignores; AWS and LocalStack enable TTL
 (`_apply_cloudformation_ttl`, needed by tests/deploy). 3. Query cost, on a
-table and on a global secondary index (`_patch_partition_queries`). 4. One
-lock over the DynamoDB backend (`_serialise_backend`).
+table and on a global secondary index (`_patch_partition_queries`; an
+index's sorted partitions are kept until the table's next write, counted by
+`_count_writes`). 4. One lock over the DynamoDB backend (`_serialise_backend`).
 
 moto 5 backs up every table a transaction names with `copy.deepcopy`, once per
 transaction item, so a 50-item transaction on a 4,000-item table takes ~7 s
@@ -33,6 +34,7 @@ other operation (their outputs hold timestamps and shapes it transforms).
 """
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 from decimal import Decimal
@@ -172,35 +174,88 @@ def _unsorted_items(table: Table) -> list:
     return [item for partition in table.items.values() for item in partition.values()]
 
 
-def _index_partition(table: Table, items: list, index_name: str, hash_dict: dict, page: dict | None) -> list:
+def _count_writes() -> None:
+    """Give each table a write count (`_pacer_writes`), so what is derived from its items can be kept until it changes.
+
+    Every write reaches the backend through put_item, update_item, delete_item
+    or transact_write_items (a BatchWriteItem as puts and deletes); a failed
+    conditional write counts too, which only costs a rebuild.
+    """
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+        if getattr(original, "_pacer_counted", False):
+            continue
+
+        def counted(self, *args, __original=original, __name=name, **kwargs):
+            try:
+                return __original(self, *args, **kwargs)
+            finally:
+                if __name == "transact_write_items":
+                    names = {table for table, _ in _touched_keys(self, kwargs.get("transact_items", args[0] if args else []))}
+                else:
+                    names = {kwargs.get("table_name", args[0] if args else None)}
+                for table_name in names:
+                    table = self.tables.get(table_name)
+                    if table is not None:
+                        table._pacer_writes = getattr(table, "_pacer_writes", 0) + 1
+
+        counted._pacer_counted = True
+        setattr(DynamoDBBackend, name, counted)
+
+
+def _sorted_index_partition(table: Table, index, keys: dict, hash_dict: dict) -> tuple[list, list]:
+    """One partition of a global secondary index in the index's order, and each item's place in that order.
+
+    Kept on the table until its next write (`_count_writes`): a listing's
+    pages read the same partition again and again, and building it walks the
+    whole table.
+    """
+    (kind, value), = hash_dict.items()
+    writes = getattr(table, "_pacer_writes", 0)
+    cache = table.__dict__.setdefault("_pacer_partitions", {})
+    cached = cache.get((index.name, kind, value))
+    if cached is not None and cached[0] == writes:
+        return cached[1], cached[2]
+    # A GSI holds only the items that have its key attributes (it is sparse).
+    partition = [item for item in _unsorted_items(table) if (found := item.attrs.get(keys["HASH"])) is not None
+                 and found.type == kind and found.value == value and ("RANGE" not in keys or keys["RANGE"] in item.attrs)]
+    order = [(_sort_value(item.attrs.get(keys.get("RANGE", ""))), _sort_value(item.hash_key)) for item in partition]
+    ranked = sorted(range(len(partition)), key=order.__getitem__)
+    partition, order = [partition[i] for i in ranked], [order[i] for i in ranked]
+    if len(cache) > 64:  # partitions of old writes, or many small ones: start again
+        cache.clear()
+    cache[(index.name, kind, value)] = (writes, partition, order)
+    return partition, order
+
+
+def _index_partition(table: Table, index_name: str, hash_dict: dict, page: dict | None) -> list:
     """The items of one partition of a global secondary index, in the index's order.
 
     moto walks and sorts the whole table (with slow DynamoType comparisons) for
     each index query: with 10,000 typed jobs, a page of `GET /api/jobs` took
     over 100 ms under the backend lock. This hands it only the partition,
     presorted by the index's range key and then the table's key (the order in
-    which moto pages), and for a plain page (`page`: no filter or range
-    condition) only the limit + 1 items after the start key, so moto still
-    sees whether there is more. (An unknown index passes through whole: moto's
-    own error answers it.)
+    which moto pages), kept until the table's next write, and for a plain page
+    (`page`: no filter or range condition) only the limit + 1 items after the
+    start key, found by bisection, so moto still sees whether there is more.
+    (An unknown index passes through whole: moto's own error answers it.)
     """
     index = next((i for i in table.all_indexes() if i.name == index_name), None)
     if index is None:
-        return items
+        return _unsorted_items(table)
     keys = {key["KeyType"]: key["AttributeName"] for key in index.schema}
-    (kind, value), = hash_dict.items()
-    # A GSI holds only the items that have its key attributes (it is sparse).
-    partition = [item for item in items if (found := item.attrs.get(keys["HASH"])) is not None
-                 and found.type == kind and found.value == value and ("RANGE" not in keys or keys["RANGE"] in item.attrs)]
-    order = lambda item: (_sort_value(item.attrs.get(keys.get("RANGE", ""))), _sort_value(item.hash_key))
-    partition.sort(key=order)
+    partition, order = _sorted_index_partition(table, index, keys, hash_dict)
     if page is None:
-        return partition
-    if page["start"]:
-        after = (_plain(page["start"][keys["RANGE"]]) if "RANGE" in keys else "",
-                 _plain(page["start"][table.hash_key_attr]))
-        partition = [i for i in partition if (order(i) > after if page["forward"] else order(i) < after)]
-    return partition[: page["limit"] + 1] if page["forward"] else partition[-(page["limit"] + 1) :]
+        return list(partition)
+    if not page["start"]:
+        return partition[: page["limit"] + 1] if page["forward"] else partition[-(page["limit"] + 1) :]
+    after = (_plain(page["start"][keys["RANGE"]]) if "RANGE" in keys else "",
+             _plain(page["start"][table.hash_key_attr]))
+    if page["forward"]:
+        first = bisect.bisect_right(order, after)
+        return partition[first : first + page["limit"] + 1]
+    end = bisect.bisect_left(order, after)
+    return partition[max(0, end - page["limit"] - 1) : end]
 
 
 def _patch_partition_queries() -> None:
@@ -239,7 +294,7 @@ def _patch_partition_queries() -> None:
         forward = scan_index_forward is not False
         if index_name is not None and hash_key_dict:
             page = {"start": exclusive_start_key, "limit": limit, "forward": forward} if limit and plain else None
-            scope = _index_partition(table, _unsorted_items(table), index_name, hash_key_dict, page)
+            scope = _index_partition(table, index_name, hash_key_dict, page)
         elif index_name is None and hash_key_dict and table.range_key_attr:
             partition = table.items.get(DynamoType(hash_key_dict))  # .get: don't grow an empty partition
             scope = sorted((partition or {}).values(), key=lambda item: _sort_value(item.range_key))
@@ -292,6 +347,7 @@ def _fast_item_responses() -> None:
 def apply() -> None:
     _apply_cloudformation_ttl()
     _patch_transactions()
+    _count_writes()
     _patch_partition_queries()
     _fast_item_responses()
     _serialise_backend()  # last, so the lock covers a transaction's snapshot and rollback too

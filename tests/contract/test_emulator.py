@@ -110,6 +110,20 @@ def test_an_index_query_reads_its_partition_in_the_index_order_with_pages_and_fi
     assert query(ScanIndexForward=False, Limit=6) == expected[::-1]
     assert query(FilterExpression="n >= :ten", values={":ten": {"N": "30"}}, Limit=5) == [
         i for i in expected if int(i[1:]) >= 30]
+    # The partition is kept between queries until the table is written, by any write: each shows at once.
+    dynamodb.update_item(TableName="indexed", Key={"id": {"S": expected[0]}}, UpdateExpression="SET colour = :b",
+                         ExpressionAttributeValues={":b": {"S": "blue"}})
+    expected = expected[1:]
+    assert query(Limit=4) == expected
+    dynamodb.put_item(TableName="indexed", Item={"id": {"S": "new"}, "colour": {"S": "red"}, "rank": {"S": "000"}})
+    expected = ["new"] + expected
+    assert query(Limit=5) == expected
+    dynamodb.transact_write_items(TransactItems=[{"Delete": {"TableName": "indexed", "Key": {"id": {"S": "new"}}}}])
+    expected = expected[1:]
+    assert query(ScanIndexForward=False, Limit=3) == expected[::-1]
+    dynamodb.batch_write_item(RequestItems={"indexed": [{"DeleteRequest": {"Key": {"id": {"S": expected[-1]}}}}]})
+    dynamodb.delete_item(TableName="indexed", Key={"id": {"S": expected[-2]}})
+    assert query(Limit=4) == expected[:-2]
 
 
 def test_a_cancelled_transaction_leaves_nothing_in_the_tables_stream():
