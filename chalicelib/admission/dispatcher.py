@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Generic, Iterator, TypeVar
 
-from chalicelib.admission.limits import Limiter, delay_until, next_giving_moment
+from chalicelib.admission.limits import Limiter, delay_until, next_giving_moment, slot_second
 from chalicelib.admission.models import AdmitRequest, Lease, caller_limit
 from chalicelib.admission.store import AdmissionStore, Item
 from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
@@ -83,17 +83,18 @@ def no_limits(item: object) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Chunk(Generic[Item]):
-    """One message's worth of a caller's items, and the slot their rate limits gave them (see Limiter.take)."""
+    """One message's worth of a caller's items, and a slot their rate limits gave them, all in one second (see
+    Limiter.take)."""
 
     items: list[Item]
     slot: float = 0.0
 
 
 def chunked(timed: list[tuple[float, Item]], size: int) -> list[Chunk[Item]]:
-    """Consecutive items with the same slot, `size` to a message."""
+    """Consecutive items whose slots lie in the same second, `size` to a message."""
     chunks: list[Chunk[Item]] = []
     for slot, item in timed:
-        if not chunks or chunks[-1].slot != slot or len(chunks[-1].items) >= size:
+        if not chunks or slot_second(chunks[-1].slot) != slot_second(slot) or len(chunks[-1].items) >= size:
             chunks.append(Chunk([], slot))
         chunks[-1].items.append(item)
     return chunks

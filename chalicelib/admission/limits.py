@@ -145,9 +145,14 @@ class Limiter:
 
 
 
+def slot_second(slot: float) -> int:
+    """The wall-clock second a slot lies in (see EPSILON_S)."""
+    return math.floor(slot + EPSILON_S)
+
+
 def delay_until(slot: float, now: float) -> int:
     """The SQS delay (whole seconds) that makes a message sent at `now` visible in the wall-clock second of `slot`."""
-    return max(0, math.floor(slot + EPSILON_S) - math.floor(now))
+    return max(0, slot_second(slot) - math.floor(now))
 
 
 def in_giving_phase(moment: float) -> bool:

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from chalicelib.admission.dispatcher import chunked
 from chalicelib.admission.limits import GIVING_PHASE, Limiter, delay_until, next_giving_moment
 from chalicelib.admission.models import AdmitRequest, Lease
 from chalicelib.core.jobs import JobEnvelope
@@ -107,6 +108,11 @@ def test_a_limit_slower_than_one_a_second_gives_one_job_in_each_of_its_windows()
 def test_a_slot_is_sent_with_the_delay_that_makes_it_visible_in_its_own_second_counted_from_the_send():
     assert [delay_until(slot, 100.3) for slot in (100.0, 100.99, 101.0, 101.6, 102.0)] == [0, 0, 1, 1, 2]
     assert delay_until(101.0, 101.02) == 0  # a pass given slots in 100 that sends in 101: not a second late
+
+
+def test_a_message_holds_jobs_of_one_second_unlimited_ones_with_those_limited_in_the_pass_own_second():
+    timed = [(100.7, "unlimited"), (100.0, "email"), (101.0, "next"), (101.0, "next 2"), (100.7, "late")]
+    assert [chunk.items for chunk in chunked(timed, 2)] == [["unlimited", "email"], ["next", "next 2"], ["late"]]
 
 
 def test_a_late_timer_waits_for_the_next_seconds_start_and_an_early_one_not_at_all():
