@@ -12,9 +12,9 @@ message delayed by exponential backoff with full jitter; after its last
 attempt it is recorded as `failed`. A message that cannot be parsed, or whose
 outcomes cannot be stored, is reported as a batch item failure so SQS
 redelivers it, and redrives it to the DLQ after maxReceiveCount. Its reason is
-logged for the DLQ view, and its visibility is shortened to a backoff so a
-poison message reaches the DLQ in about half a minute rather than after five
-full visibility timeouts.
+logged for the DLQ view, and its visibility is shortened to a backoff (none
+after its last receive) so a poison message reaches the DLQ in about 15 s
+rather than after five full visibility timeouts.
 
 Each job's lines carry its correlation id (observability/logs.py): the jobs a
 message ran, a retry, a failure, and the ledger's record of the outcomes; the
@@ -157,15 +157,23 @@ class JobWorker:
             if self.failures is not None:
                 self.failures.record([(r.message_id, r.receive_count, reason) for r, reason in failed], now)
             self.retries.delay_redelivery(
-                [(r.receipt_handle, held.get(r.message_id) or self.policy.delay_before(r.receive_count + 1))
-                 for r, _ in failed if r.receipt_handle]
+                [(r.receipt_handle, held.get(r.message_id) or self._backoff(r)) for r, _ in failed if r.receipt_handle]
             )
         except Exception:
             log.exception("could not note %d failed message(s)", len(failed))
 
+    def _backoff(self, record: Record) -> int:
+        """How long a failed message stays out of sight: backoff before its next receive, none after its last (SQS
+        moves it to the DLQ when it would be received again, so waiting out a backoff only delays that)."""
+        if self._last_receive(record):
+            return 0
+        return self.policy.delay_before(record.receive_count + 1)
+
+    def _last_receive(self, record: Record) -> bool:
+        return self.max_receives is not None and record.receive_count >= self.max_receives
+
     def _note_dead_letters(self, failed: list[tuple[Record, str]], envelopes: dict[str, JobEnvelope]) -> None:
-        last = [(record, reason) for record, reason in failed
-                if self.max_receives is not None and record.receive_count >= self.max_receives]
+        last = [(record, reason) for record, reason in failed if self._last_receive(record)]
         for record, reason in last:
             envelope = envelopes.get(record.message_id)
             facts = {"message_id": record.message_id, "receive_count": record.receive_count, "reason": reason}

@@ -184,6 +184,19 @@ def test_a_message_failed_on_its_last_receive_is_counted_as_a_dead_letter_and_an
     assert (line["level"], line["message_id"], line["receive_count"]) == ("ERROR", "poison", 5)
 
 
+def test_a_failed_message_waits_out_a_backoff_before_its_next_receive_and_none_after_its_last(c):
+    class Ceilings(RetryPolicy):  # full jitter at its top: each backoff is its ceiling
+        def delay_before(self, attempt, rng=lambda: 1.0):
+            return super().delay_before(attempt, rng)
+
+    poisoned = JobWorker(ledger=c.ledger, retries=c.jobs_queue, policy=Ceilings(max_attempts=3), runners={},
+                         worker_id="w1", max_receives=5)
+    for count in (1, 2, 3, 4, 5):
+        poisoned.process([Record(f"r{count}", "not json", receipt_handle=f"h{count}", receive_count=count)], lambda: T0)
+    # After the fifth and last receive SQS moves the message to the DLQ when it is next due: no backoff (was 16 s).
+    assert [c.jobs_queue.delayed[f"h{n}"] for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 0]
+
+
 def test_the_lines_are_json_on_stderr_with_the_service_and_the_logger_that_wrote_them(client, c, capsys):
     client.http.post("/api/compute", body=json.dumps({"number": "12"}), headers=HEADERS)
     [line] = [line for line in log_lines(capsys.readouterr()) if line["message"] == "compute requests stored"]
