@@ -177,30 +177,36 @@ def _unsorted_items(table: Table) -> list:
 def _count_writes() -> None:
     """Give each table a write count (`_pacer_writes`), so what is derived from its items can be kept until it changes.
 
-    Every write reaches the backend through put_item, update_item, delete_item
-    or transact_write_items (a BatchWriteItem as puts and deletes); a failed
-    conditional write counts too, which only costs a rebuild.
+    Every write reaches the backend through put_item, update_item or
+    delete_item (each naming its table first; a BatchWriteItem arrives as puts
+    and deletes) or transact_write_items; a failed conditional write counts
+    too, which only costs a rebuild.
     """
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
+    def counted(original, tables):
         if getattr(original, "_pacer_counted", False):
-            continue
+            return original
 
-        def counted(self, *args, __original=original, __name=name, **kwargs):
+        def write(self, *args, **kwargs):
             try:
-                return __original(self, *args, **kwargs)
+                return original(self, *args, **kwargs)
             finally:
-                if __name == "transact_write_items":
-                    names = {table for table, _ in _touched_keys(self, kwargs.get("transact_items", args[0] if args else []))}
-                else:
-                    names = {kwargs.get("table_name", args[0] if args else None)}
-                for table_name in names:
-                    table = self.tables.get(table_name)
+                for name in tables(*args, **kwargs):
+                    table = self.tables.get(name)
                     if table is not None:
                         table._pacer_writes = getattr(table, "_pacer_writes", 0) + 1
 
-        counted._pacer_counted = True
-        setattr(DynamoDBBackend, name, counted)
+        write._pacer_counted = True
+        return write
+
+    def named(table_name, *args, **kwargs):
+        return {table_name}
+
+    def transacted(transact_items):
+        return {op["TableName"] for entry in transact_items for op in entry.values()}
+
+    for name in ("put_item", "update_item", "delete_item"):
+        setattr(DynamoDBBackend, name, counted(getattr(DynamoDBBackend, name), named))
+    DynamoDBBackend.transact_write_items = counted(DynamoDBBackend.transact_write_items, transacted)
 
 
 def _sorted_index_partition(table: Table, index, keys: dict, hash_dict: dict) -> tuple[list, list]:

@@ -83,19 +83,20 @@ def no_limits(item: object) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Chunk(Generic[Item]):
-    """One message's worth of a caller's items, and a slot their rate limits gave them, all in one second (see
+    """One message's worth of a caller's items, and the wall-clock second their rate limits' slots lie in (see
     Limiter.take)."""
 
     items: list[Item]
-    slot: float = 0.0
+    second: int = 0
 
 
 def chunked(timed: list[tuple[float, Item]], size: int) -> list[Chunk[Item]]:
     """Consecutive items whose slots lie in the same second, `size` to a message."""
     chunks: list[Chunk[Item]] = []
     for slot, item in timed:
-        if not chunks or slot_second(chunks[-1].slot) != slot_second(slot) or len(chunks[-1].items) >= size:
-            chunks.append(Chunk([], slot))
+        second = slot_second(slot)
+        if not chunks or chunks[-1].second != second or len(chunks[-1].items) >= size:
+            chunks.append(Chunk([], second))
         chunks[-1].items.append(item)
     return chunks
 
@@ -203,7 +204,7 @@ class Dispatcher(Generic[Item]):
                 continue
             sent.append(key)
             messages.append(OutboundMessage(body=bodies[caller][index], group_id=caller,
-                                            delay_seconds=delay_until(chunk.slot, sending_at)))
+                                            delay_seconds=delay_until(chunk.second, sending_at)))
             admitted += envelopes[caller][index].jobs
             per_caller[caller] += len(chunk.items)
         service.record(per_caller, weights, wanting={c for c, n in backlogs.items() if n > per_caller.get(c, 0)},

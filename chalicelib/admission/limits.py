@@ -144,7 +144,6 @@ class Limiter:
         return None
 
 
-
 def slot_second(slot: float) -> int:
     """The wall-clock second a slot lies in (see EPSILON_S)."""
     return math.floor(slot + EPSILON_S)
@@ -163,4 +162,3 @@ def in_giving_phase(moment: float) -> bool:
 def next_giving_moment(moment: float) -> float:
     """`moment` if a pass then gives out slots, else the next second's start."""
     return moment if in_giving_phase(moment) else math.floor(moment) + 1.0
-

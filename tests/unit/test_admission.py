@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from chalicelib.admission.models import AdmitRequest
 from chalicelib.admission.service import Admission
 from chalicelib.aws.memory import MemoryQueue
-from chalicelib.clock import CLOCK_MESSAGES
+from chalicelib.clock import CLOCK_MESSAGES, Clock as TicksClock
 from chalicelib.core.jobs import JobEnvelope, JobSpec
 
 
@@ -125,4 +125,23 @@ def test_a_rate_limits_timer_passes_at_once_early_in_a_second_and_later_waits_fo
     clock.now = 1001.6
     a.admit_early("compute")
     assert slept == [pytest.approx(0.401)] and dispatcher.passes == [1000.1, pytest.approx(1002.001)]
-    assert CLOCK_MESSAGES.validate_json(AdmitRequest(admit="typed", early=True).model_dump_json()).early
+
+
+def test_the_ticks_queue_hands_a_timers_request_to_admit_early_and_a_throttled_submits_to_admit():
+    class Asked:
+        def __init__(self):
+            self.calls: list[tuple[str, str]] = []
+
+        def admit(self, origin):
+            self.calls.append(("admit", origin))
+            return 0
+
+        def admit_early(self, origin):
+            self.calls.append(("admit_early", origin))
+            return 0
+
+    asked = Asked()
+    ticks = TicksClock(pacer=None, admission=asked, typed_jobs=None, ticks=None)
+    ticks.on_message(AdmitRequest(admit="typed", early=True).model_dump_json(), 0.0)
+    ticks.on_message(AdmitRequest(admit="compute").model_dump_json(), 0.0)
+    assert asked.calls == [("admit_early", "typed"), ("admit", "compute")]
