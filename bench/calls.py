@@ -12,7 +12,8 @@ counted. Each way in runs alone, one after the other:
 - fair compute, one number per `POST /api/compute` (4 callers, 8 at a time);
 - typed jobs, one per `POST /api/jobs` (executor latency 0, 4 callers, 8 at a time).
 
-It prints AWS calls per job and jobs/s for each, and the operations that cost most.
+It prints AWS calls per job and jobs/s for each, and the operations that cost most;
+with `--sites`, also the code each call came from (chalicelib/aws/metering.py).
 With `--capacity` it also prints what AWS would bill per job (DynamoDB
 request units, SQS requests with the runtime's receives and deletes, which
 Lambda's poller makes on AWS, invocations, S3 requests), metered by a proxy
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--capacity", action="store_true",
                         help="also meter what AWS would bill (request units, SQS and S3 requests, invocations) "
                              "through a proxy in front of the emulator (bench/capacity.py); slower")
+    parser.add_argument("--sites", action="store_true", help="also print the calls per job of each call site")
     args = parser.parse_args(argv)
     sizes = {name: max(20, round(n * args.scale)) for name, n in
              (("paced run", 2000), ("compute, batches of 100", 2000), ("compute, one per POST", 500),
@@ -159,7 +161,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     with contextlib.ExitStack() as resources:
         counts = resources.enter_context(tempfile.TemporaryDirectory())
-        env = {"PACER_AWS_CALL_LOG": counts, "PACER_EXECUTOR_LATENCY_S": "0"}
+        env = {"PACER_AWS_CALL_LOG": counts, "PACER_EXECUTOR_LATENCY_S": "0",
+               **({"PACER_AWS_CALL_SITES": "1"} if args.sites else {})}
         proxy = None
         if args.capacity:
             emulator = start_emulator()
@@ -184,7 +187,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             metered_before = proxy.meter.snapshot() if proxy else Counter()
             run(sizes[name])
             elapsed = time.monotonic() - began
-            calls = quiet_calls(counts, proxy) - before
+            counted = quiet_calls(counts, proxy) - before
+            calls = Counter({op: n for op, n in counted.items() if "@" not in op})
+            sites = Counter({op: n for op, n in counted.items() if "@" in op})
             jobs, total = sizes[name], sum(calls.values())
             row = {"way_in": name, "jobs": jobs, "aws_calls": total, "calls_per_job": round(total / jobs, 3),
                    "jobs_per_s": round(jobs / elapsed, 1), "top": Counter(calls).most_common(5),
@@ -194,6 +199,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             print(f"calls: {name}: {jobs} jobs, {total} AWS calls = {row['calls_per_job']} per job "
                   f"(target ≤ {TARGETS[name]}), "
                   f"{row['jobs_per_s']} jobs/s; most: {top}", flush=True)
+            for site, n in sites.most_common():
+                print(f"  {n / jobs:7.3f} per job  {site}", flush=True)
             if proxy:
                 metered = proxy.meter.snapshot()
                 metered.subtract(metered_before)

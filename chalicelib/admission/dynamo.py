@@ -102,11 +102,13 @@ class DispatchCoordination:
                 ConditionExpression="attribute_not_exists(expires) OR expires < :now",
                 ExpressionAttributeValues=to_item({":holder": holder, ":expires": now + ttl_s, ":now": now,
                                                    ":no": False}),
-                ReturnValues="ALL_NEW")
-        except StaleWrite:
-            # Held: ask the holder to go round again, so this trigger is not lost.
-            self._db.update_item(TableName=self._table, Key=self._lease_key, UpdateExpression="SET again = :yes",
-                                 ExpressionAttributeValues=to_item({":yes": True}))
+                ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except StaleWrite as held:
+            # Held: ask the holder to go round again, so this trigger is not lost. If someone has asked already
+            # (the holder clears `again` before the pass it answers with), that pass comes after this trigger too.
+            if held.item is None or not from_item(held.item).get("again"):
+                self._db.update_item(TableName=self._table, Key=self._lease_key, UpdateExpression="SET again = :yes",
+                                     ExpressionAttributeValues=to_item({":yes": True}))
             return None
         return _lease(from_item(found["Attributes"]))
 

@@ -14,10 +14,11 @@ no job waits long:
   happens.
 - **Refilling from the worker** (`after_settled`, `after_batch`): the worker
   counts the slots its settled messages freed and dispatches once they reach
-  a quarter of the origin's window, and once more at the end of each batch
-  for what is left. The window stays busy (three quarters of it are still in
-  flight when the refill comes) at a pass per quarter window instead of a
-  pass per message.
+  a quarter of the origin's window. At the end of each batch it asks, as a
+  submit does, for what is left: a worker ending many small batches a second
+  dispatches at most once per `ask_every_s`. The window stays busy (three
+  quarters of it are still in flight when the refill comes) at a pass per
+  quarter window instead of a pass per message.
 
 Best effort throughout: the job is stored whatever happens here, and the next
 trigger (a submit, a settled message, the one-minute watchdog) admits it.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -56,6 +58,7 @@ class Admission:
     _asked_at: dict[Origin, float] = field(default_factory=dict, init=False)
     _later_until: dict[Origin, float] = field(default_factory=dict, init=False)
     _freed: dict[Origin, int] = field(default_factory=dict, init=False)
+    _asking: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def admit(self, origin: Origin) -> int:
         """Run the origin's dispatcher once; the jobs it admitted (0 if it failed, or another one ran)."""
@@ -82,16 +85,22 @@ class Admission:
         if origin not in self.dispatchers:
             return
         now = self.clock()
-        if now - self._asked_at.get(origin, -math.inf) >= self.ask_every_s:
-            self._asked_at[origin] = now
+        with self._asking:  # an API process serves submits on many threads: one of them dispatches, or asks
+            inline = now - self._asked_at.get(origin, -math.inf) >= self.ask_every_s
+            ask = not inline and self._later_until.get(origin, -math.inf) <= now
+            if inline:
+                self._asked_at[origin] = now
+            elif ask:
+                self._later_until[origin] = now + ASK_LATER_S
+        if inline:
             self.admit(origin)
-        elif self._later_until.get(origin, -math.inf) <= now:
+        elif ask:
             try:
                 self.ticks.send([OutboundMessage(body=AdmitRequest(admit=origin).model_dump_json(),
                                                  delay_seconds=ASK_LATER_S)])
-                self._later_until[origin] = now + ASK_LATER_S
             except Exception:
                 log.exception("could not ask for %s admission; dispatching now", origin)
+                self._later_until[origin] = now
                 self.admit(origin)
 
     def after_settled(self, envelope: JobEnvelope) -> None:
@@ -105,10 +114,13 @@ class Admission:
             self._refill(envelope.origin)
 
     def after_batch(self) -> None:
-        """The worker's batch is over: refill what its settled messages freed and no pass has refilled yet."""
+        """The worker's batch is over: ask for a refill of what its settled messages freed and no pass has refilled
+        yet, as a submit asks (`request`): a worker ending batches many times a second dispatches at most once per
+        `ask_every_s`, and a delayed ask covers the rest."""
         for origin, freed in list(self._freed.items()):
             if freed:
-                self._refill(origin)
+                self._freed[origin] = 0
+                self.request(origin)
 
     def _refill(self, origin: Origin) -> None:
         self._freed[origin] = 0

@@ -6,18 +6,26 @@ botocore `before-call` hook on the container's session, so the local
 runtime's own receives and deletes are not counted) and rewrites
 `<folder>/<pid>.json` twice a second, so a worker killed at any moment has
 left its count behind.
+
+With `PACER_AWS_CALL_SITES=1` each count is also keyed by where in Pacer the
+call was made (`op@module.function < caller < …`, the innermost frames
+outside chalicelib/aws), for finding which code a figure comes from
+(`python -m bench.calls --sites`).
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 FLUSH_INTERVAL_S = 0.5
+SITE_DEPTH = 3  # frames named in a call site
 
 
 class CallMeter:
@@ -25,6 +33,7 @@ class CallMeter:
         self._path = Path(folder) / f"{os.getpid()}.json"
         self._calls: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._sites = os.environ.get("PACER_AWS_CALL_SITES") == "1"
         self._path.parent.mkdir(parents=True, exist_ok=True)
         threading.Thread(target=self._flush_forever, name="aws-call-meter", daemon=True).start()
 
@@ -33,8 +42,12 @@ class CallMeter:
         session.events.register("before-call.*.*", self._count)
 
     def _count(self, model: Any, **_: Any) -> None:
+        name = f"{model.service_model.service_name}.{model.name}"
+        site = _call_site() if self._sites else None
         with self._lock:
-            self._calls[f"{model.service_model.service_name}.{model.name}"] += 1
+            self._calls[name] += 1
+            if site:
+                self._calls[f"{name}@{site}"] += 1
 
     def flush(self) -> None:
         with self._lock:
@@ -47,6 +60,18 @@ class CallMeter:
         while True:
             time.sleep(FLUSH_INTERVAL_S)
             self.flush()
+
+
+def _call_site() -> str | None:
+    """The innermost Pacer frames outside chalicelib/aws that led to this call (module.function < its caller < …)."""
+    frame: FrameType | None = sys._getframe(2)
+    chain: list[str] = []
+    while frame is not None and len(chain) < SITE_DEPTH:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("chalicelib.") and not module.startswith("chalicelib.aws."):
+            chain.append(f"{module.removeprefix('chalicelib.')}.{frame.f_code.co_name}")
+        frame = frame.f_back
+    return " < ".join(chain) or None
 
 
 def read_calls(folder: str | Path) -> Counter[str]:

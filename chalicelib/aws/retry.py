@@ -35,7 +35,7 @@ def domain_error(operation: str, exc: ClientError) -> DependencyUnavailable | St
     message = exc.response.get("Error", {}).get("Message", "") or str(exc)
     codes = _codes(exc)
     if code == "ConditionalCheckFailedException" or "ConditionalCheckFailed" in codes:
-        return StaleWrite(message or "condition failed", codes)
+        return StaleWrite(message or "condition failed", codes, exc.response.get("Item"))
     if code in _RETRYABLE or "TransactionConflict" in codes or "ThrottlingError" in codes:
         return Contended(f"{operation}: {code}: {message}", codes)
     return DependencyUnavailable(f"{operation}: {code}: {message}")

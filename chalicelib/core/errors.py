@@ -2,6 +2,8 @@
 one place."""
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -73,14 +75,17 @@ class StaleWrite(PacerError):
 
     Services catch this and either retry from a fresh read or step aside,
     because someone else did the work. `reasons` are DynamoDB's cancellation
-    reasons of a transaction, one per item, where the write was one.
+    reasons of a transaction, one per item, where the write was one; `item`
+    is the item as the condition found it, where the write asked for it
+    (DynamoDB's ReturnValuesOnConditionCheckFailure, still encoded).
     """
 
     code = "stale_write"
 
-    def __init__(self, message: str, reasons: list[str] | None = None):
+    def __init__(self, message: str, reasons: list[str] | None = None, item: dict[str, Any] | None = None):
         super().__init__(message)
         self.reasons = reasons or []
+        self.item = item
 
 
 class DependencyUnavailable(PacerError):

@@ -109,6 +109,25 @@ def test_a_trigger_that_finds_the_lease_held_makes_the_holder_go_round_again(sto
     assert cursor(store.take_lease("f", T0 + 9, 30)) == 4
 
 
+def test_many_triggers_during_a_pass_make_one_more_pass_and_only_the_first_writes_its_ask(moto_aws):
+    client = boto3.client("dynamodb")
+    store = DynamoComputeStore(client, STATE_TABLE.name)
+    writes: list[str] = []
+    client.meta.events.register("before-call.dynamodb.UpdateItem", lambda **_: writes.append("update"))
+    assert cursor(store.take_lease("a", T0, 30)) == 0
+    writes.clear()
+    for i, holder in enumerate("bcde"):
+        assert store.take_lease(holder, T0 + 1 + i / 10, 30) is None
+    # b's failed take and its ask; c, d and e find the ask there already (the lease as the condition found it)
+    assert len(writes) == 2 + 3
+    assert release(store, "a", 1, T0 + 2) is False  # one more pass answers them all
+    assert release(store, "a", 2, T0 + 3) is True
+    writes.clear()
+    assert cursor(store.take_lease("f", T0 + 4, 30)) == 2  # the ask was cleared: the next holder's triggers ask anew
+    assert store.take_lease("g", T0 + 5, 30) is None and len(writes) == 3
+    assert release(store, "f", 3, T0 + 6) is False
+
+
 def test_the_lease_keeps_the_rate_limits_and_the_jobs_given_in_their_windows(stores):
     store, _ = stores
     store.set_limit("type:email", 600, T0)

@@ -1,7 +1,10 @@
 """Amortised follow-up admission: few dispatch passes, and no job left waiting (admission/service.py)."""
 
-import pytest
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+import pytest
 
 from chalicelib.admission.models import AdmitRequest
 from chalicelib.admission.service import Admission
@@ -70,6 +73,20 @@ def test_once_the_interval_has_passed_a_submit_dispatches_inline_again_and_a_new
     assert len(dispatcher.passes) == 3 and len(ticks.sent) == 2
 
 
+def test_submits_on_many_threads_at_once_make_one_pass_and_one_ask():
+    class SlowQueue(MemoryQueue):
+        def send(self, messages):
+            time.sleep(0.05)  # an SQS call: the other threads arrive while it is on its way
+            super().send(messages)
+
+    clock, ticks, dispatcher = Clock(), SlowQueue(), CountingDispatcher()
+    a = Admission({"compute": dispatcher}, ticks=ticks, ask_every_s=0.5, clock=clock)
+    a.request("compute")  # the interval's inline pass
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: a.request("compute"), range(16)))
+    assert len(dispatcher.passes) == 1 and len(ticks.sent) == 1
+
+
 def test_with_no_interval_every_submit_dispatches_inline():
     a, clock, ticks, dispatcher = admission(ask_every_s=0)
     for _ in range(5):
@@ -101,6 +118,17 @@ def test_the_worker_refills_once_a_quarter_of_the_window_is_free_and_at_the_end_
     assert len(dispatcher.passes) == 2  # the batch's last 10 are refilled as it ends
     a.after_batch()
     assert len(dispatcher.passes) == 2  # nothing freed since: no pass
+
+
+def test_a_worker_ending_many_batches_asks_for_what_is_left_as_a_submit_does():
+    a, clock, ticks, dispatcher = admission()
+    for _ in range(20):  # 20 small batches within 0.2 s, each settling one message
+        a.after_settled(envelope(2))
+        a.after_batch()
+        clock.now += 0.01
+    assert dispatcher.passes == [1000.0]  # the first batch's leftovers inline
+    [later] = ticks.sent  # the rest in one pass a second later
+    assert CLOCK_MESSAGES.validate_json(later.body) == AdmitRequest(admit="compute")
 
 
 def test_origins_without_a_dispatcher_are_ignored():
