@@ -60,8 +60,8 @@ class Settings(BaseSettings):
     compute_jobs_per_message: int = 10
     compute_budget_s: float = 10.0  # per job; a number not factored in time fails with "budget exceeded"
 
-    # Follow-up admission (admission/service.py): a process dispatches inline for submits at most this often;
-    # a submit in between asks through the ticks queue. 0: every submit dispatches inline.
+    # Follow-up admission (admission/service.py): a process dispatches inline for a submit only after this long
+    # without a pass made or asked for; otherwise it asks through the ticks queue. 0: every submit dispatches inline.
     admission_ask_every_s: float = Field(default=0.5, ge=0.0)
 
     # Typed jobs: their own window, admitted highest priority first within each caller's share;

@@ -9,9 +9,10 @@ own store (see admission/store.py), so both share one admission path.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Generic, Iterator, TypeVar
 
 from chalicelib.admission.limits import Limiter, delay_until, next_giving_moment, slot_second
@@ -120,9 +121,13 @@ class Dispatcher(Generic[Item]):
     # items still in the backlog, so a second dispatcher never admits a job twice.
     lease_s: float = 10.0
     resend_after_s: float = 60.0
+    # The outbox is read for stale messages at most this often per process (each read is a Query on every pass
+    # otherwise): a message lost to a crash between admitting and sending goes out 60-75 s after its admission.
+    outbox_check_every_s: float = 15.0
     clock: Callable[[], float] = time.time
     max_passes: int = 8  # a bound on the passes one trigger makes for others (see dispatch)
     budget_s: float = 2.0  # nor does it start one for others after this long (see dispatch)
+    _outbox_checked_at: float = field(default=-math.inf, init=False)
 
     def dispatch(self, now: float) -> int:
         """Admit what fits in the in-flight window, fairly. Returns the jobs admitted (0 if another dispatcher ran).
@@ -256,6 +261,9 @@ class Dispatcher(Generic[Item]):
     def _resend_stale_outbox(self, now: float) -> None:
         # A dispatcher that crashed between admitting and sending left these; the ledger
         # records each job once, so sending one twice is harmless.
+        if now - self._outbox_checked_at < self.outbox_check_every_s:
+            return
+        self._outbox_checked_at = now
         stale = self.store.outbox(now - self.resend_after_s)
         if stale:
             self.jobs.send([OutboundMessage(body=body, group_id=JobEnvelope.model_validate_json(body).group)

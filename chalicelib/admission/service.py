@@ -5,13 +5,14 @@ counts, a backlog read per caller, the outbox) whatever it admits, so the
 calls per job fall as each pass admits more. Two rules keep passes few while
 no job waits long:
 
-- **Asking from the API** (`request`): a process dispatches inline at most
-  once per `ask_every_s`. A submit inside that interval does not dispatch; it
-  sends one `AdmitRequest` on the ticks queue, delayed a second, unless one
-  such request of this process is already on its way. A burst of submits
-  therefore costs one pass at its start and one a second later, and the last
-  submit of a burst is admitted within about a second even if nothing else
-  happens.
+- **Asking from the API** (`request`): a process dispatches inline only if
+  it has made or asked for no pass in the last `ask_every_s`. Otherwise the
+  submit sends one `AdmitRequest` on the ticks queue, delayed a second,
+  unless one such request of this process is already on its way (its pass
+  comes after this submit). A burst of submits therefore costs one pass at
+  its start and one a second later, a steady stream one pass a second, and
+  the last submit of either is admitted within about a second even if
+  nothing else happens.
 - **Refilling from the worker** (`after_settled`, `after_batch`): the worker
   counts the slots its settled messages freed and dispatches once they reach
   a quarter of the origin's window. At the end of each batch it asks, as a
@@ -86,8 +87,9 @@ class Admission:
             return
         now = self.clock()
         with self._asking:  # an API process serves submits on many threads: one of them dispatches, or asks
-            inline = now - self._asked_at.get(origin, -math.inf) >= self.ask_every_s
-            ask = not inline and self._later_until.get(origin, -math.inf) <= now
+            asked_for = self._later_until.get(origin, -math.inf)  # when the last asked-for pass was due
+            inline = now - max(self._asked_at.get(origin, -math.inf), asked_for) >= self.ask_every_s
+            ask = not inline and asked_for <= now
             if inline:
                 self._asked_at[origin] = now
             elif ask:

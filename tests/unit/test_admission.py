@@ -59,18 +59,20 @@ def test_a_request_comes_back_through_the_ticks_queue_as_a_pass():
     assert len(dispatcher.passes) == 2
 
 
-def test_once_the_interval_has_passed_a_submit_dispatches_inline_again_and_a_new_request_may_be_sent():
+def test_a_steady_stream_of_submits_costs_one_pass_a_second_and_an_idle_process_dispatches_inline_again():
     a, clock, ticks, dispatcher = admission()
-    a.request("compute")
-    a.request("compute")
+    a.request("compute")  # idle: inline
+    a.request("compute")  # asks: a pass a second from now
     clock.now += 0.6
-    a.request("compute")  # the interval passed: inline
-    a.request("compute")  # the delayed request is still on its way: nothing more
-    assert len(dispatcher.passes) == 2 and len(ticks.sent) == 1
-    clock.now += 1.0
+    a.request("compute")  # the asked-for pass is on its way, and comes after this submit: nothing more
+    assert len(dispatcher.passes) == 1 and len(ticks.sent) == 1
+    clock.now = 1001.2
+    a.request("compute")  # that pass came 0.2 s ago: ask again rather than pass inline
+    assert len(dispatcher.passes) == 1 and len(ticks.sent) == 2
+    clock.now = 1002.8  # no pass made or asked for since 1002.2: inline again
     a.request("compute")
-    a.request("compute")  # that request has come back by now: a new one
-    assert len(dispatcher.passes) == 3 and len(ticks.sent) == 2
+    a.request("compute")
+    assert dispatcher.passes == [1000.0, 1002.8] and len(ticks.sent) == 3
 
 
 def test_submits_on_many_threads_at_once_make_one_pass_and_one_ask():

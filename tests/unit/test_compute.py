@@ -401,3 +401,35 @@ def test_a_holder_asked_again_and_again_stops_going_round_once_its_budget_is_spe
     assert dispatcher.dispatch(99.0) == 4  # two passes: the budget of 2 s was spent after the second
     assert len(dispatcher.jobs.sent) == 2 < dispatcher.max_passes
     assert store.take_lease("next", 150.0, 10) is not None  # let go, not left to run out
+
+
+def test_a_message_admitted_but_never_sent_goes_out_a_minute_later_and_the_outbox_is_read_at_most_every_15_s():
+    from chalicelib.aws.memory import MemoryQueue
+    from chalicelib.compute.memory import MemoryComputeStore
+    from chalicelib.compute.models import ComputeRequest
+
+    store = MemoryComputeStore()
+    store.submit_many([ComputeRequest(id=f"c-{i}", caller="a", number=str(100 + i), owner=True, submitted_at=1.0)
+                       for i in range(2)], 1.0)
+    reads: list[float] = []
+    outbox = store.outbox
+    store.outbox = lambda before: reads.append(before) or outbox(before)  # type: ignore[method-assign]
+
+    class CrashingQueue(MemoryQueue):  # the dispatcher dies between admitting and sending
+        def send(self, messages):
+            if not self.sent and not getattr(self, "crashed", False):
+                self.crashed = True
+                raise RuntimeError("killed")
+            super().send(messages)
+
+    dispatcher = Dispatcher(store=store, jobs=CrashingQueue(), origin="compute", job_spec=compute_job_spec,
+                            max_in_flight=10, jobs_per_message=2)
+    with pytest.raises(RuntimeError):
+        dispatcher.dispatch(100.0)
+    for at in (101.0, 110.0, 120.0, 150.0):  # passes every few seconds; the message is not a minute old yet
+        dispatcher.dispatch(at)
+    assert dispatcher.jobs.sent == [] and len(reads) == 3  # at 100, 120 and 150: not on every pass
+    dispatcher.dispatch(166.0)
+    [resent] = dispatcher.jobs.sent
+    assert [j.id for j in JobEnvelope.model_validate_json(resent.body).jobs] == ["c-0", "c-1"]
+    assert store.outbox(1000.0) == []  # sent: forgotten
