@@ -64,10 +64,10 @@ class Settings(BaseSettings):
     # without a pass made or asked for; otherwise it asks through the ticks queue. 0: every submit dispatches inline.
     admission_ask_every_s: float = Field(default=0.5, ge=0.0)
 
-    # Typed jobs: their own window, admitted highest priority first within each caller's share;
-    # small messages, so a higher priority that arrives later waits for few jobs already sent.
+    # Typed jobs: their own window, admitted highest priority first within each caller's share; a higher
+    # priority that arrives later waits for at most a window of jobs already sent.
     typed_max_in_flight: int = Field(default=50, ge=1)
-    typed_jobs_per_message: int = Field(default=5, ge=1, le=100)
+    typed_jobs_per_message: int = Field(default=10, ge=1, le=100)
     executor_latency_s: float = Field(default=0.05, ge=0.0, le=25.0)  # each attempt's simulated work
 
     # The datalake's export: a page ends at the first object boundary past this many records (docs: README).

@@ -183,34 +183,27 @@ class Dispatcher(Generic[Item]):
         # Interleaved, the caller holding the fewest slots first: a worker takes a batch's messages in
         # turn, so a newcomer's message is not queued behind a whole share of a spiking caller's.
         queue_order = sorted(chunks, key=lambda caller: max(0, held.get(caller, 0)))
-        # Each caller's messages in as few transactions as fit; a message whose items another dispatcher
-        # admitted (its lease ran out under it) comes back without a key, and that dispatcher sends it.
-        keys: dict[str, list[str | None]] = {}
-        envelopes: dict[str, list[JobEnvelope]] = {}
-        bodies: dict[str, list[str]] = {}
-        for caller, caller_chunks in chunks.items():
-            envelopes[caller] = [JobEnvelope(origin=self.origin, group=caller,
-                                             jobs=[self.job_spec(item) for item in chunk.items])
-                                 for chunk in caller_chunks]
-            bodies[caller] = [envelope.model_dump_json() for envelope in envelopes[caller]]
-            keys[caller] = self.store.admit_many(
-                caller, [(chunk.items, body) for chunk, body in zip(caller_chunks, bodies[caller])], now)
+        planned = list(round_robin_chunks(chunks, queue_order))
+        envelopes = [JobEnvelope(origin=self.origin, group=caller, jobs=[self.job_spec(item) for item in chunk.items])
+                     for chunk, caller in planned]
+        bodies = [envelope.model_dump_json() for envelope in envelopes]
+        # All callers' messages in as few transactions as fit; a message whose items another dispatcher admitted
+        # (its lease ran out under it) comes back without a key, and that dispatcher sends it.
+        keys = self.store.admit_many([(caller, chunk.items, body) for (chunk, caller), body in zip(planned, bodies)],
+                                     now)
         admitted: list[JobSpec] = []
         per_caller = dict.fromkeys(chunks, 0)
         sent: list[str] = []
         messages: list[OutboundMessage] = []
-        turn = dict.fromkeys(chunks, 0)
         # A slot's delay counts from the send, the pass's time on: a long pass does not push its jobs a second late.
         sending_at = now + max(0.0, self.clock() - began)
-        for chunk, caller in round_robin_chunks(chunks, queue_order):
-            index, turn[caller] = turn[caller], turn[caller] + 1
-            key = keys[caller][index]
+        for (chunk, caller), envelope, body, key in zip(planned, envelopes, bodies, keys, strict=True):
             if key is None:
                 continue
             sent.append(key)
-            messages.append(OutboundMessage(body=bodies[caller][index], group_id=caller,
+            messages.append(OutboundMessage(body=body, group_id=caller,
                                             delay_seconds=delay_until(chunk.second, sending_at)))
-            admitted += envelopes[caller][index].jobs
+            admitted += envelope.jobs
             per_caller[caller] += len(chunk.items)
         service.record(per_caller, weights, wanting={c for c, n in backlogs.items() if n > per_caller.get(c, 0)},
                        active={c.caller for c in counts if c.backlog > 0 or c.in_flight > 0})

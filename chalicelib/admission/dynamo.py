@@ -47,11 +47,17 @@ def read_limits(db: Any, table: str, dispatch_pk: str) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class _Message:
-    """One admitted message's part of a transaction: its outbox key, its job count, and its writes."""
+    """One admitted message's part of a transaction: its caller, outbox key, job count, and writes."""
 
+    caller: str
     key: str
     jobs: int
     writes: list[dict[str, Any]]
+
+
+def _items(group: Sequence[_Message]) -> int:
+    """A transaction's items for these messages: their writes and each caller's counts once."""
+    return sum(len(message.writes) for message in group) + len({message.caller for message in group})
 
 
 class DispatchCoordination:
@@ -160,43 +166,45 @@ class DispatchCoordination:
     def admit(self, caller: str, items: Sequence[Any], body: str, now: float) -> str:
         """One message: its items' writes, the caller's counts and the outbox entry in one transaction. Raises
         StaleWrite if any item left the backlog already."""
-        return self._admit_together(caller, [self._message(caller, items, body, now)])[0]
+        return self._admit_together([self._message(caller, items, body, now)])[0]
 
-    def admit_many(self, caller: str, messages: Sequence[tuple[Sequence[Any], str]], now: float) -> list[str | None]:
-        """Messages grouped into transactions of up to 100 items (the caller's counts once in each)."""
+    def admit_many(self, messages: Sequence[tuple[str, Sequence[Any], str]], now: float) -> list[str | None]:
+        """Messages of any callers grouped into transactions of up to 100 items (each caller's counts once in
+        each): a pass that admits a little for each of several callers costs one transaction, not one each."""
         keys: list[str | None] = []
         group: list[_Message] = []
-        for items, body in messages:
+        for caller, items, body in messages:
             message = self._message(caller, items, body, now)
-            if group and 1 + sum(len(m.writes) for m in group) + len(message.writes) > MAX_TRANSACT_ITEMS:
-                keys += self._admit_or_leave_out(caller, group)
+            if group and _items(group + [message]) > MAX_TRANSACT_ITEMS:
+                keys += self._admit_or_leave_out(group)
                 group = []
             group.append(message)
         if group:
-            keys += self._admit_or_leave_out(caller, group)
+            keys += self._admit_or_leave_out(group)
         return keys
 
     def _message(self, caller: str, items: Sequence[Any], body: str, now: float) -> _Message:
         key = f"OUT#{items[0].id}"
         writes = [write for item in items for write in self._admission_writes(caller, item, now)]
-        return _Message(key, len(items), writes + [self._outbox_put(key, body, now)])
+        return _Message(caller, key, len(items), writes + [self._outbox_put(key, body, now)])
 
-    def _admit_together(self, caller: str, group: Sequence[_Message]) -> list[str]:
-        admitted = sum(message.jobs for message in group)
+    def _admit_together(self, group: Sequence[_Message]) -> list[str]:
         writes = [write for message in group for write in message.writes]
-        writes.append(self._caller_counts_update(caller, -admitted, admitted))
+        for caller in dict.fromkeys(message.caller for message in group):
+            admitted = sum(message.jobs for message in group if message.caller == caller)
+            writes.append(self._caller_counts_update(caller, -admitted, admitted))
         call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=writes))
         return [message.key for message in group]
 
-    def _admit_or_leave_out(self, caller: str, group: Sequence[_Message]) -> list[str | None]:
+    def _admit_or_leave_out(self, group: Sequence[_Message]) -> list[str | None]:
         """A group that loses a race goes again a message at a time, so only the stale message is left out (its
         items were admitted by a dispatcher whose lease ran out under it; that one sends them)."""
         try:
-            return list(self._admit_together(caller, group))
+            return list(self._admit_together(group))
         except StaleWrite:
             if len(group) == 1:
                 return [None]
-            return [key for message in group for key in self._admit_or_leave_out(caller, [message])]
+            return [key for message in group for key in self._admit_or_leave_out([message])]
 
     def _outbox_put(self, key: str, body: str, now: float) -> dict[str, Any]:
         return {"Put": {"TableName": self._table,

@@ -69,10 +69,10 @@ class MemoryDispatchCoordination:
     def admit(self, caller: str, items: Sequence[Any], body: str, now: float) -> str:
         raise NotImplementedError  # each feature's twin admits its own items
 
-    def admit_many(self, caller: str, messages: Sequence[tuple[Sequence[Any], str]], now: float) -> list[str | None]:
+    def admit_many(self, messages: Sequence[tuple[str, Sequence[Any], str]], now: float) -> list[str | None]:
         keys: list[str | None] = []
         with self.lock:
-            for items, body in messages:
+            for caller, items, body in messages:
                 try:
                     keys.append(self.admit(caller, items, body, now))
                 except StaleWrite:

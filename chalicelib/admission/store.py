@@ -38,9 +38,10 @@ class AdmissionStore(Protocol[Item]):
         """
         ...
 
-    def admit_many(self, caller: str, messages: Sequence[tuple[Sequence[Item], str]], now: float) -> list[str | None]:
-        """`admit` for several messages of one caller, in as few transactions as fit (DynamoDB's 100 items). Each
-        message's outbox key, in order; None for one whose items left the backlog already (it is not sent)."""
+    def admit_many(self, messages: Sequence[tuple[str, Sequence[Item], str]], now: float) -> list[str | None]:
+        """`admit` for several messages, each (caller, items, body), of any callers, in as few transactions as fit
+        (DynamoDB's 100 items). Each message's outbox key, in order; None for one whose items left the backlog
+        already (it is not sent)."""
         ...
 
     def take_lease(self, holder: str, now: float, ttl_s: float) -> Lease | None:

@@ -211,10 +211,33 @@ def test_several_messages_are_admitted_together_and_one_admitted_already_is_left
     store.submit_many([req(i, str(100 + i)) for i in range(60)], T0)
     backlog = store.backlog("alice", 60)
     store.admit("alice", backlog[10:20], "taken", T0 + 1)  # another dispatcher took the second message's items
-    messages = [(backlog[i : i + 10], f"body {i // 10}") for i in range(0, 60, 10)]  # more than one transaction
-    keys = store.admit_many("alice", messages, T0 + 2)
+    messages = [("alice", backlog[i : i + 10], f"body {i // 10}") for i in range(0, 60, 10)]  # several transactions
+    keys = store.admit_many(messages, T0 + 2)
     assert [key is not None for key in keys] == [True, False, True, True, True, True]
     assert store.backlog("alice", 60) == []
     assert {(c.caller, c.backlog, c.in_flight) for c in store.callers()} == {("alice", 0, 60)}
     assert sorted(body for _, body in store.outbox(T0 + 10)) == ["body 0", "body 2", "body 3", "body 4", "body 5",
                                                                    "taken"]
+
+
+def test_messages_of_several_callers_are_admitted_in_one_transaction_each_callers_counts_moving_once(stores):
+    store, _ = stores
+    store.submit_many([req(i, str(100 + i), caller=("alice", "bob", "carol")[i % 3]) for i in range(30)], T0)
+    messages = [(caller, store.backlog(caller, 10)[offset : offset + 5], f"{caller} {offset}")
+                for offset in (0, 5) for caller in ("alice", "bob", "carol")]
+    keys = store.admit_many(messages, T0 + 2)
+    assert all(keys) and len(set(keys)) == 6
+    assert sorted((c.caller, c.backlog, c.in_flight) for c in store.callers()) == [
+        ("alice", 0, 10), ("bob", 0, 10), ("carol", 0, 10)]
+    assert len(store.outbox(T0 + 10)) == 6
+
+
+def test_a_pass_admitting_for_several_callers_writes_one_transaction_on_dynamodb(moto_aws):
+    client = boto3.client("dynamodb")
+    store = DynamoComputeStore(client, STATE_TABLE.name)
+    store.submit_many([req(i, str(100 + i), caller=("alice", "bob", "carol")[i % 3]) for i in range(30)], T0)
+    transactions: list[int] = []
+    client.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems",
+                                lambda params, **_: transactions.append(len(params["TransactItems"])))
+    store.admit_many([(caller, store.backlog(caller, 10), caller) for caller in ("alice", "bob", "carol")], T0 + 2)
+    assert transactions == [3 * 10 * 2 + 3 + 3]  # each item's two writes, an outbox put each, a counts update each
