@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Generic, Iterator, TypeVar
 
 from chalicelib.admission.limits import Limiter, delay_until, next_giving_moment, slot_second
-from chalicelib.admission.models import AdmitRequest, Lease, caller_limit
+from chalicelib.admission.models import ASK_DELAY_S, Lease, ask_for_pass, caller_limit
 from chalicelib.admission.store import AdmissionStore, Item
 from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
 from chalicelib.core.queue import MessageQueue
@@ -24,9 +24,6 @@ from chalicelib.observability import emf
 from chalicelib.observability.logs import log_jobs
 
 log = logging.getLogger(__name__)
-
-ASK_AGAIN_S = 1  # while a rate limit holds jobs back, the next pass comes at most this long after the last
-
 
 def fair_shares(backlogs: dict[str, int], free: int, cursor: int, in_flight: dict[str, int] | None = None,
                 quantum: int = 1, weights: dict[str, float] | None = None,
@@ -247,9 +244,8 @@ class Dispatcher(Generic[Item]):
         lease = limiter.lease
         if not limiter.held or self.ticks is None or lease.timer_at > limiter.now:
             return
-        self.ticks.send([OutboundMessage(body=AdmitRequest(admit=self.origin, early=True).model_dump_json(),
-                                         delay_seconds=ASK_AGAIN_S)])
-        lease.timer_at = next_giving_moment(limiter.now + ASK_AGAIN_S)
+        self.ticks.send([ask_for_pass(self.origin, early=True)])
+        lease.timer_at = next_giving_moment(limiter.now + ASK_DELAY_S)
 
     def _resend_stale_outbox(self, now: float) -> None:
         # A dispatcher that crashed between admitting and sending left these; the ledger

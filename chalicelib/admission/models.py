@@ -6,7 +6,7 @@ from typing import AbstractSet
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from chalicelib.core.jobs import Origin
+from chalicelib.core.jobs import Origin, OutboundMessage
 from chalicelib.core.validation import MAX_CALLER_ID, Request
 
 MAX_WEIGHT = 100.0
@@ -36,6 +36,14 @@ class AdmitRequest(BaseModel):
     admit: Origin
     # The timer's pass must come early in a second to give out slots; arriving later, it waits for the next second.
     early: bool = False
+
+
+ASK_DELAY_S = 1  # an AdmitRequest's SQS delay (whole seconds): the pass it asks for comes a second on
+
+
+def ask_for_pass(origin: Origin, early: bool = False) -> OutboundMessage:
+    """The ticks-queue message that asks for a pass of `origin` ASK_DELAY_S from now."""
+    return OutboundMessage(body=AdmitRequest(admit=origin, early=early).model_dump_json(), delay_seconds=ASK_DELAY_S)
 
 
 class CallerWeight(BaseModel):

@@ -37,15 +37,14 @@ from typing import Any, Callable, Mapping
 
 from chalicelib.admission.dispatcher import Dispatcher
 from chalicelib.admission.limits import next_giving_moment
-from chalicelib.admission.models import AdmitRequest
-from chalicelib.core.jobs import JobEnvelope, Origin, OutboundMessage
+from chalicelib.admission.models import ASK_DELAY_S, ask_for_pass
+from chalicelib.core.jobs import JobEnvelope, Origin
 from chalicelib.core.queue import MessageQueue
 from chalicelib.core.validation import check_caller
 
 log = logging.getLogger(__name__)
 
 REFILL_SHARE = 4  # the worker refills once a quarter of the window is free
-ASK_LATER_S = 1  # the delay of an AdmitRequest (SQS delays in whole seconds)
 EARLY_MARGIN_S = 0.001  # a timer waiting for a second's start wakes this far into it
 
 
@@ -53,11 +52,11 @@ EARLY_MARGIN_S = 0.001  # a timer waiting for a second's start wakes this far in
 class Admission:
     dispatchers: Mapping[Origin, Dispatcher[Any]]  # paced runs have none: their ticks admit them
     ticks: MessageQueue  # where a throttled request goes: an AdmitRequest comes back as `admit`
-    ask_every_s: float = 0.5  # a process dispatches inline for submits at most this often (0: always)
+    ask_every_s: float = 0.5  # a submit passes inline only after this long without a pass made or asked for (0: always)
     clock: Callable[[], float] = field(default=time.time)
     sleep: Callable[[float], None] = field(default=time.sleep)
-    _asked_at: dict[Origin, float] = field(default_factory=dict, init=False)
-    _later_until: dict[Origin, float] = field(default_factory=dict, init=False)
+    _passed_at: dict[Origin, float] = field(default_factory=dict, init=False)  # this process's last inline pass
+    _asked_for: dict[Origin, float] = field(default_factory=dict, init=False)  # when its last asked-for pass is due
     _freed: dict[Origin, int] = field(default_factory=dict, init=False)
     _asking: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -87,22 +86,21 @@ class Admission:
             return
         now = self.clock()
         with self._asking:  # an API process serves submits on many threads: one of them dispatches, or asks
-            asked_for = self._later_until.get(origin, -math.inf)  # when the last asked-for pass was due
-            inline = now - max(self._asked_at.get(origin, -math.inf), asked_for) >= self.ask_every_s
+            asked_for = self._asked_for.get(origin, -math.inf)
+            inline = now - max(self._passed_at.get(origin, -math.inf), asked_for) >= self.ask_every_s
             ask = not inline and asked_for <= now
             if inline:
-                self._asked_at[origin] = now
+                self._passed_at[origin] = now
             elif ask:
-                self._later_until[origin] = now + ASK_LATER_S
+                self._asked_for[origin] = now + ASK_DELAY_S
         if inline:
             self.admit(origin)
         elif ask:
             try:
-                self.ticks.send([OutboundMessage(body=AdmitRequest(admit=origin).model_dump_json(),
-                                                 delay_seconds=ASK_LATER_S)])
+                self.ticks.send([ask_for_pass(origin)])
             except Exception:
                 log.exception("could not ask for %s admission; dispatching now", origin)
-                self._later_until[origin] = now
+                self._asked_for[origin] = now
                 self.admit(origin)
 
     def after_settled(self, envelope: JobEnvelope) -> None:
@@ -113,7 +111,8 @@ class Admission:
         freed = self._freed.get(envelope.origin, 0) + len(envelope.jobs)
         self._freed[envelope.origin] = freed
         if freed >= max(1, dispatcher.max_in_flight // REFILL_SHARE):
-            self._refill(envelope.origin)
+            self._freed[envelope.origin] = 0
+            self.admit(envelope.origin)
 
     def after_batch(self) -> None:
         """The worker's batch is over: ask for a refill of what its settled messages freed and no pass has refilled
@@ -123,10 +122,6 @@ class Admission:
             if freed:
                 self._freed[origin] = 0
                 self.request(origin)
-
-    def _refill(self, origin: Origin) -> None:
-        self._freed[origin] = 0
-        self.admit(origin)
 
     def admit_all(self) -> dict[str, int]:
         return {origin: self.admit(origin) for origin in self.dispatchers}
