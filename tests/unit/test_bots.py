@@ -125,6 +125,49 @@ def test_a_failure_that_is_not_retryable_fails_the_job_at_once(client, c):
     assert status == 200 and (failed["status"], failed["attempts"]) == ("failed", 1)
 
 
+def fail_for_good(client, bot, auth, job, how):
+    """Fail the bot's job so it ends `failed`: at once (not retryable), or on its last attempt."""
+    path = f"/api/bots/{bot['id']}/jobs/{job['id']}/fail"
+    if how == "not retryable":
+        claim(client, bot, auth)
+        return call(client, "post", path, {"error": "bad input", "retryable": False}, auth)
+    for _ in range(3):  # the stage's max_attempts
+        claim(client, bot, auth)
+        answer = call(client, "post", path, {"error": "disk full"}, auth)
+    return answer
+
+
+@pytest.mark.parametrize("how", ["not retryable", "last attempt"])
+def test_an_admin_retry_sends_a_failed_bot_job_back_to_the_bots_and_it_settles_once(client, c, how):
+    job = submit(client)
+    bot, auth = register(client)
+    status, failed = fail_for_good(client, bot, auth, job, how)
+    assert status == 200 and failed["status"] == "failed"
+    assert [(x.backlog, x.in_flight, x.done, x.failed) for x in c.bots.callers()] == [(0, 0, 0, 1)]
+    path = f"/api/jobs/{job['id']}/retry"
+    assert call(client, "post", path)[0] == 401
+    status, again = call(client, "post", path, None, ADMIN)
+    assert status == 200 and (again["status"], again["attempts"], again["error"]) == ("pending", 0, None)
+    assert again["target"] == "bot" and again["timeline"][-1]["note"] == "retried by admin"
+    # Back in the bots' backlog, not admission's: no Lambda worker can take it.
+    assert [(x.caller, x.backlog, x.in_flight) for x in c.bots.callers()] == [("alice", 1, 0)]
+    assert c.typed_jobs.callers() == [] and c.jobs_queue.sent == []
+    other, other_auth = register(client, "gpu-2")
+    status, claimed = claim(client, other, other_auth)
+    assert status == 200 and (claimed["job"]["id"], claimed["job"]["attempt"]) == (job["id"], 1)
+    status, done = call(client, "post", f"/api/bots/{other['id']}/jobs/{job['id']}/complete", {"result": {"n": 1}},
+                        other_auth)
+    assert status == 200 and (done["status"], done["result"], done["bot"]) == ("completed", {"n": 1}, other["id"])
+    assert c.typed_jobs.results[job["id"]].outcome == "done"  # the failed outcome went with the retry
+    by_status = call(client, "get", "/api/stats")[1]["by_status"]
+    assert {k: v for k, v in by_status.items() if v} == {"completed": 1}
+    # The callers' done and failed count settlements, as for Lambda jobs: the failure before the retry stays.
+    assert [(x.backlog, x.in_flight, x.done, x.failed) for x in c.bots.callers()] == [(0, 0, 1, 1)]
+    assert call(client, "get", f"/api/bots/{other['id']}")[1]["jobs_done"] == 1
+    assert call(client, "post", path, None, ADMIN)[0] == 409  # only a failed job can be retried
+    assert claim(client, other, other_auth)[0] == 204
+
+
 class ThirtySeconds(RetryPolicy):
     def delay_before(self, attempt, rng=None):
         return 30
