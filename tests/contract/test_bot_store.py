@@ -204,6 +204,32 @@ def test_a_retried_attempt_waits_out_its_backoff_before_it_can_be_claimed_again(
     assert typed.get(item.id).error == "retry in 5 s: disk full"
 
 
+def test_an_admin_retry_of_a_failed_bot_job_puts_it_back_in_the_bots_backlog_and_the_next_attempt_settles(stores):
+    typed, bots, ledger = stores
+    create(typed, bot_job(1))
+    bot = register(bots)
+    item = claim_next(bots, bot)
+    assert ledger.record([outcome(item.id, bot, outcome="failed", error="bad input", result=None)], T0 + 200)
+    failed = typed.get(item.id)
+    assert (failed.status, failed.attempts) == ("failed", 1)
+    typed.retry(failed, T0 + 300)
+    again = typed.get(item.id)
+    assert (again.status, again.place, again.attempts, again.error, again.target) == ("pending", "queued", 0, None,
+                                                                                        "bot")
+    assert typed.backlog("alice", 10) == [] and typed.callers() == []  # admission never sees it
+    (ready,) = bots.backlog("alice", 10, None, T0 + 300)
+    assert (ready.id, ready.attempts, ready.target) == (item.id, 0, "bot")
+    assert counts(bots) == [("alice", 1, 0, 0, 1)]
+    claim_next(bots, bot, now=T0 + 301)
+    assert typed.get(item.id).attempts == 1
+    done = outcome(item.id, bot, finished=T0 + 302)
+    assert ledger.record([done], T0 + 302) == [done]  # the failed outcome no longer blocks the new one
+    assert typed.get(item.id).status == "completed"
+    assert counts(bots) == [("alice", 0, 0, 1, 1)]  # done and failed count settlements, the failure included
+    assert {k: v for k, v in typed.stats(0, 0).by_status.items() if v} == {"completed": 1}
+    assert (bots.get(bot.id).jobs_done, bots.get(bot.id).jobs_failed) == (1, 1)
+
+
 def test_heartbeat_renews_the_lease_and_extend_needs_the_job_held(stores):
     typed, bots, _ = stores
     create(typed, bot_job(1))
