@@ -163,7 +163,8 @@ class Bot:
             say(f"{outcome} {job['id']} refused ({status}): {answer.get('message') if answer else ''}")
 
 
-def main() -> None:
+def make_bot(argv: list[str] | None = None) -> Bot:
+    """The bot that `main` runs, from the command line and the environment (PROCESSING_DURATION, FAILURE_RATE)."""
     parser = argparse.ArgumentParser(description="A reference bot: registers, heartbeats, claims and runs jobs.")
     parser.add_argument("--api", default=os.environ.get("PACER_API", "http://localhost:8000"))
     parser.add_argument("--name", default=f"bot-{socket.gethostname()}-{os.getpid()}")
@@ -175,9 +176,13 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=10.0, help="a claim's long poll, in seconds (at most 20)")
     parser.add_argument("--lease", type=float, default=None, help="ask for this lease (s); default: the stage's")
     parser.add_argument("--job-types", default="", help="comma-separated; default: every type")
-    args = parser.parse_args()
-    bot = Bot(Api(args.api), args.name, args.duration, args.failure_rate, args.heartbeat, args.wait,
-              [t for t in args.job_types.split(",") if t] or None, args.lease)
+    args = parser.parse_args(argv)
+    return Bot(Api(args.api), args.name, args.duration, args.failure_rate, args.heartbeat, args.wait,
+               [t for t in args.job_types.split(",") if t] or None, args.lease)
+
+
+def main() -> None:
+    bot = make_bot()
     signal.signal(signal.SIGTERM, bot.stop)
     signal.signal(signal.SIGINT, bot.stop)
     bot.register()
