@@ -31,6 +31,14 @@ are already DynamoDB JSON (attribute values, strings and numbers), so they
 are sent as `json.dumps` of it, which is what the serializer produces for
 them; a result holding a binary value goes the generic way, and so does any
 other operation (their outputs hold timestamps and shapes it transforms).
+
+7. A long poll returns when a delayed message becomes visible
+(`_wake_long_polls`). moto's ReceiveMessage waits on a condition that only
+a send notifies, so a message whose DelaySeconds (or visibility timeout)
+ran out during a poll was delivered only by the next poll: up to a second
+late (the local runtime polls for 1 s). SQS answers a long poll as soon as
+a message is available. Rate-limited typed jobs, timed to start in their
+wall-clock second by their delay, started up to a second late, in the next.
 """
 from __future__ import annotations
 
@@ -350,10 +358,35 @@ def _fast_item_responses() -> None:
     DynamoResult.execute_result = execute_result
 
 
+def _wake_long_polls() -> None:
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Queue
+
+    if getattr(Queue.wait_for_messages, "_pacer_patched", False):
+        return
+
+    def wait_for_messages(self, timeout: int) -> None:
+        """Wait up to `timeout` s for a message to send, or for a delayed or received one to become visible."""
+        deadline = unix_time_millis() + timeout * 1000
+        with self._messages_lock:
+            while not self.messages:
+                now = unix_time_millis()
+                wakes = [at for message in self._messages for at in (message.delayed_until, message.visible_at)
+                         if at > now]
+                until = min([deadline, *wakes])
+                if now >= deadline:
+                    return
+                self._messages_lock.wait((until - now) / 1000 + 0.001)
+
+    wait_for_messages._pacer_patched = True
+    Queue.wait_for_messages = wait_for_messages
+
+
 def apply() -> None:
     _apply_cloudformation_ttl()
     _patch_transactions()
     _count_writes()
     _patch_partition_queries()
     _fast_item_responses()
+    _wake_long_polls()
     _serialise_backend()  # last, so the lock covers a transaction's snapshot and rollback too

@@ -1,4 +1,6 @@
 """The embedded emulator process, with its TransactWriteItems patch, keeps DynamoDB's all-or-nothing rule."""
+import time
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -173,3 +175,22 @@ def test_items_of_every_attribute_type_come_back_exactly_as_stored(dynamodb):
     updated = dynamodb.update_item(TableName="t", Key={"id": item["id"]}, UpdateExpression="SET n = :n",
                                    ExpressionAttributeValues={":n": {"N": "7"}}, ReturnValues="ALL_NEW")["Attributes"]
     assert sets(updated) == sets({**item, "n": {"N": "7"}})
+
+
+def test_a_long_poll_returns_a_delayed_message_when_it_becomes_visible_not_at_the_polls_next_turn():
+    # moto_patches._wake_long_polls: moto woke a waiting poll only on a send, so a message whose delay ran out during
+    # a poll came with the poll's next one-second turn: here half a second after it became visible.
+    emulator = start_emulator()
+    try:
+        sqs = boto3.client("sqs", endpoint_url=emulator.endpoint_url, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        url = sqs.create_queue(QueueName="delayed")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=1)
+        visible_at = time.monotonic() + 1
+        time.sleep(0.5)
+        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5).get("Messages", [])
+        late = time.monotonic() - visible_at
+        assert [m["Body"] for m in messages] == ["later"]
+        assert late < 0.35, f"delivered {late:.2f} s after it became visible"
+    finally:
+        emulator.stop()
