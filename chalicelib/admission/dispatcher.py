@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Iterator, TypeVar
 
-from chalicelib.admission.limits import Limiter, delay_until, next_giving_moment, slot_second
+from chalicelib.admission.limits import Limiter, delay_until, next_giving_moment, not_before, slot_second
 from chalicelib.admission.models import ASK_DELAY_S, Lease, ask_for_pass, caller_limit
 from chalicelib.admission.store import AdmissionStore, Item
 from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
@@ -181,7 +181,8 @@ class Dispatcher(Generic[Item]):
         # turn, so a newcomer's message is not queued behind a whole share of a spiking caller's.
         queue_order = sorted(chunks, key=lambda caller: max(0, held.get(caller, 0)))
         planned = list(round_robin_chunks(chunks, queue_order))
-        envelopes = [JobEnvelope(origin=self.origin, group=caller, jobs=[self.job_spec(item) for item in chunk.items])
+        envelopes = [JobEnvelope(origin=self.origin, group=caller, jobs=[self.job_spec(item) for item in chunk.items],
+                                 not_before=not_before(chunk.second, now))
                      for chunk, caller in planned]
         bodies = [envelope.model_dump_json() for envelope in envelopes]
         # All callers' messages in as few transactions as fit; a message whose items another dispatcher admitted

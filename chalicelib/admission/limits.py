@@ -11,30 +11,38 @@ window not yet over are counted (`Lease.given`); nothing else is kept.
 A job is sent with the SQS delay (whole seconds) that makes it visible in
 its wall-clock second, so each second holds the limit's share, as a paced
 run's does (runs/pacing.py). SQS delays are whole seconds, so a job sent at
-`t` becomes visible at the same fraction of a second as `t`. Were the
-passes that give out a second's slots at different fractions (passes come
-whenever a submit or a settled message asks), the second's jobs would become
-visible at several moments, and those late in the second would start in the
-next one. So only a pass early in a second (`GIVING_PHASE`) gives out
-slots: what is left in its own second (a second whose early passes were
-missed is caught up, never doubled) and in the next. A later pass gives out
-none; the jobs wait for the next early pass. The delay is reckoned when the
-message is sent (`delay_until`), so a pass that runs into the next second
-does not push its jobs a second late.
+`t` becomes visible at the same fraction of a second as `t`, and a job made
+visible late in its second starts in the next one on a busy worker. Passes
+come whenever a submit, a settled message or the timer asks, and a pass
+can wait for the lease behind another, so two rules keep every second's
+jobs starting in that second:
+
+- A pass gives out the slots of the next second whenever it runs, and those
+  of its own second only early in it (`GIVING_PHASE`): a second whose early
+  passes were missed is caught up, never doubled, and a job is never made
+  visible late in its own second.
+- A message for a later second sent in the second half of a second
+  (`HOLD_FROM`) goes a second early: visible at once or a second on, and
+  the worker holds it until its second starts (`JobEnvelope.not_before`,
+  at most a second, after the batch's other messages). Sent early in a
+  second, it is delayed into its own and not held.
+
+The delay is reckoned when the message is sent (`delay_until`), so a pass
+that runs into the next second does not push its jobs a second late.
 
 While a limit holds jobs back, the dispatcher asks for the next pass itself,
 a second on, on the ticks queue: the timer. Each pass ends a little later
 in its second than the last began (its own work, and the queue's latency),
 so a timer that asked exactly a second on would drift out of the early part
-of the second, and give out nothing. A timer that comes late waits for the
-next second's start instead (`next_giving_moment`, at most
+of the second, and catch up no missed second. A timer that comes late waits
+for the next second's start instead (`next_giving_moment`, at most
 1 - GIVING_PHASE s), so every second has an early pass.
 
-A changed limit bites within 2 s. The next early pass counts the next
-second's jobs already sent against the new limit: a raised limit tops that
-second up to its new share, so the new rate holds from the second after the
-change (or from the change's own, before its early pass); a lowered one gives
-it no more, and the seconds after hold the new share.
+A changed limit bites within 2 s. The next pass counts the next second's
+jobs already sent against the new limit: a raised limit tops that second up
+to its new share, so the new rate holds from the second after the change
+(or from the change's own, before its early pass); a lowered one gives it no
+more, and the seconds after hold the new share.
 
 The counts are kept with the dispatcher's lease (models.Lease).
 
@@ -54,8 +62,9 @@ from dataclasses import dataclass, field
 
 from chalicelib.admission.models import Lease
 
-GIVING_PHASE = 0.3  # only a pass this early in its second gives out slots
-SECONDS_GIVEN = 2  # such a pass gives out the slots of its own second and the next
+GIVING_PHASE = 0.3  # only a pass this early in its second gives out its own second's slots (any, the next second's)
+HOLD_FROM = 0.5  # a message for a later second sent this late in a second goes a second early, held by the worker
+MAX_HOLD_S = 1.0  # so a worker holds a message at most this long
 # Slots lie on a grid of multiples of the interval from the epoch, so they do not drift as they are added up; at
 # today's epoch a float is exact to about 2e-7 s, so a slot within EPSILON_S of a second's start is in that second.
 EPSILON_S = 1e-5
@@ -106,8 +115,8 @@ class Limiter:
 
     @property
     def _seconds(self) -> range:
-        """The wall-clock seconds this pass gives out slots in (none at all late in a second)."""
-        return range(self._second, self._second + (SECONDS_GIVEN if in_giving_phase(self.now) else 0))
+        """The wall-clock seconds this pass gives out slots in: the next, and its own too if it is early in it."""
+        return range(self._second if in_giving_phase(self.now) else self._second + 1, self._second + 2)
 
     def _window(self, key: str, second: int) -> LimitWindow:
         return limit_window(self.lease.per_minute[key], float(second))
@@ -150,8 +159,19 @@ def slot_second(slot: float) -> int:
 
 
 def delay_until(slot: float, now: float) -> int:
-    """The SQS delay (whole seconds) that makes a message sent at `now` visible in the wall-clock second of `slot`."""
-    return max(0, slot_second(slot) - math.floor(now))
+    """The SQS delay (whole seconds) of a message sent at `now` whose jobs' slots lie in `slot`'s second: visible in
+    that second, or, sent late in a second (HOLD_FROM), a second early, for the worker to hold (`not_before`)."""
+    ahead = slot_second(slot) - math.floor(now)
+    if ahead > 0 and now - math.floor(now) >= HOLD_FROM:
+        ahead -= 1
+    return max(0, ahead)
+
+
+def not_before(slot: float, now: float) -> float | None:
+    """When the jobs of a message whose slots lie in `slot`'s second may start, for a pass at `now`: that second's
+    start if it is a later one (the message may be sent a second early: delay_until), else None (at once)."""
+    second = slot_second(slot)
+    return float(second) if second > math.floor(now) else None
 
 
 def in_giving_phase(moment: float) -> bool:

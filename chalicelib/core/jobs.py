@@ -43,6 +43,9 @@ class JobEnvelope(BaseModel):
     origin: Origin = "run"
     group: str = _GROUP  # the run, or the caller
     jobs: list[JobSpec] = Field(min_length=1)
+    # Rate-limited jobs: when their slots' second starts. A message may be sent up to a second early, and the
+    # worker holds it until then (admission/limits.py).
+    not_before: float | None = None
 
     _read_origin = field_validator("origin", mode="before")(_origin_of)
 

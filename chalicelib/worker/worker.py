@@ -14,7 +14,9 @@ outcomes cannot be stored, is reported as a batch item failure so SQS
 redelivers it, and redrives it to the DLQ after maxReceiveCount. Its reason is
 logged for the DLQ view, and its visibility is shortened to a backoff (none
 after its last receive) so a poison message reaches the DLQ in about 15 s
-rather than after five full visibility timeouts.
+rather than after five full visibility timeouts. A rate-limited message may
+come up to a second before its jobs' second (`not_before`): the worker works
+the batch's other messages first, then holds it until that second starts.
 
 Each job's lines carry its correlation id (observability/logs.py): the jobs a
 message ran, a retry, a failure, and the ledger's record of the outcomes; the
@@ -25,11 +27,13 @@ last receive (which SQS then moves to the DLQ), are EMF lines
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, TypeVar
 
 from pydantic import ValidationError
 
+from chalicelib.admission.limits import MAX_HOLD_S
 from chalicelib.core.jobs import JobEnvelope, JobOutcome, JobSpec, Origin, OutboundMessage
 from chalicelib.core.queue import MessageQueue
 from chalicelib.dlq.store import FailureLog
@@ -100,6 +104,7 @@ class JobWorker:
     settled: Callable[[JobEnvelope], None] | None = None  # told of each message whose outcomes are stored
     batch_done: Callable[[], None] | None = None  # told when a batch is over (admission refills what is left)
     max_receives: int | None = None  # the queue's maxReceiveCount: a message failed on that receive goes to the DLQ
+    sleep: Callable[[float], None] = field(default=time.sleep)  # holds a message until its jobs' `not_before`
 
     def process(self, records: Iterable[Record], now: Callable[[], float]) -> BatchResult:
         """Process a batch; report the messages that must be redelivered."""
@@ -129,7 +134,9 @@ class JobWorker:
             except ValidationError as exc:
                 log.error("unparseable message %s left for the DLQ: %s", record.message_id, exc)
                 failed.append((record, f"unparseable message: {exc.errors()[0]['msg']}"))
-        for record, envelope in round_robin(parsed, key=lambda pair: pair[1].group):
+        # A rate-limited message sent ahead of its second is held until then (admission/limits.py): the others first.
+        ordered = sorted(round_robin(parsed, key=lambda pair: pair[1].group), key=lambda pair: pair[1].not_before or 0.0)
+        for record, envelope in ordered:
             try:
                 done += self.process_envelope(envelope, now)
                 self._tell_settled(envelope)
@@ -190,6 +197,9 @@ class JobWorker:
         retry: list[tuple[int, JobSpec]] = []
         held: list[tuple[str, Held]] = []
         ran: list[JobSpec] = []
+        hold = 0.0 if envelope.not_before is None else min(MAX_HOLD_S, envelope.not_before - now())
+        if hold > 0:
+            self.sleep(hold)
         # Every job of the message starts at the moment its start is recorded (a typed job's record says so), so a
         # job's queue wait is one figure wherever it is read; its wait behind its siblings counts as running.
         started_at = now()

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from chalicelib.admission.dispatcher import chunked
-from chalicelib.admission.limits import GIVING_PHASE, Limiter, delay_until, next_giving_moment
+from chalicelib.admission.limits import HOLD_FROM, Limiter, delay_until, next_giving_moment, not_before
 from chalicelib.admission.models import AdmitRequest, Lease
 from chalicelib.core.jobs import JobEnvelope
 from tests.fakes import MemoryContainer
@@ -54,14 +54,14 @@ def test_an_early_pass_gives_out_its_seconds_share_and_the_next():
     assert later.allowance("type:email", 1000) == 4 and later.take(["type:email"]) == 160.0
 
 
-def test_a_pass_late_in_its_second_gives_out_no_slot_and_the_next_early_one_catches_up():
+def test_a_pass_late_in_its_second_gives_out_only_the_next_seconds_slots():
     lease = Lease(per_minute={"type:email": 600})
     late = Limiter(lease, now=100.7)
-    assert late.take(["type:email"]) is None and late.allowance("type:email", 5) == 0
-    assert late.held == {"type:email"} and late.take(["type:report"]) == 100.7  # unlimited types go on
-    early = Limiter(lease, now=101.05)
-    slots = [early.take(["type:email"]) for _ in range(21)]
-    assert slots == [101.0] * 10 + [102.0] * 10 + [None]
+    assert late.allowance("type:email", 50) == 10 and late.held == {"type:email"}
+    assert [late.take(["type:email"]) for _ in range(11)] == [101.0] * 10 + [None]
+    assert late.take(["type:report"]) == 100.7  # unlimited types go on
+    early = Limiter(lease, now=101.05)  # its own second is given out already
+    assert [early.take(["type:email"]) for _ in range(11)] == [102.0] * 10 + [None]
 
 
 def test_a_job_keeps_to_every_limit_it_is_under():
@@ -78,10 +78,11 @@ def test_a_raised_limit_tops_up_the_second_already_given_out_and_a_lowered_one_g
     lease = Lease(per_minute={"type:email": 600})
     early = Limiter(lease, now=100.3)
     assert [early.take(["type:email"]) for _ in range(20)] == [100.0] * 10 + [101.0] * 10
-    lease.per_minute["type:email"] = 1200  # raised late in second 100: its next early pass tops 101 up to 20
-    assert Limiter(lease, now=100.8).take(["type:email"]) is None
-    raised = Limiter(lease, now=101.1)
-    assert [raised.take(["type:email"]) for _ in range(31)] == [101.0] * 10 + [102.0] * 20 + [None]
+    lease.per_minute["type:email"] = 1200  # raised late in second 100: the next pass tops 101 up to 20
+    raised = Limiter(lease, now=100.8)
+    assert [raised.take(["type:email"]) for _ in range(11)] == [101.0] * 10 + [None]
+    early = Limiter(lease, now=101.1)
+    assert [early.take(["type:email"]) for _ in range(21)] == [102.0] * 20 + [None]
     lease.per_minute["type:email"] = 300  # lowered: 102 keeps the 20 already sent, 103 gets 5
     lowered = Limiter(lease, now=102.2)
     assert [lowered.take(["type:email"]) for _ in range(6)] == [103.0] * 5 + [None]
@@ -110,6 +111,12 @@ def test_a_slot_is_sent_with_the_delay_that_makes_it_visible_in_its_own_second_c
     assert delay_until(101.0, 101.02) == 0  # a pass given slots in 100 that sends in 101: not a second late
 
 
+def test_a_later_seconds_message_sent_late_in_a_second_goes_a_second_early_for_the_worker_to_hold():
+    assert [delay_until(slot, 100.6) for slot in (100.0, 101.0, 101.6, 102.0)] == [0, 0, 0, 1]
+    assert [not_before(slot, 100.6) for slot in (100.0, 100.7, 101.0, 101.6, 102.0)] == [None, None, 101.0, 101.0,
+                                                                                          102.0]
+
+
 def test_a_message_holds_jobs_of_one_second_unlimited_ones_with_those_limited_in_the_pass_own_second():
     timed = [(100.7, "unlimited"), (100.0, "email"), (101.0, "next"), (101.0, "next 2"), (100.7, "late")]
     assert [chunk.items for chunk in chunked(timed, 2)] == [["unlimited", "email"], ["next", "next 2"], ["late"]]
@@ -117,7 +124,7 @@ def test_a_message_holds_jobs_of_one_second_unlimited_ones_with_those_limited_in
 
 def test_a_late_timer_waits_for_the_next_seconds_start_and_an_early_one_not_at_all():
     assert Limiter(Lease(per_minute={"type:email": 600}), now=100.29).take(["type:email"]) == 100.0
-    assert Limiter(Lease(per_minute={"type:email": 600}), now=100.31).take(["type:email"]) is None
+    assert Limiter(Lease(per_minute={"type:email": 600}), now=100.31).take(["type:email"]) == 101.0
     assert [next_giving_moment(t) for t in (100.29, 100.31, 100.999, 101.0)] == [100.29, 101.0, 101.0, 101.0]
 
 
@@ -151,14 +158,22 @@ def test_a_callers_limit_leaves_the_window_to_the_others(client, c):
 
 
 def visible_per_second(c, passes) -> Counter[int]:
-    """Run a dispatch pass at each time; count the jobs each makes visible in each wall-clock second."""
+    """Run a dispatch pass at each time; count the jobs each lets start in each wall-clock second: visible then, or
+    visible earlier and held by the worker until then."""
     visible: Counter[int] = Counter()
     for now in passes:
         sent = len(c.jobs_queue.sent)
         c.typed_dispatcher.dispatch(now)
         for message in c.jobs_queue.sent[sent:]:
-            assert now - math.floor(now) < GIVING_PHASE  # only an early pass gives out slots
-            visible[math.floor(now) + message.delay_seconds] += len(JobEnvelope.model_validate_json(message.body).jobs)
+            envelope = JobEnvelope.model_validate_json(message.body)
+            shown = now + message.delay_seconds
+            if envelope.not_before is not None and envelope.not_before > shown:
+                assert envelope.not_before - shown <= 1  # held at most a second
+                second = envelope.not_before
+            else:
+                assert now - math.floor(now) < HOLD_FROM  # visible early in its second: it starts in it
+                second = shown
+            visible[math.floor(second)] += len(envelope.jobs)
     return visible
 
 
@@ -176,13 +191,14 @@ def test_over_a_minute_of_passes_at_odd_moments_each_second_holds_the_limits_sha
     assert [visible[first + k] for k in range(60)] == [10] * 60
 
 
-def test_a_second_without_an_early_pass_loses_its_share_and_the_next_is_not_doubled(client, c):
+def test_a_second_no_pass_gave_out_in_time_loses_its_share_and_the_next_is_not_doubled(client, c):
     assert limit(client, type="email", per_minute=600)[0] == 200
     c.typed_dispatcher.store.take_lease("elsewhere", time.time(), 30)
     submit(client, EMAIL, 100)
     c.typed_dispatcher.store.lease = None
     first = math.floor(time.time()) + 10
-    visible = visible_per_second(c, [first + 0.1, first + 2.7, first + 3.2])  # nothing early in the third second
+    # No pass in the second before the third, nor early in it: the third's slots go to no one.
+    visible = visible_per_second(c, [first + 0.1, first + 2.7, first + 3.2])
     assert [visible[first + k] for k in range(5)] == [10, 10, 0, 10, 10]
 
 

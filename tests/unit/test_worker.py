@@ -149,6 +149,24 @@ def test_a_batch_is_worked_round_robin_across_runs_and_each_message_is_reported_
     assert settled == [("big", "10"), ("small", "13"), ("big", "11"), ("big", "12")]
 
 
+def test_a_message_sent_ahead_of_its_second_is_worked_after_the_others_and_held_until_that_second(c):
+    def compute_envelope(n, not_before=None) -> Record:
+        body = JobEnvelope(origin="compute", group="alice", jobs=[JobSpec(id=f"alice-{n}", number=str(n))],
+                           not_before=not_before)
+        return Record(message_id=f"m-{n}", body=body.model_dump_json())
+
+    clock = [T0 + 0.6]
+    events = []
+    working = worker(c)
+    working.sleep = lambda s: (events.append(f"hold {s:.1f}"), clock.__setitem__(0, clock[0] + s))
+    working.settled = lambda e: events.append(f"{e.jobs[0].number} at {clock[0] - T0:.1f}")
+    batch = [compute_envelope(10, not_before=T0 + 1), compute_envelope(11, not_before=T0 - 5), compute_envelope(12)]
+    assert working.process(batch, lambda: clock[0]).jobs_done == 3
+    # A not_before already past holds nothing; a later one waits for its second, after the rest of the batch.
+    assert events == ["12 at 0.6", "11 at 0.6", "hold 0.4", "10 at 1.0"]
+    assert c.ledger.outcomes["alice-10"].started_at == T0 + 1
+
+
 def test_the_worker_tells_each_settled_message_and_then_the_end_of_its_batch_even_when_a_message_fails(c):
     told: list[str] = []
     w = worker(c)
