@@ -130,15 +130,17 @@ class DispatchCoordination:
             return True
         except StaleWrite:
             pass
-        try:  # asked again while we held it (or we lost it): keep it for one more pass
-            self._db.update_item(
+        try:  # asked again while we held it (or we lost it): keep it for one more pass, under the limits now in force
+            kept = self._db.update_item(
                 TableName=self._table, Key=self._lease_key,
                 UpdateExpression="SET expires = :expires, again = :no, " + sets,
                 ConditionExpression="holder = :holder", ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_item({**values, ":expires": now + ttl_s, ":no": False}))
-            return False
+                ExpressionAttributeValues=to_item({**values, ":expires": now + ttl_s, ":no": False}),
+                ReturnValues="ALL_NEW")
         except StaleWrite:
             return True  # lost by expiry: the next holder goes on
+        lease.per_minute = _lease(from_item(kept["Attributes"])).per_minute
+        return False
 
     def limits(self) -> dict[str, float]:
         return read_limits(self._db, self._table, self.DISPATCH_PK)

@@ -51,6 +51,7 @@ class MemoryDispatchCoordination:
                                  given=lease.given)
             if self.asked_again and not final:
                 self.lease, self.asked_again = (holder, now + ttl_s), False
+                lease.per_minute = dict(self.state.per_minute)
                 return False
             self.lease = None
             return True

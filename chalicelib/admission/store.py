@@ -51,7 +51,8 @@ class AdmissionStore(Protocol[Item]):
 
     def release_lease(self, holder: str, lease: Lease, now: float, ttl_s: float, final: bool = False) -> bool:
         """Store the lease's state and let it go; True. If another dispatcher asked meanwhile (and not `final`),
-        keep it until now + ttl_s, clear the request, and return False: the holder runs another pass."""
+        keep it until now + ttl_s, clear the request, set `lease.per_minute` to the limits in force, and return
+        False: the holder runs another pass, under any limit an admin changed meanwhile."""
         ...
 
     def limits(self) -> dict[str, float]:
