@@ -270,7 +270,8 @@ def cancel(store: TypedJobStore, admission: Admission, job_id: str, now: float) 
     """pending -> cancelled, and out of wherever it waits; an admitted job's slot goes to the next. 409 once it runs
     or has finished."""
     job = _cancel(store, job_id, now)
-    admission.request("typed")
+    if job.target == "lambda":  # a bot job's claim needs no admission pass
+        admission.request("typed")
     return job
 
 
@@ -296,7 +297,8 @@ def retry(store: TypedJobStore, admission: Admission, job_id: str, now: float) -
         store.retry(job, now)
     except StaleWrite as exc:
         raise Conflict(f"job {job_id} changed while it was being retried") from exc
-    admission.request("typed")
+    if job.target == "lambda":
+        admission.request("typed")
     return get(store, job_id)
 
 

@@ -146,7 +146,10 @@ def test_an_admin_retry_sends_a_failed_bot_job_back_to_the_bots_and_it_settles_o
     assert [(x.backlog, x.in_flight, x.done, x.failed) for x in c.bots.callers()] == [(0, 0, 0, 1)]
     path = f"/api/jobs/{job['id']}/retry"
     assert call(client, "post", path)[0] == 401
+    asked = []
+    c.admission.request = asked.append
     status, again = call(client, "post", path, None, ADMIN)
+    assert asked == []  # a bot job needs no admission pass
     assert status == 200 and (again["status"], again["attempts"], again["error"]) == ("pending", 0, None)
     assert again["target"] == "bot" and again["timeline"][-1]["note"] == "retried by admin"
     # Back in the bots' backlog, not admission's: no Lambda worker can take it.
