@@ -371,12 +371,11 @@ def _wake_long_polls() -> None:
         with self._messages_lock:
             while not self.messages:
                 now = unix_time_millis()
-                wakes = [at for message in self._messages for at in (message.delayed_until, message.visible_at)
-                         if at > now]
-                until = min([deadline, *wakes])
                 if now >= deadline:
                     return
-                self._messages_lock.wait((until - now) / 1000 + 0.001)
+                wakes = [at for message in self._messages for at in (message.delayed_until, message.visible_at)
+                         if at > now]
+                self._messages_lock.wait((min([deadline, *wakes]) - now) / 1000 + 0.001)
 
     wait_for_messages._pacer_patched = True
     Queue.wait_for_messages = wait_for_messages

@@ -100,7 +100,8 @@ class Admission:
                 self.ticks.send([ask_for_pass(origin)])
             except Exception:
                 log.exception("could not ask for %s admission; dispatching now", origin)
-                self._asked_for[origin] = now
+                with self._asking:
+                    self._asked_for[origin] = now
                 self.admit(origin)
 
     def after_settled(self, envelope: JobEnvelope) -> None:
