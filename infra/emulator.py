@@ -127,8 +127,15 @@ def main() -> None:
     # What moto's ThreadedMotoServer does, but binding in the main thread: there a port already in use ends
     # the process (werkzeug prints why and exits 1), where ThreadedMotoServer's thread died and start() waited
     # forever, serving nothing, while whoever held the port answered in its place.
+    class QuietRequestHandler(MotoRequestHandler):
+        # werkzeug logs every request: a few hundred lines a second under load, about 3% of the emulator's time,
+        # in a log nobody reads. Server errors are still logged.
+        def log_request(self, code="-", size="-"):
+            if not isinstance(code, int) or code >= 500:
+                super().log_request(code, size)
+
     server = make_server(args.host, args.port, DomainDispatcherApplication(create_backend_app), threaded=True,
-                         request_handler=MotoRequestHandler)
+                         request_handler=QuietRequestHandler)
     print(f"moto server on http://{args.host}:{args.port}", flush=True)
     try:
         server.serve_forever()

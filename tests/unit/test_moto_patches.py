@@ -1,0 +1,103 @@
+"""The emulator's fast responses (infra/moto_patches.py) answer what moto's generic serializer answers.
+
+In-process moto serializes each SQS and streams operation the generic way; a recorder beside it asks the fast path for the
+same result and context, and every answer the fast path gives must be the generic one, byte for byte once parsed.
+"""
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.core.responses import ActionResult
+
+from infra.moto_patches import fast_response
+
+
+@pytest.fixture
+def answers(monkeypatch):
+    """(operation, generic answer, fast answer) for each call the fast path would have answered."""
+    pairs = []
+    generic = ActionResult.execute_result
+
+    def recording(self, context):
+        answer = generic(self, context)
+        fast = fast_response(self.result, context)
+        if fast is not None:
+            pairs.append((context.operation_model.name, answer, fast))
+        return answer
+
+    monkeypatch.setattr(ActionResult, "execute_result", recording)
+    with mock_aws():
+        yield pairs
+
+
+def test_the_fast_sqs_answers_are_the_generic_serializers(answers):
+    sqs = boto3.client("sqs", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    sqs.get_queue_url(QueueName="q")
+    sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+    sqs.send_message(QueueUrl=url, MessageBody="one", MessageAttributes={
+        "kind": {"DataType": "String", "StringValue": "job"}, "n": {"DataType": "Number", "StringValue": "3"}})
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"body {i}"} for i in range(3)])
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                                   MessageSystemAttributeNames=["All"])["Messages"]
+    assert sorted(m["Body"] for m in received) == ["body 0", "body 1", "body 2", "one"]
+    assert next(m for m in received if m["Body"] == "one")["MessageAttributes"]["kind"]["StringValue"] == "job"
+    sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)  # nothing left to receive
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=received[0]["ReceiptHandle"], VisibilityTimeout=5)
+    sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+        {"Id": "a", "ReceiptHandle": received[1]["ReceiptHandle"], "VisibilityTimeout": 5},
+        {"Id": "b", "ReceiptHandle": "not-a-handle", "VisibilityTimeout": 5}])
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=received[0]["ReceiptHandle"])
+    sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                    for i, m in enumerate(received[1:])])
+    # A binary attribute is not JSON's: the generic serializer encodes it, so the fast path leaves it alone.
+    sqs.send_message(QueueUrl=url, MessageBody="binary",
+                     MessageAttributes={"raw": {"DataType": "Binary", "BinaryValue": b"\x00\x01"}})
+    binary = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"])["Messages"]
+    assert binary[0]["MessageAttributes"]["raw"]["BinaryValue"] == b"\x00\x01"
+
+    answered = [name for name, _, _ in answers]
+    assert {"GetQueueUrl", "GetQueueAttributes", "SendMessage", "SendMessageBatch", "ReceiveMessage",
+            "ChangeMessageVisibilityBatch", "DeleteMessageBatch"} <= set(answered)
+    assert answered.count("ReceiveMessage") == 2  # with messages and empty; not the binary one
+    same_answers(answers)
+
+
+def same_answers(answers):
+    for name, (status, headers, body), (fast_status, fast_headers, fast_body) in answers:
+        assert (fast_status, fast_headers["Content-Type"]) == (status, headers["Content-Type"]), name
+        assert json.loads(fast_body) == json.loads(body), name
+
+
+def test_the_fast_stream_records_are_the_generic_serializers(answers):
+    db = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    # botocore's own endpoint for streams is one moto's in-process mock does not route; the classic one it does.
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1", aws_access_key_id="testing",
+                           aws_secret_access_key="testing",
+                           endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com")
+    arn = db.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST",
+                          StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+                          )["TableDescription"]["LatestStreamArn"]
+    db.put_item(TableName="t", Item={"pk": {"S": "a"}, "n": {"N": "1.5"}, "l": {"L": [{"S": "x"}, {"BOOL": True}]},
+                                     "m": {"M": {"k": {"NULL": True}}}, "ss": {"SS": ["p", "q"]}})
+    db.update_item(TableName="t", Key={"pk": {"S": "a"}}, UpdateExpression="SET n = :n",
+                   ExpressionAttributeValues={":n": {"N": "2"}})
+    db.delete_item(TableName="t", Key={"pk": {"S": "a"}})
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE"]
+    assert records[1]["dynamodb"]["OldImage"]["n"] == {"N": "1.5"}
+    assert records[0]["dynamodb"]["ApproximateCreationDateTime"].year >= 2026
+    # A binary attribute in an image is encoded by the generic serializer: the fast path leaves that record alone.
+    db.put_item(TableName="t", Item={"pk": {"S": "b"}, "raw": {"B": b"\x00\x01"}})
+    binary = streams.get_records(ShardIterator=iterator)["Records"]
+    assert binary[-1]["dynamodb"]["NewImage"]["raw"] == {"B": b"\x00\x01"}
+
+    assert [name for name, _, _ in answers] == ["GetShardIterator", "GetRecords"]
+    same_answers(answers)
