@@ -22,7 +22,7 @@ DynamoDB streams only what a transaction commits, and the datalake relies on
 that. Stream reads take the backend lock, so no reader sees a record that a
 rollback then withdraws.
 
-6. Item responses skip moto's generic serializer (`_fast_item_responses`).
+6. Item responses skip moto's generic serializer (`_fast_responses`).
 moto 5.2 serializes every response by walking botocore's output shape, in
 Python, value by value: a Query answering 26 typed jobs with their timelines
 spent ~45 ms there, so `GET /api/jobs` took 80 ms with 1,000 jobs stored and
@@ -41,7 +41,7 @@ a message is available. Rate-limited typed jobs, timed to start in their
 wall-clock second by their delay, started up to a second late, in the next.
 
 8. SQS's message operations and the streams' GetRecords skip the generic
-serializer too (`_fast_responses`), and each request finds its service
+serializer too (the same `_fast_responses`), and each request finds its service
 without a directory listing (`_memo_backend_for_host`). A profile of the
 emulator under fair compute (2,000 numbers, 2 workers; the emulator was the
 one saturated process, 16 ms of its CPU a job) put 11% of its time in
@@ -62,6 +62,9 @@ import threading
 import types
 
 import moto.dynamodb.models as dynamodb_models
+from botocore.utils import parse_to_aware_datetime
+from moto.core.responses import ActionResult
+from moto.core.serialize import JSONSerializer, TimestampSerializer
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
@@ -339,52 +342,30 @@ def _patch_partition_queries() -> None:
     DynamoDBBackend.query = query
 
 
-# Operations whose output is items, keys and capacity: no timestamps, no shapes the JSON serializer transforms.
-_ITEM_OPERATIONS = frozenset({"Query", "Scan", "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem",
-                              "BatchWriteItem", "TransactGetItems", "TransactWriteItems"})
-
-
-def _plain_json(value, timestamps: bool = False) -> bool:
-    """Whether the generic serializer would send `value` as `json.dumps` does: no binary attribute values (it
-    encodes bytes), only JSON's own types, and with `timestamps` datetimes too (as epoch seconds,
-    `_epoch_seconds`)."""
-    if isinstance(value, dict):
-        return not ({"B", "BS"} & value.keys()) and all(_plain_json(v, timestamps) for v in value.values())
-    if isinstance(value, list):
-        return all(_plain_json(v, timestamps) for v in value)
-    return value is None or isinstance(value, (str, int, float, bool)) or (timestamps and isinstance(value, datetime))
-
-
-def _fast_item_responses() -> None:
-    from moto.dynamodb.responses import DynamoResult
-
-    if getattr(DynamoResult.execute_result, "_pacer_patched", False):
-        return
-    generic = DynamoResult.execute_result
-
-    def execute_result(self, context):
-        if context.operation_model.name not in _ITEM_OPERATIONS or not _plain_json(self.result):
-            return generic(self, context)
-        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(self.result)
-
-    execute_result._pacer_patched = True
-    DynamoResult.execute_result = execute_result
-
-
 # Operations whose JSON-protocol output is strings, numbers, lists, maps and (stream records) timestamps, which the
-# generic serializer sends as they are, timestamps as epoch seconds. A binary value (a message attribute, a B
-# attribute in a stream image) is encoded, so `_plain_json` sends those the generic way.
+# generic serializer sends as they are, timestamps as epoch seconds: DynamoDB's item operations (items, keys and
+# capacity), SQS's message operations and the streams' records. A binary value (a B or BS attribute, a binary
+# message attribute) is encoded, so `_plain_json` sends those the generic way.
 _FAST_OPERATIONS = {
+    "dynamodb": frozenset({"Query", "Scan", "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem",
+                           "BatchWriteItem", "TransactGetItems", "TransactWriteItems"}),
     "sqs": frozenset({"ReceiveMessage", "SendMessage", "SendMessageBatch", "DeleteMessage", "DeleteMessageBatch",
                       "ChangeMessageVisibility", "ChangeMessageVisibilityBatch", "GetQueueUrl", "GetQueueAttributes"}),
     "dynamodbstreams": frozenset({"GetRecords", "GetShardIterator"}),
 }
 
 
-def _epoch_seconds(value):
-    from botocore.utils import parse_to_aware_datetime
-    from moto.core.serialize import TimestampSerializer
+def _plain_json(value) -> bool:
+    """Whether the generic serializer would send `value` as `json.dumps` does: no binary attribute values (it
+    encodes bytes), only JSON's own types and datetimes (as epoch seconds, `_epoch_seconds`)."""
+    if isinstance(value, dict):
+        return not ({"B", "BS"} & value.keys()) and all(_plain_json(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_plain_json(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool, datetime))
 
+
+def _epoch_seconds(value):
     if not isinstance(value, datetime):
         raise TypeError(f"not JSON: {type(value).__name__}")
     return TimestampSerializer._timestamp_unixtimestamp(parse_to_aware_datetime(value))
@@ -393,20 +374,21 @@ def _epoch_seconds(value):
 def fast_response(result, context):
     """What the generic serializer would answer for one of `_FAST_OPERATIONS`, as `json.dumps` of its result, or
     None where that would differ: another operation, the query (XML) protocol, an error, or a binary value."""
-    from moto.core.serialize import JSONSerializer
-
     model = context.operation_model
     if (model.name not in _FAST_OPERATIONS.get(model.service_model.service_name, ())
             or not issubclass(context.serializer_class, JSONSerializer) or not isinstance(result, dict)
-            or not _plain_json(result, timestamps=True)):
+            or not _plain_json(result)):
         return None
+    # moto leaves keys outside the output shape in some results (DeleteItem's ConsumedCapacityUnits); the serializer
+    # drops them.
+    members = model.output_shape.members if model.output_shape is not None else {}
+    answer = {key: value for key, value in result.items() if key in members}
     content_type = f"application/x-amz-json-{model.service_model.metadata.get('jsonVersion', '1.0')}"
-    return 200, {"Content-Type": content_type}, json.dumps(result, default=_epoch_seconds)
+    return 200, {"Content-Type": content_type}, json.dumps(answer, default=_epoch_seconds)
 
 
 def _fast_responses() -> None:
-    from moto.core.responses import ActionResult
-
+    # Every service's results, DynamoDB's too (DynamoResult inherits execute_result), pass through here.
     if getattr(ActionResult.execute_result, "_pacer_patched", False):
         return
     generic = ActionResult.execute_result
@@ -464,7 +446,6 @@ def apply() -> None:
     _patch_transactions()
     _count_writes()
     _patch_partition_queries()
-    _fast_item_responses()
     _fast_responses()
     _memo_backend_for_host()
     _wake_long_polls()

@@ -158,7 +158,7 @@ def test_a_cancelled_transaction_leaves_nothing_in_the_tables_stream():
 
 
 def test_items_of_every_attribute_type_come_back_exactly_as_stored(dynamodb):
-    # Item responses skip moto's generic serializer (moto_patches._fast_item_responses); a binary value takes it.
+    # Item responses skip moto's generic serializer (moto_patches._fast_responses); a binary value takes it.
     item = {"id": {"S": "every-type"}, "s": {"S": "ünï ☃"}, "n": {"N": "12.50"}, "big": {"N": "123456789012345678901234567890"},
             "yes": {"BOOL": True}, "none": {"NULL": True}, "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2.5"]},
             "l": {"L": [{"S": "x"}, {"N": "1"}, {"M": {"at": {"N": "1.25"}}}]}, "m": {"M": {"k": {"L": []}}}}
