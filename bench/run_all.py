@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
+from typing import Any
 
 from bench import (calls, claims, datalake, factoring, fairness, jobs_list, load, pacing, rate_limits,
                    status_latency, throughput, ways_in, weights)
@@ -18,21 +20,28 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs, as CI does")
     args = parser.parse_args()
     quick = args.quick
-    results = {
-        "throughput": throughput.main(["--jobs", "1000" if quick else "5000"]),
-        "status_latency": status_latency.main(["--seconds", "4" if quick else "20"]),
-        "pacing": pacing.main(["--seconds", "15" if quick else "120"]),
-        "fairness": fairness.main(["--scale", "0.05" if quick else "1"]),
-        "weights": weights.main(["--scale", "0.1" if quick else "1"]),
-        "ways_in": ways_in.main(["--jobs", "200" if quick else "10000", "--rounds", "2"]),
-        "rate_limits": rate_limits.main(["--seconds", "10", "--after-change", "5"] if quick else []),
-        "load": load.main(["--n", "300", "--batch-n", "1000"] if quick else ["--n", "10000", "--batch-n", "10000"]),
-        "jobs_list": jobs_list.main(["--quick"] if quick else []),
-        "calls": calls.main(["--scale", "0.25" if quick else "1"]),
-        "factoring": factoring.main(["--from-digits", "60" if quick else "40"]),
-        "datalake": datalake.main(["--jobs", "1000", "--export-records", "10000"] if quick else []),
-        "claims": claims.main(["--quick"] if quick else []),
+    runs = {
+        "throughput": lambda: throughput.main(["--jobs", "1000" if quick else "5000"]),
+        "status_latency": lambda: status_latency.main(["--seconds", "4" if quick else "20"]),
+        "pacing": lambda: pacing.main(["--seconds", "15" if quick else "120"]),
+        "fairness": lambda: fairness.main(["--scale", "0.05" if quick else "1"]),
+        "weights": lambda: weights.main(["--scale", "0.1" if quick else "1"]),
+        "ways_in": lambda: ways_in.main(["--jobs", "200" if quick else "10000", "--rounds", "2"]),
+        "rate_limits": lambda: rate_limits.main(["--seconds", "10", "--after-change", "5"] if quick else []),
+        "load": lambda: load.main(["--n", "300", "--batch-n", "1000"] if quick
+                                  else ["--n", "10000", "--batch-n", "10000"]),
+        "jobs_list": lambda: jobs_list.main(["--quick"] if quick else []),
+        "calls": lambda: calls.main(["--scale", "0.25" if quick else "1"]),
+        "factoring": lambda: factoring.main(["--from-digits", "60" if quick else "40"]),
+        "datalake": lambda: datalake.main(["--jobs", "1000", "--export-records", "10000"] if quick else []),
+        "claims": lambda: claims.main(["--quick"] if quick else []),
     }
+    results: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for name, run in runs.items():
+        started = time.monotonic()
+        results[name] = run()
+        seconds[name] = round(time.monotonic() - started, 1)
     verdict = lambda met: "met" if met else "missed"
     two = next(r for r in results["throughput"] if r["workers"] == 2)
     print("\nagainst the targets" + (" (quick form: indicative only)" if quick else ""))
@@ -84,6 +93,7 @@ def main() -> None:
     bot = results["claims"]
     print(f"  bot claims, {bot['bots']} bots : {bot['claims_per_s']} claims/s over {bot['completed']:,} jobs; "
           f"claim-to-complete p50/p95/p99 {'/'.join(str(v) for v in bot['claim_to_complete_ms'].values())} ms")
+    print("  seconds per benchmark : " + ", ".join(f"{name} {s:g}" for name, s in seconds.items()))
     OUT.mkdir(exist_ok=True)
     (OUT / ("results-quick.json" if quick else "results.json")).write_text(json.dumps(results, indent=2))
 
