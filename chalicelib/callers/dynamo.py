@@ -1,35 +1,59 @@
-"""The settled-job sample in the state table: one item per settled job, under a partition per caller and way in.
+"""The settled-job sample in the state table: one item per settlement transaction, under a partition per caller and
+way in.
 
-  <prefix><caller>  <finished_at>#<job id>   queue_wait (s), expires_at (TTL a week)
+  <prefix><caller>  <newest finished_at>#<first job id>   finished, queue_wait (a list each, one entry per job:
+                                                          seconds; a null wait when none was kept), expires_at
+                                                          (TTL a week)
 
-Fair compute's prefix is `CWAIT#`, typed jobs' `TWAIT#`. Items written before the queue wait was kept carry
-`wait` (submitted to finished) instead; they count as settled, with no queue wait.
+Fair compute's prefix is `CWAIT#`, typed jobs' `TWAIT#`. One item per transaction, not per job, keeps the sample
+to one write however many jobs a message settles. Items written before that hold one job: `queue_wait` (or,
+before the queue wait was kept, `wait`, which counts as settled with no queue wait) and its finish in the key.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from chalicelib.aws.codec import to_item
+from chalicelib.aws.codec import from_item, to_item
+from chalicelib.aws.retry import DomainClient
 from chalicelib.callers.models import Settled
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.worker.settlement import Write
 
 SETTLED_TTL_S = 7 * 24 * 3600
+ITEMS_PER_PAGE = 100  # sample items read a page at a time, newest first, until the sample is full
 
 
-def settled_put(state_table: str, partition: str, outcome: JobOutcome) -> Write:
-    """The sample item of one new outcome, for the settlement's transaction (no condition: the ledger's result
-    item decides whether the outcome is new)."""
-    sample = Settled.of(outcome)
-    item: dict[str, Any] = {"pk": partition, "sk": f"{outcome.finished_at:017.6f}#{outcome.job_id}",
-                            "expires_at": int(outcome.finished_at) + SETTLED_TTL_S}
-    if sample.queue_wait_s is not None:
-        item["queue_wait"] = sample.queue_wait_s
-    return {"Put": {"TableName": state_table, "Item": to_item(item)}}
+def settled_put(state_table: str, partition: str, outcomes: Sequence[JobOutcome]) -> Write:
+    """The sample item of a group's new outcomes, for the settlement's transaction (no condition: the ledger's
+    result items decide which outcomes are new, and it asks again without the others)."""
+    samples = [Settled.of(outcome) for outcome in outcomes]
+    newest = max(sample.finished_at for sample in samples)
+    return {"Put": {"TableName": state_table, "Item": to_item({
+        "pk": partition, "sk": f"{newest:017.6f}#{outcomes[0].job_id}", "expires_at": int(newest) + SETTLED_TTL_S,
+        "finished": [sample.finished_at for sample in samples],
+        "queue_wait": [sample.queue_wait_s for sample in samples]})}}
 
 
-def settled_of(item: dict[str, Any]) -> Settled:
-    """A decoded sample item as a Settled."""
+def settled_of(item: dict[str, Any]) -> list[Settled]:
+    """A decoded sample item's settled jobs."""
+    if "finished" in item:
+        return [Settled(finished_at=float(at), queue_wait_s=None if wait is None else float(wait))
+                for at, wait in zip(item["finished"], item["queue_wait"], strict=True)]
     wait = item.get("queue_wait")
-    return Settled(finished_at=float(str(item["sk"]).split("#", 1)[0]),
-                   queue_wait_s=None if wait is None else float(wait))
+    return [Settled(finished_at=float(str(item["sk"]).split("#", 1)[0]),
+                    queue_wait_s=None if wait is None else float(wait))]
+
+
+def latest_settled(db: DomainClient, table: str, partition: str, limit: int) -> list[Settled]:
+    """The partition's latest `limit` settled jobs, the newest first."""
+    found: list[Settled] = []
+    page: dict[str, Any] = {}
+    while len(found) < limit:
+        response = db.query(TableName=table, KeyConditionExpression="pk = :pk", ScanIndexForward=False,
+                            ExpressionAttributeValues=to_item({":pk": partition}), Limit=ITEMS_PER_PAGE, **page)
+        found += [settled for item in response["Items"] for settled in settled_of(from_item(item))]
+        if "LastEvaluatedKey" not in response:
+            break
+        page = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+    # An item's key is its newest job, so its older ones may be older than the next item's newest.
+    return sorted(found, key=lambda settled: settled.finished_at, reverse=True)[:limit]

@@ -4,7 +4,7 @@
   CREQ#<id>       REQ                    a request
   CQ#<caller>     <submitted>#<id>       the caller's backlog, oldest first
   CALLERS         <caller>               backlog, in_flight, done, failed
-  CWAIT#<caller>  <finished>#<id>        a settled job: its queue wait (callers/dynamo.py; TTL a week)
+  CWAIT#<caller>  <finished>#<id>        a settlement's jobs: their queue waits (callers/dynamo.py; TTL a week)
   CDISPATCH       LEASE | OUT#<id>       admission's lease and outbox
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import AbstractSet, Any, Sequence
 from chalicelib.admission.dynamo import DispatchCoordination
 from chalicelib.aws.codec import from_item, to_item
 from chalicelib.aws.retry import MAX_ATTEMPTS, backoff, batch_put
-from chalicelib.callers.dynamo import settled_of, settled_put
+from chalicelib.callers.dynamo import latest_settled, settled_put
 from chalicelib.callers.models import Settled
 from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest, NumberRecord
 from chalicelib.compute.store import ComputeStore
@@ -121,7 +121,7 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
         return True  # nothing is scheduled, and nothing pauses
 
     def settled(self, caller: str, limit: int) -> list[Settled]:
-        return [settled_of(item) for item in self._partition(f"CWAIT#{caller}", limit, ScanIndexForward=False)]
+        return latest_settled(self._db, self._table, f"CWAIT#{caller}", limit)
 
     def backlog(self, caller: str, limit: int, skip: AbstractSet[str] = frozenset()) -> list[ComputeBacklogItem]:
         """Compute numbers are under no rate limit: `skip` never applies."""
@@ -148,12 +148,12 @@ def _key_dict(key: dict[str, Any]) -> dict[str, Any]:
 
 
 class ComputeSettlement(Settlement):
-    """The writes new compute outcomes make beside their result items: each number's record and a settled sample,
-    and the caller's counters once (a transaction may touch an item once). They ride in the ledger's
-    transaction, so they happen exactly when the results are new."""
+    """The writes new compute outcomes make beside their result items: each number's record, and once for the
+    group (a transaction may touch an item once) the caller's counters and the settled sample. They ride in the
+    ledger's transaction, so they happen exactly when the results are new."""
 
-    items_per_outcome = 2
-    shared_items = 1
+    items_per_outcome = 1
+    shared_items = 2
 
     def __init__(self, state_table: str):
         self._state = state_table
@@ -171,7 +171,7 @@ class ComputeSettlement(Settlement):
                                                       ":at": outcome.finished_at, ":one": 1,
                                                       **({":error": outcome.error} if outcome.error else {})}),
             }}]
-            per_outcome.append(writes + [settled_put(self._state, f"CWAIT#{group}", outcome)])
+            per_outcome.append(writes)
         done = sum(1 for o in outcomes if o.outcome == "done")
         counters: Write = {"Update": {
             "TableName": self._state, "Key": _caller_key(group),
@@ -179,4 +179,5 @@ class ComputeSettlement(Settlement):
             "ExpressionAttributeValues": to_item({":minus": -len(outcomes), ":done": done,
                                                   ":failed": len(outcomes) - done}),
         }}
-        return SettlementWrites(per_outcome=per_outcome, shared=[counters])
+        return SettlementWrites(per_outcome=per_outcome,
+                                shared=[counters, settled_put(self._state, f"CWAIT#{group}", outcomes)])

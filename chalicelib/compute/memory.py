@@ -17,7 +17,7 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
         self.requests: dict[str, ComputeRequest] = {}
         self.numbers: dict[str, NumberRecord] = {}
         self.backlogs: dict[str, dict[str, ComputeBacklogItem]] = {}  # caller -> request id -> item
-        self.settled_log: dict[str, list[Settled]] = {}  # caller -> settled jobs, oldest first
+        self.settled_log: dict[str, list[Settled]] = {}  # caller -> settled jobs, as recorded
 
     def submit(self, request: ComputeRequest, now: float) -> ComputeRequest:
         with self.lock:
@@ -51,7 +51,7 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
 
     def settled(self, caller: str, limit: int) -> list[Settled]:
         with self.lock:
-            return self.settled_log.get(caller, [])[::-1][:limit]
+            return sorted(self.settled_log.get(caller, []), key=lambda s: s.finished_at, reverse=True)[:limit]
 
     def backlog(self, caller: str, limit: int, skip: AbstractSet[str] = frozenset()) -> list[ComputeBacklogItem]:
         """Compute numbers are under no rate limit: `skip` never applies."""

@@ -6,7 +6,7 @@ typed.keys.listing_attributes). State table:
   BQ#<caller>, BCALLERS                              the same for jobs whose target is a bot (bots/dynamo.py)
   TSCHED               <due>#<id>                    jobs waiting for scheduled_for
   TCALLERS             <caller>                      backlog, in_flight, done, failed
-  TWAIT#<caller>       <finished>#<id>               a settled job: its queue wait (callers/dynamo.py; TTL a week)
+  TWAIT#<caller>       <finished>#<id>               a settlement's jobs: their queue waits (callers/dynamo.py; TTL a week)
   TDISPATCH            LEASE | OUT#<id> | PAUSED     admission's lease and outbox; the admin's pause switch
   TIDEM#<caller>#<key> IDEM                          an Idempotency-Key's claim: job id, body hash (TTL a day)
   TSTATS               COUNTS#<shard>                jobs per status and per type, and in total
@@ -23,7 +23,7 @@ from chalicelib.admission.models import held_types
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_attr, to_item
 from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, call_with_conflict_retry
-from chalicelib.callers.dynamo import settled_of, settled_put
+from chalicelib.callers.dynamo import latest_settled, settled_put
 from chalicelib.callers.models import Settled
 from chalicelib.core.errors import DuplicateRequest, StaleWrite
 from chalicelib.core.jobs import JobOutcome
@@ -99,11 +99,12 @@ def caller_update(state_table: str, caller: str, backlog: int = 0, in_flight: in
 
 class TypedJobSettlement(Settlement):
     """The writes new typed-job outcomes make beside their result items: each job to completed or failed (with
-    its timeline entry) and a settled sample, the caller's counts, the status counters and the minute's
-    throughput. They ride in the ledger's transaction, so they happen exactly when the results are new."""
+    its timeline entry); once for the group, the caller's counts, the status counters, the minute's throughput
+    and the settled sample. They ride in the ledger's transaction, so they happen exactly when the results are
+    new."""
 
-    items_per_outcome = 2
-    shared_items = 3
+    items_per_outcome = 1
+    shared_items = 4
 
     def __init__(self, state_table: str, typed_jobs_table: str, callers: str = "TCALLERS") -> None:
         self._state = state_table
@@ -132,13 +133,14 @@ class TypedJobSettlement(Settlement):
                     ":entry": timeline_entry(final, outcome.finished_at, outcome.worker, outcome.attempt,
                                      None if final == "completed" else (outcome.error or "")[:500]),
                 },
-            }}, settled_put(self._state, f"TWAIT#{group}", outcome)])
+            }}])
         completed = sum(1 for o in outcomes if o.outcome == "done")
         failed = len(outcomes) - completed
         shared = [caller_update(self._state, group, in_flight=-len(outcomes), done=completed, failed=failed,
                                 partition=self._callers),
                   stats_update(self._state, {"running": -len(outcomes), "completed": completed, "failed": failed}),
-                  minute_update(self._state, now, completed, failed)]
+                  minute_update(self._state, now, completed, failed),
+                  settled_put(self._state, f"TWAIT#{group}", outcomes)]
         return SettlementWrites(per_outcome=per_outcome, shared=[write for write in shared if write is not None])
 
 
@@ -430,7 +432,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                 for item in self._partition(f"TQ#{caller}", limit, values, ConsistentRead=True, **past_held)]
 
     def settled(self, caller: str, limit: int) -> builtins.list[Settled]:
-        return [settled_of(item) for item in self._partition(f"TWAIT#{caller}", limit, ScanIndexForward=False)]
+        return latest_settled(self._db, self._table, f"TWAIT#{caller}", limit)
 
     def _admission_writes(self, caller: str, item: TypedBacklogItem, now: float) -> builtins.list[dict[str, Any]]:
         return [self._backlog_delete(item),

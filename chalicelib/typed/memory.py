@@ -32,7 +32,7 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
         self.minutes: dict[int, tuple[int, int]] = {}
         self.is_paused = False
         self.populate_next_at: float | None = None  # the populate schedule's next turn
-        self.settled_log: dict[str, builtins.list[Settled]] = {}  # caller -> settled jobs, oldest first
+        self.settled_log: dict[str, builtins.list[Settled]] = {}  # caller -> settled jobs, as recorded
         # Bot jobs (chalicelib/bots/): their own backlogs and caller counts (BQ#, BCALLERS), which admission never
         # reads; the bots' twin (bots/memory.py) claims from them under this store's lock.
         self.bot_backlogs: dict[str, dict[str, TypedBacklogItem]] = {}
@@ -239,7 +239,7 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
 
     def settled(self, caller: str, limit: int) -> builtins.list[Settled]:
         with self.lock:
-            return self.settled_log.get(caller, [])[::-1][:limit]
+            return sorted(self.settled_log.get(caller, []), key=lambda s: s.finished_at, reverse=True)[:limit]
 
     def admit(self, caller: str, items: Sequence[TypedBacklogItem], body: str, now: float) -> str:
         with self.lock:

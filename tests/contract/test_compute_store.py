@@ -209,6 +209,21 @@ def test_the_settled_sample_is_the_callers_latest_jobs_newest_first(stores):
     assert store.settled("bob", 3) == []
 
 
+def test_the_sample_holds_each_new_outcome_once_newest_first_across_settlements(stores):
+    store, ledger = stores
+    store.submit_many([req(i, str(200 + i)) for i in range(4)], T0)
+    items = store.backlog("alice", 4)
+    store.admit("alice", items, "body", T0 + 1)
+    ledger.record([outcome(items[0], finished=T0 + 100), outcome(items[3], finished=T0 + 103)], T0 + 103)
+    # A redelivered job beside two new ones: the ledger drops it, and only the new two join the sample.
+    assert len(ledger.record([outcome(items[0], finished=T0 + 110), outcome(items[1], finished=T0 + 101),
+                              outcome(items[2], finished=T0 + 102)], T0 + 110)) == 2
+    # Each settlement's jobs finished on both sides of the other's: the newest first, whichever carried them.
+    assert [s.finished_at for s in store.settled("alice", 10)] == [T0 + 103, T0 + 102, T0 + 101, T0 + 100]
+    assert [s.finished_at for s in store.settled("alice", 3)] == [T0 + 103, T0 + 102, T0 + 101]
+    assert [s.queue_wait_s for s in store.settled("alice", 1)] == [pytest.approx(103 - 1 - 3)]
+
+
 def test_a_callers_weight_is_one_until_set_and_then_shows_beside_its_counts(stores):
     store, _ = stores
     store.submit(req(0, "10"), T0)
