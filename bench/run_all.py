@@ -26,7 +26,8 @@ def main() -> None:
         "pacing": lambda: pacing.main(["--seconds", "15" if quick else "120"]),
         "fairness": lambda: fairness.main(["--scale", "0.05" if quick else "1"]),
         "weights": lambda: weights.main(["--scale", "0.1" if quick else "1"]),
-        "ways_in": lambda: ways_in.main(["--jobs", "200" if quick else "10000", "--rounds", "2"]),
+        "ways_in": lambda: ways_in.main(["--jobs", "200", "--rounds", "1"] if quick
+                                        else ["--jobs", "10000", "--rounds", "2"]),
         "rate_limits": lambda: rate_limits.main(["--seconds", "10", "--after-change", "5"] if quick else []),
         "load": lambda: load.main(["--n", "300", "--batch-n", "1000"] if quick
                                   else ["--n", "10000", "--batch-n", "10000"]),

@@ -20,7 +20,7 @@ ratio is its jobs/s over the paced path's in the same round, and the
 figure reported is the median ratio over the rounds.
 
     python -m bench.ways_in                    # 10,000 jobs each, 2 rounds
-    python -m bench.ways_in --jobs 500 --rounds 2   # CI's quick form
+    python -m bench.ways_in --jobs 200 --rounds 1   # CI's quick form (bench/run_all.py --quick)
 """
 from __future__ import annotations
 
