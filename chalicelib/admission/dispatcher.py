@@ -182,7 +182,7 @@ class Dispatcher(Generic[Item]):
         queue_order = sorted(chunks, key=lambda caller: max(0, held.get(caller, 0)))
         planned = list(round_robin_chunks(chunks, queue_order))
         envelopes = [JobEnvelope(origin=self.origin, group=caller, jobs=[self.job_spec(item) for item in chunk.items],
-                                 not_before=not_before(chunk.second, now))
+                                 not_before=not_before(chunk.second, now), admitted_at=now)
                      for chunk, caller in planned]
         bodies = [envelope.model_dump_json() for envelope in envelopes]
         # All callers' messages in as few transactions as fit; a message whose items another dispatcher admitted

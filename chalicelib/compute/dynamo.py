@@ -1,6 +1,7 @@
 """Fair compute in DynamoDB (the state table).
 
-  CNUM#<number>   NUM                    the number's one record: status, factors (the dedup claim)
+  CNUM#<number>   NUM                    the number's one record: status, factors, the owner's backlog place (the
+                                         dedup claim; `running` is not stored: pending and out of the backlog)
   CREQ#<id>       REQ                    a request
   CQ#<caller>     <submitted>#<id>       the caller's backlog, oldest first
   CALLERS         <caller>               backlog, in_flight, done, failed
@@ -88,8 +89,9 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
                 {"Put": {
                     "TableName": self._table,
                     "Item": to_item({**_key_dict(_number_key(request.number)),
-                                     **NumberRecord(number=request.number, status="pending",
-                                                    job_id=request.id).model_dump(exclude_none=True)}),
+                                     **NumberRecord(number=request.number, status="pending", job_id=request.id,
+                                                    caller=request.caller, submitted_at=request.submitted_at
+                                                    ).model_dump(exclude_none=True)}),
                     # The dedup claim: only the first request for a number puts this item, and only it is computed.
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }},
@@ -115,7 +117,16 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
 
     def number(self, number: str) -> NumberRecord | None:
         found = self._db.get_item(TableName=self._table, Key=_number_key(number), ConsistentRead=True)
-        return NumberRecord.model_validate(from_item(found["Item"])) if "Item" in found else None
+        if "Item" not in found:
+            return None
+        record = NumberRecord.model_validate(from_item(found["Item"]))
+        if record.status == "pending" and record.caller is not None and record.submitted_at is not None:
+            place = to_item({"pk": f"CQ#{record.caller}", "sk": _backlog_sk(record.job_id, record.submitted_at)})
+            waiting = self._db.get_item(TableName=self._table, Key=place, ConsistentRead=True,
+                                        ProjectionExpression="pk")
+            if "Item" not in waiting:  # admitted: on the jobs queue or being computed
+                record = record.model_copy(update={"status": "running"})
+        return record
 
     def prepare_admission(self, now: float) -> bool:
         return True  # nothing is scheduled, and nothing pauses
@@ -129,17 +140,13 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
                 for item in self._partition(f"CQ#{caller}", limit, ConsistentRead=True)]
 
     def _admission_writes(self, caller: str, item: ComputeBacklogItem, now: float) -> list[dict[str, Any]]:
+        """The backlog item's delete, and nothing on the number: out of the backlog is what makes it running
+        (`number`), and its message carries the admission time to the settlement, which records it."""
         return [
             {"Delete": {"TableName": self._table,
                         "Key": to_item({"pk": f"CQ#{caller}", "sk": _backlog_sk(item.id, item.submitted_at)}),
                         # An item admitted already must not be sent again by this transaction.
                         "ConditionExpression": "attribute_exists(pk)"}},
-            {"Update": {"TableName": self._table, "Key": _number_key(item.number),
-                        "UpdateExpression": "SET #status = :running, admitted_at = :admitted_at",
-                        "ConditionExpression": "#status = :pending",
-                        "ExpressionAttributeNames": {"#status": "status"},
-                        "ExpressionAttributeValues": to_item({":running": "running", ":pending": "pending",
-                                                              ":admitted_at": now})}},
         ]
 
 
@@ -162,14 +169,17 @@ class ComputeSettlement(Settlement):
         per_outcome: list[list[Write]] = []
         for outcome in outcomes:
             names = {"#status": "status", **({"#error": "error"} if outcome.error else {})}
+            optional = {name: value for name, value in ((":error", outcome.error),
+                                                        (":admitted_at", outcome.admitted_at)) if value is not None}
             writes: list[Write] = [{"Update": {
                 "TableName": self._state, "Key": _number_key(outcome.number or ""),
                 "UpdateExpression": "SET #status = :status, factors = :factors, finished_at = :at"
-                                    + (", #error = :error" if outcome.error else "") + " ADD computations :one",
+                                    + (", #error = :error" if outcome.error else "")
+                                    + (", admitted_at = :admitted_at" if outcome.admitted_at is not None else "")
+                                    + " ADD computations :one",
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": to_item({":status": outcome.outcome, ":factors": outcome.factors,
-                                                      ":at": outcome.finished_at, ":one": 1,
-                                                      **({":error": outcome.error} if outcome.error else {})}),
+                                                      ":at": outcome.finished_at, ":one": 1, **optional}),
             }}]
             per_outcome.append(writes)
         done = sum(1 for o in outcomes if o.outcome == "done")

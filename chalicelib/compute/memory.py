@@ -25,7 +25,8 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
             stored = request.model_copy(update={"owner": owner})
             self.requests[stored.id] = stored
             if owner:
-                self.numbers[stored.number] = NumberRecord(number=stored.number, status="pending", job_id=stored.id)
+                self.numbers[stored.number] = NumberRecord(number=stored.number, status="pending", job_id=stored.id,
+                                                           caller=stored.caller, submitted_at=stored.submitted_at)
                 self.backlogs.setdefault(stored.caller, {})[stored.id] = ComputeBacklogItem(
                     id=stored.id, number=stored.number, submitted_at=stored.submitted_at,
                     correlation_id=stored.correlation_id)
@@ -44,7 +45,10 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
     def number(self, number: str) -> NumberRecord | None:
         with self.lock:
             found = self.numbers.get(number)
-            return found.model_copy() if found else None
+            if found is None:
+                return None
+            admitted = found.status == "pending" and found.job_id not in self.backlogs.get(found.caller or "", {})
+            return found.model_copy(update={"status": "running"} if admitted else {})
 
     def prepare_admission(self, now: float) -> bool:
         return True  # nothing is scheduled, and nothing pauses
@@ -66,8 +70,6 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
                 raise StaleWrite("a backlog item was admitted already")
             for item in items:
                 del backlog[item.id]
-                record = self.numbers[item.number]
-                self.numbers[item.number] = record.model_copy(update={"status": "running", "admitted_at": now})
             counts = self._count(caller)
             counts.backlog -= len(items)
             counts.in_flight += len(items)
@@ -83,7 +85,8 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
             if record is not None:
                 self.numbers[number] = record.model_copy(update={
                     "status": outcome.outcome, "factors": outcome.factors, "error": outcome.error,
-                    "finished_at": outcome.finished_at, "computations": record.computations + 1})
+                    "finished_at": outcome.finished_at, "computations": record.computations + 1,
+                    **({"admitted_at": outcome.admitted_at} if outcome.admitted_at is not None else {})})
             counts = self._count(outcome.group)
             counts.in_flight -= 1
             if outcome.outcome == "done":

@@ -41,10 +41,14 @@ class NumberRecord(BaseModel):
     number: str
     status: ComputeStatus
     job_id: str  # the owner request's id: the job that computes it
+    # The owner request's caller and submit, which place it in its caller's backlog: while it is there the number
+    # is pending, and once admission has taken it out, running (records stored before these were kept say so).
+    caller: str | None = None
+    submitted_at: float | None = None
     factors: list[str] = Field(default_factory=list)
     error: str | None = None
     computations: int = 0  # outcomes recorded for this number: 1 once done, whoever asked
-    admitted_at: float | None = None
+    admitted_at: float | None = None  # recorded when it settles, from its message
     finished_at: float | None = None
 
 
@@ -66,7 +70,8 @@ class ComputeView(BaseModel):
     cached: bool
     error: str | None = None
     submitted_at: str  # ISO 8601, as every time the API gives
-    admitted_at: str | None = None
+    admitted_at: str | None = Field(default=None, description="when admission sent the number to the jobs queue; "
+                                    "recorded when it settles (null while pending or running, and when cached)")
     finished_at: str | None = None
     wait_s: float | None = None  # seconds, submitted to finished
 

@@ -46,6 +46,9 @@ class JobEnvelope(BaseModel):
     # Rate-limited jobs: when their slots' second starts. A message may be sent up to a second early, and the
     # worker holds it until then (admission/limits.py).
     not_before: float | None = None
+    # When admission sent it (fair compute, typed jobs): each of its jobs' outcomes carries it to settlement, which
+    # records it (a compute number's admitted_at), so admission writes nothing per job for it.
+    admitted_at: float | None = None
 
     _read_origin = field_validator("origin", mode="before")(_origin_of)
 
@@ -56,6 +59,7 @@ class JobOutcome(BaseModel):
     origin: Origin = "run"
     submitted_at: float | None = None  # a paced job's due time; when the caller asked, for the others
     started_at: float | None = None  # when this (last) attempt began: queue wait = started_at - submitted_at
+    admitted_at: float | None = None  # its message's (JobEnvelope.admitted_at)
     type: str | None = None  # typed jobs: the job's type
     number: str | None = None  # runs and compute
     outcome: Literal["done", "failed"]

@@ -235,7 +235,8 @@ class JobWorker:
             self.retries.send(
                 [
                     OutboundMessage(
-                        body=JobEnvelope(origin=envelope.origin, group=envelope.group, jobs=[job]).model_dump_json(),
+                        body=JobEnvelope(origin=envelope.origin, group=envelope.group, jobs=[job],
+                                         admitted_at=envelope.admitted_at).model_dump_json(),
                         delay_seconds=delay, group_id=envelope.group if envelope.origin != "run" else None,
                     )
                     for delay, job in retry
@@ -255,6 +256,7 @@ class JobWorker:
             origin=envelope.origin,
             submitted_at=job.submitted_at,
             started_at=started_at,
+            admitted_at=envelope.admitted_at,
             type=job.type,
             number=job.number,
             outcome="failed" if error else "done",
