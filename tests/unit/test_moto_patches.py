@@ -133,3 +133,85 @@ def test_the_fast_item_answers_are_the_generic_serializers(answers):
     assert [name for _, name, _, _ in answers] == ["PutItem", "PutItem", "GetItem", "UpdateItem", "Query",
                                                 "BatchGetItem", "TransactWriteItems", "PutItem"]
     same_answers(answers)
+
+
+def _dynamodb_scenario() -> list:
+    """Conditions and update expressions, each text sent again with other values, passing and failing, and
+    refused ones: every answer (or error code and cancellation reasons) and the table's items at the end."""
+    from botocore.exceptions import ClientError
+
+    db = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    db.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
+                    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                          {"AttributeName": "sk", "AttributeType": "S"}])
+    answers: list = []
+
+    def call(operation, **request):
+        try:
+            answer = getattr(db, operation)(**request)
+            answers.append((operation, answer.get("Attributes"), answer.get("Items")))
+        except ClientError as error:
+            answers.append((operation, error.response["Error"]["Code"], error.response.get("CancellationReasons")))
+
+    def key(sk):
+        return {"pk": {"S": "a"}, "sk": {"S": sk}}
+
+    for i in range(3):
+        call("put_item", TableName="t", Item={**key(str(i)), "n": {"N": str(i)}},
+             ConditionExpression="attribute_not_exists(pk)")
+    call("put_item", TableName="t", Item=key("0"), ConditionExpression="attribute_not_exists(pk)")  # fails
+    for i in range(3):  # the third fails its condition: n reached 2
+        call("update_item", TableName="t", Key=key("0"), ReturnValues="ALL_NEW",
+             UpdateExpression="SET #s = :s, n = n + :one ADD c :one", ConditionExpression="n < :max",
+             ExpressionAttributeNames={"#s": "status"},
+             ExpressionAttributeValues={":s": {"S": f"v{i}"}, ":one": {"N": "1"}, ":max": {"N": "2"}})
+    for word in ("x", "y"):
+        call("update_item", TableName="t", Key=key("1"), ReturnValues="ALL_NEW",
+             UpdateExpression="SET l = list_append(if_not_exists(l, :empty), :item)",
+             ExpressionAttributeValues={":empty": {"L": []}, ":item": {"L": [{"S": word}]}})
+    call("update_item", TableName="t", Key=key("0"), UpdateExpression="REMOVE c", ReturnValues="ALL_NEW")
+    for values in ({":v": {"N": "9"}, ":unused": {"N": "1"}}, {":v": {"N": "9"}}):  # the first is refused
+        call("update_item", TableName="t", Key=key("2"), UpdateExpression="SET n = :v",
+             ConditionExpression="attribute_exists(n)", ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
+    for sk in ("2", "9"):  # the first is cancelled by its put, the second commits
+        call("transact_write_items", TransactItems=[
+            {"Put": {"TableName": "t", "Item": key(sk), "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": {"TableName": "t", "Key": key("1"), "UpdateExpression": "ADD n :one",
+                        "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+            {"Delete": {"TableName": "t", "Key": key("nothing"), "ConditionExpression": "attribute_not_exists(pk)"}}])
+    for least in ("1", "2"):
+        call("query", TableName="t", KeyConditionExpression="pk = :pk", FilterExpression="n >= :least",
+             ExpressionAttributeValues={":pk": {"S": "a"}, ":least": {"N": least}})
+    answers.append(("scan", sorted(map(str, db.scan(TableName="t")["Items"]))))
+    return answers
+
+
+def test_expressions_parsed_once_per_text_answer_as_moto_parsing_each_time(monkeypatch):
+    from moto.dynamodb import comparisons
+    from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb import responses as dynamodb_responses
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    from infra.moto_patches import _cache_expression_parses
+
+    parses = []
+    moto_parse = comparisons.ConditionExpressionParser.parse
+    monkeypatch.setattr(comparisons.ConditionExpressionParser, "parse",
+                        lambda self: parses.append(1) or moto_parse(self))
+    with mock_aws():
+        each_time = _dynamodb_scenario()
+    parsed_each_time, parses[:] = len(parses), []
+
+    for module in (comparisons, dynamodb_models, dynamodb_responses):  # put back after the test
+        monkeypatch.setattr(module, "create_condition_expression_parser", module.create_condition_expression_parser)
+    monkeypatch.setattr(UpdateExpressionParser, "make", UpdateExpressionParser.__dict__["make"])
+    _cache_expression_parses()
+    with mock_aws():
+        once_per_text = _dynamodb_scenario()
+
+    assert once_per_text == each_time
+    assert [answer[1] for answer in each_time[3:4]] == ["ConditionalCheckFailedException"]  # the scenario's failures
+    assert "ValidationException" in [answer[1] for answer in each_time]
+    assert len(parses) < parsed_each_time / 2, (len(parses), parsed_each_time)  # the kept parses were used
