@@ -61,6 +61,18 @@ about a fifth of its CPU in those parses. A parsed condition is kept per
 4,096 each; moto evaluates a condition without changing it and copies an
 update's tree before it resolves it, so what runs is moto's own code on
 the same trees. A text that fails to parse is not kept and fails as before.
+
+10. An update expression's check walks its tree without moto's per-node
+overheads (`_fast_update_checks`). Before it resolves an update expression
+against the item, moto deep-copies the parsed tree with `copy.deepcopy` and
+walks it once per check (eight or so), and at each node each walk rebuilds
+its table of node kinds and tests the node against them with
+abstract-class `isinstance`. A profile of the emulator under typed jobs
+(whose updates set five attributes and append to the timeline) put 14% of
+its CPU in the copy and 26% in the walks. The copy is now made node by node
+(a node holds its kind, children and parent), and each walk finds each node
+kind's step once per kind of check; the steps, their order and the tree
+they leave are moto's.
 """
 from __future__ import annotations
 
@@ -502,6 +514,70 @@ def _cache_expression_parses() -> None:
         lambda cls, expression: moto_make.__func__(cls, expression)))
 
 
+def _fast_update_checks() -> None:
+    """moto's copy and walks of an update expression's tree, without their per-node overheads (see 10)."""
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+
+    if getattr(DepthFirstTraverser.traverse, "_pacer_patched", False):
+        return
+
+    @functools.cache
+    def is_node(cls: type) -> bool:
+        return issubclass(cls, Node)
+
+    def copy_tree(node, parent):
+        clone = object.__new__(type(node))
+        clone.__dict__.update({name: value if name in ("type", "parent") else copy.deepcopy(value)
+                               for name, value in vars(node).items() if name != "children"})
+        clone.parent = parent
+        if node.children is not None:
+            clone.children = [copy_tree(child, clone) if is_node(type(child)) else copy.deepcopy(child)
+                              for child in node.children]
+        else:
+            clone.children = None
+        return clone
+
+    def deepcopy(value, memo=None):
+        if is_node(type(value)) and value.parent is None:  # a whole tree: its root
+            return copy_tree(value, None)
+        return copy.deepcopy(value, memo)
+
+    steps: dict[tuple[type, type], int | None] = {}  # (kind of walk, node class) -> its step's place, or None
+
+    def traverse(self, root):
+        # moto's rule: a node is processed by the first of the map's kinds it is an instance of. The kinds and their
+        # order belong to the walk's class; the functions are bound to this walk.
+        kinds, functions = self.nodes_to_be_processed(), list(self._processing_map().values())
+        walker = type(self)
+
+        def walk(node, child_id=-1):
+            node_class = type(node)
+            if not is_node(node_class):
+                return node
+            parent = node.parent
+            if node.children is not None:
+                for i, child in enumerate(node.children):
+                    self.pre_processing_of_child(node, i)
+                    walk(child, i)
+            key = (walker, node_class)
+            if key not in steps:
+                steps[key] = next((i for i, kind in enumerate(kinds) if issubclass(node_class, kind)), None)
+            step = steps[key]
+            if step is not None:
+                node = functions[step](node)
+                node.parent = parent
+                if parent:
+                    parent.children[child_id] = node
+            return node
+
+        return walk(root)
+
+    traverse._pacer_patched = True
+    DepthFirstTraverser.traverse = traverse
+    validators.deepcopy = deepcopy
+
+
 def apply() -> None:
     _apply_cloudformation_ttl()
     _patch_transactions()
@@ -511,4 +587,5 @@ def apply() -> None:
     _memo_backend_for_host()
     _wake_long_polls()
     _cache_expression_parses()
+    _fast_update_checks()
     _serialise_backend()  # last, so the lock covers a transaction's snapshot and rollback too

@@ -172,6 +172,16 @@ def _dynamodb_scenario() -> list:
              UpdateExpression="SET l = list_append(if_not_exists(l, :empty), :item)",
              ExpressionAttributeValues={":empty": {"L": []}, ":item": {"L": [{"S": word}]}})
     call("update_item", TableName="t", Key=key("0"), UpdateExpression="REMOVE c", ReturnValues="ALL_NEW")
+    for i in range(2):  # maps, list indexes, sets, arithmetic on a default, and removals, twice
+        call("update_item", TableName="t", Key=key("3"), ReturnValues="ALL_NEW",
+             UpdateExpression="SET m = if_not_exists(m, :map), counted = if_not_exists(counted, :zero) + :one "
+                              "ADD tags :tags",
+             ExpressionAttributeValues={":map": {"M": {"k": {"L": [{"S": "first"}, {"S": "second"}]}}},
+                                        ":zero": {"N": "0"}, ":one": {"N": "1"}, ":tags": {"SS": [f"t{i}", "t"]}})
+        call("update_item", TableName="t", Key=key("3"), ReturnValues="ALL_NEW",
+             UpdateExpression="SET m.#k[0] = :word, m.extra = :word REMOVE m.#k[1] DELETE tags :gone",
+             ExpressionAttributeNames={"#k": "k"},
+             ExpressionAttributeValues={":word": {"S": f"w{i}"}, ":gone": {"SS": ["t"]}})
     for values in ({":v": {"N": "9"}, ":unused": {"N": "1"}}, {":v": {"N": "9"}}):  # the first is refused
         call("update_item", TableName="t", Key=key("2"), UpdateExpression="SET n = :v",
              ConditionExpression="attribute_exists(n)", ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
@@ -215,3 +225,19 @@ def test_expressions_parsed_once_per_text_answer_as_moto_parsing_each_time(monke
     assert [answer[1] for answer in each_time[3:4]] == ["ConditionalCheckFailedException"]  # the scenario's failures
     assert "ValidationException" in [answer[1] for answer in each_time]
     assert len(parses) < parsed_each_time / 2, (len(parses), parsed_each_time)  # the kept parses were used
+
+
+def test_update_checks_without_per_node_overheads_answer_as_motos(monkeypatch):
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+
+    from infra.moto_patches import _fast_update_checks
+
+    with mock_aws():
+        motos = _dynamodb_scenario()
+    monkeypatch.setattr(DepthFirstTraverser, "traverse", DepthFirstTraverser.traverse)  # put back after the test
+    monkeypatch.setattr(validators, "deepcopy", validators.deepcopy)
+    _fast_update_checks()
+    assert DepthFirstTraverser.traverse._pacer_patched
+    with mock_aws():
+        assert _dynamodb_scenario() == motos
