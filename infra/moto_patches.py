@@ -531,11 +531,8 @@ def _fast_update_checks() -> None:
         clone.__dict__.update({name: value if name in ("type", "parent") else copy.deepcopy(value)
                                for name, value in vars(node).items() if name != "children"})
         clone.parent = parent
-        if node.children is not None:
-            clone.children = [copy_tree(child, clone) if is_node(type(child)) else copy.deepcopy(child)
-                              for child in node.children]
-        else:
-            clone.children = None
+        clone.children = None if node.children is None else [
+            copy_tree(child, clone) if is_node(type(child)) else copy.deepcopy(child) for child in node.children]
         return clone
 
     def deepcopy(value, memo=None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import random
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -113,15 +113,24 @@ def batch_delete(client: DomainClient, table: str, keys: list[dict[str, Any]]) -
     batch_write(client, table, [{"DeleteRequest": {"Key": to_item(key)}} for key in keys])
 
 
+def query_pages(client: DomainClient, **request: Any) -> Iterator[list[dict[str, Any]]]:
+    """A Query's pages of items (raw attribute values), one at a time, for as long as the caller asks."""
+    page: dict[str, Any] = {}
+    while True:
+        response = client.query(**request, **page)
+        yield response["Items"]
+        if "LastEvaluatedKey" not in response:
+            return
+        page = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+
+
 def query_all(client: DomainClient, limit: int | None = None, **request: Any) -> list[dict[str, Any]]:
     """Every item a Query returns, page after page (raw attribute values), up to `limit` if given."""
     items: list[dict[str, Any]] = []
-    page: dict[str, Any] = {}
     if limit is not None:
         request["Limit"] = limit
-    while True:
-        response = client.query(**request, **page)
-        items += response["Items"]
-        if "LastEvaluatedKey" not in response or (limit is not None and len(items) >= limit):
-            return items[:limit] if limit is not None else items
-        page = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+    for page in query_pages(client, **request):
+        items += page
+        if limit is not None and len(items) >= limit:
+            return items[:limit]
+    return items

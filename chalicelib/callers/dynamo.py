@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from chalicelib.aws.codec import from_item, to_item
-from chalicelib.aws.retry import DomainClient
+from chalicelib.aws.retry import DomainClient, query_pages
 from chalicelib.callers.models import Settled
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.worker.settlement import Write
@@ -37,23 +37,19 @@ def settled_put(state_table: str, partition: str, outcomes: Sequence[JobOutcome]
 def settled_of(item: dict[str, Any]) -> list[Settled]:
     """A decoded sample item's settled jobs."""
     if "finished" in item:
-        return [Settled(finished_at=float(at), queue_wait_s=None if wait is None else float(wait))
-                for at, wait in zip(item["finished"], item["queue_wait"], strict=True)]
-    wait = item.get("queue_wait")
-    return [Settled(finished_at=float(str(item["sk"]).split("#", 1)[0]),
-                    queue_wait_s=None if wait is None else float(wait))]
+        pairs = zip(item["finished"], item["queue_wait"], strict=True)
+    else:  # one job, its finish in the key
+        pairs = zip([str(item["sk"]).split("#", 1)[0]], [item.get("queue_wait")])
+    return [Settled(finished_at=float(at), queue_wait_s=None if wait is None else float(wait)) for at, wait in pairs]
 
 
 def latest_settled(db: DomainClient, table: str, partition: str, limit: int) -> list[Settled]:
     """The partition's latest `limit` settled jobs, the newest first."""
     found: list[Settled] = []
-    page: dict[str, Any] = {}
-    while len(found) < limit:
-        response = db.query(TableName=table, KeyConditionExpression="pk = :pk", ScanIndexForward=False,
-                            ExpressionAttributeValues=to_item({":pk": partition}), Limit=ITEMS_PER_PAGE, **page)
-        found += [settled for item in response["Items"] for settled in settled_of(from_item(item))]
-        if "LastEvaluatedKey" not in response:
+    for page in query_pages(db, TableName=table, KeyConditionExpression="pk = :pk", ScanIndexForward=False,
+                            ExpressionAttributeValues=to_item({":pk": partition}), Limit=ITEMS_PER_PAGE):
+        found += [settled for item in page for settled in settled_of(from_item(item))]
+        if len(found) >= limit:
             break
-        page = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
     # An item's key is its newest job, so its older ones may be older than the next item's newest.
     return sorted(found, key=lambda settled: settled.finished_at, reverse=True)[:limit]

@@ -168,20 +168,21 @@ class ComputeSettlement(Settlement):
     def writes(self, group: str, outcomes: Sequence[JobOutcome], now: float) -> SettlementWrites:
         per_outcome: list[list[Write]] = []
         for outcome in outcomes:
-            names = {"#status": "status", **({"#error": "error"} if outcome.error else {})}
-            optional = {name: value for name, value in ((":error", outcome.error),
-                                                        (":admitted_at", outcome.admitted_at)) if value is not None}
-            writes: list[Write] = [{"Update": {
+            names = {"#status": "status"}
+            sets = ["#status = :status", "factors = :factors", "finished_at = :at"]
+            values: dict[str, Any] = {":status": outcome.outcome, ":factors": outcome.factors,
+                                      ":at": outcome.finished_at, ":one": 1}
+            if outcome.error:
+                names["#error"], values[":error"] = "error", outcome.error
+                sets.append("#error = :error")
+            if outcome.admitted_at is not None:  # its message's (messages sent before it was carried have none)
+                values[":admitted_at"] = outcome.admitted_at
+                sets.append("admitted_at = :admitted_at")
+            per_outcome.append([{"Update": {
                 "TableName": self._state, "Key": _number_key(outcome.number or ""),
-                "UpdateExpression": "SET #status = :status, factors = :factors, finished_at = :at"
-                                    + (", #error = :error" if outcome.error else "")
-                                    + (", admitted_at = :admitted_at" if outcome.admitted_at is not None else "")
-                                    + " ADD computations :one",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": to_item({":status": outcome.outcome, ":factors": outcome.factors,
-                                                      ":at": outcome.finished_at, ":one": 1, **optional}),
-            }}]
-            per_outcome.append(writes)
+                "UpdateExpression": "SET " + ", ".join(sets) + " ADD computations :one",
+                "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
+            }}])
         done = sum(1 for o in outcomes if o.outcome == "done")
         counters: Write = {"Update": {
             "TableName": self._state, "Key": _caller_key(group),
