@@ -11,7 +11,8 @@ from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, batch_delete, call_with_con
 from chalicelib.core.errors import StaleWrite
 
 
-# The lease item's attribute for each rate limit in force (an admin sets it beside the holder's writes).
+# The lease item's attribute for each rate limit in force (an admin sets it beside the holder's writes, as the
+# pause switch's `paused`): the lease brings them to each pass, so a pass reads no switch of its own.
 LIMIT_PREFIX = "limit:"
 
 
@@ -22,7 +23,7 @@ def _lease(item: dict[str, Any]) -> Lease:
     return Lease(cursor=int(item.get("cursor", 0)), per_minute=prefixed(LIMIT_PREFIX),
                  given={key: {float(start): int(n) for start, n in windows.items()}
                         for key, windows in item.get("given", {}).items()},
-                 timer_at=float(item.get("timer_at", 0)),
+                 timer_at=float(item.get("timer_at", 0)), paused=bool(item.get("paused", False)),
                  service=Service(floor=float(item.get("served_floor", 0)),
                                  of={caller: float(v) for caller, v in item.get("served", {}).items()}))
 
@@ -39,10 +40,10 @@ def _lease_writes(lease: Lease) -> tuple[dict[str, str], dict[str, Any], str]:
     return names, values, ", ".join(sets)
 
 
-def read_limits(db: Any, table: str, dispatch_pk: str) -> dict[str, float]:
-    """The rate limits in force (limit key -> jobs per minute), kept on a dispatcher's lease item."""
+def read_lease(db: Any, table: str, dispatch_pk: str) -> Lease:
+    """A dispatcher's lease item as it stands: the rate limits in force and the pause switch with it."""
     found = db.get_item(TableName=table, Key=to_item({"pk": dispatch_pk, "sk": "LEASE"}), ConsistentRead=True)
-    return _lease(from_item(found["Item"])).per_minute if "Item" in found else {}
+    return _lease(from_item(found["Item"])) if "Item" in found else Lease()
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,20 @@ class DispatchCoordination:
                 ReturnValues="ALL_NEW")
         except StaleWrite:
             return True  # lost by expiry: the next holder goes on
-        lease.per_minute = _lease(from_item(kept["Attributes"])).per_minute
+        in_force = _lease(from_item(kept["Attributes"]))
+        lease.per_minute, lease.paused = in_force.per_minute, in_force.paused
         return False
 
     def limits(self) -> dict[str, float]:
-        return read_limits(self._db, self._table, self.DISPATCH_PK)
+        return read_lease(self._db, self._table, self.DISPATCH_PK).per_minute
+
+    def paused(self) -> bool:
+        return read_lease(self._db, self._table, self.DISPATCH_PK).paused
+
+    def set_paused(self, paused: bool, now: float) -> None:
+        self._db.update_item(TableName=self._table, Key=self._lease_key,
+                             UpdateExpression="SET paused = :paused, paused_at = :now",
+                             ExpressionAttributeValues=to_item({":paused": paused, ":now": now}))
 
     def set_limit(self, key: str, per_minute: float | None, now: float) -> None:
         names = {"#limit": LIMIT_PREFIX + key}

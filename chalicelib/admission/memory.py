@@ -51,7 +51,7 @@ class MemoryDispatchCoordination:
                                  given=lease.given)
             if self.asked_again and not final:
                 self.lease, self.asked_again = (holder, now + ttl_s), False
-                lease.per_minute = dict(self.state.per_minute)
+                lease.per_minute, lease.paused = dict(self.state.per_minute), self.state.paused
                 return False
             self.lease = None
             return True
@@ -59,6 +59,14 @@ class MemoryDispatchCoordination:
     def limits(self) -> dict[str, float]:
         with self.lock:
             return dict(self.state.per_minute)
+
+    def paused(self) -> bool:
+        with self.lock:
+            return self.state.paused
+
+    def set_paused(self, paused: bool, now: float) -> None:
+        with self.lock:
+            self.state = replace(self.state, paused=paused)
 
     def set_limit(self, key: str, per_minute: float | None, now: float) -> None:
         with self.lock:

@@ -106,7 +106,7 @@ class Service:
 class Lease:
     """What the one dispatcher holds while it admits: the round-robin cursor, weighted round robin's memory and the
     rate limits' state, read with the lease and written back when it is let go, so they cost a pass no extra
-    call."""
+    call. The admin's switches (rate limits, pause) are kept on it for the same reason."""
 
     cursor: int = 0
     per_minute: dict[str, float] = field(default_factory=dict)  # limit key -> jobs per minute
@@ -114,6 +114,7 @@ class Lease:
     given: dict[str, dict[float, int]] = field(default_factory=dict)
     timer_at: float = 0.0  # when the AdmitRequest a held-back pass sent is due (0: none on its way)
     service: Service = field(default_factory=Service)
+    paused: bool = False  # an admin's switch (typed jobs): admit nothing while it is on
 
 
 class SetLimit(Request):

@@ -13,8 +13,8 @@ Item = TypeVar("Item")
 
 
 class AdmissionStore(Protocol[Item]):
-    def prepare_admission(self, now: float) -> bool:
-        """Called under the lease before each pass: make what fell due admissible; False admits nothing now."""
+    def prepare_admission(self, now: float) -> None:
+        """Called under the lease before each pass (paused or not): make what fell due admissible."""
         ...
 
     def callers(self) -> list[CallerCounts]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import AbstractSet, Any, Mapping, Sequence
 
-from chalicelib.admission.dynamo import read_limits
+from chalicelib.admission.dynamo import read_lease
 from chalicelib.admission.limits import LimitWindow
 from chalicelib.admission.models import CallerCounts
 from chalicelib.aws.clients import DynamoDBClient
@@ -162,7 +162,7 @@ class DynamoBotStore(BotStore):
             ExpressionAttributeValues=to_item(values), ConsistentRead=True)]
 
     def limits(self) -> dict[str, float]:
-        return read_limits(self._db, self._table, TYPED_DISPATCH_PK)
+        return read_lease(self._db, self._table, TYPED_DISPATCH_PK).per_minute
 
     def _slot_take(self, key: str, window: LimitWindow) -> dict[str, Any]:
         return {"Update": {

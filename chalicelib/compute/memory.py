@@ -50,8 +50,8 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
             admitted = found.status == "pending" and found.job_id not in self.backlogs.get(found.caller or "", {})
             return found.model_copy(update={"status": "running"} if admitted else {})
 
-    def prepare_admission(self, now: float) -> bool:
-        return True  # nothing is scheduled, and nothing pauses
+    def prepare_admission(self, now: float) -> None:
+        pass  # nothing is scheduled
 
     def settled(self, caller: str, limit: int) -> list[Settled]:
         with self.lock:

@@ -7,7 +7,7 @@ typed.keys.listing_attributes). State table:
   TSCHED               <due>#<id>                    jobs waiting for scheduled_for
   TCALLERS             <caller>                      backlog, in_flight, done, failed
   TWAIT#<caller>       <finished>#<id>               a settlement's jobs: their queue waits (callers/dynamo.py; TTL a week)
-  TDISPATCH            LEASE | OUT#<id> | PAUSED     admission's lease and outbox; the admin's pause switch
+  TDISPATCH            LEASE | OUT#<id>              admission's lease (with the rate limits and the pause switch) and outbox
   TIDEM#<caller>#<key> IDEM                          an Idempotency-Key's claim: job id, body hash (TTL a day)
   TSTATS               COUNTS#<shard>                jobs per status and per type, and in total
   TSTATS               MIN#<minute>#<shard>          completed / failed that minute (TTL two hours)
@@ -48,7 +48,7 @@ MINUTE_TTL_S = 2 * 3600
 IDEMPOTENCY_TTL_S = 24 * 3600
 
 
-TYPED_DISPATCH_PK = "TDISPATCH"  # typed admission's lease (with the rate limits), outbox, pause switch
+TYPED_DISPATCH_PK = "TDISPATCH"  # typed admission's lease (with the rate limits and the pause switch), outbox
 
 
 def stats_update(state_table: str, statuses: dict[str, int] | None = None, types: dict[str, int] | None = None,
@@ -375,15 +375,6 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
 
     # -- admission --
 
-    def paused(self) -> bool:
-        found = self._db.get_item(TableName=self._table, Key=to_item({"pk": self.DISPATCH_PK, "sk": "PAUSED"}),
-                                  ConsistentRead=True)
-        return bool(from_item(found["Item"]).get("paused")) if "Item" in found else False
-
-    def set_paused(self, paused: bool, now: float) -> None:
-        self._db.put_item(TableName=self._table, Item=to_item(
-            {"pk": self.DISPATCH_PK, "sk": "PAUSED", "paused": paused, "updated_at": now}))
-
     def take_populate_turn(self, now: float, next_at: float) -> bool:
         try:
             self._db.update_item(
@@ -396,7 +387,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         except StaleWrite:
             return False
 
-    def prepare_admission(self, now: float) -> bool:
+    def prepare_admission(self, now: float) -> None:
         due = self._query(KeyConditionExpression="pk = :pk AND sk <= :now",
                           ExpressionAttributeValues=to_item({":pk": "TSCHED", ":now": iso_key(now) + "~"}),
                           ConsistentRead=True, limit=100)
@@ -415,7 +406,6 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                 ])
             except StaleWrite:
                 continue  # cancelled meanwhile
-        return not self.paused()
 
     def due_by(self, until: float, limit: int) -> builtins.list[float]:
         found = self._query(KeyConditionExpression="pk = :pk AND sk <= :until",

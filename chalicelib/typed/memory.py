@@ -30,7 +30,6 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
         self.by_type: dict[str, int] = {}
         self.total = 0
         self.minutes: dict[int, tuple[int, int]] = {}
-        self.is_paused = False
         self.populate_next_at: float | None = None  # the populate schedule's next turn
         self.settled_log: dict[str, builtins.list[Settled]] = {}  # caller -> settled jobs, as recorded
         # Bot jobs (chalicelib/bots/): their own backlogs and caller counts (BQ#, BCALLERS), which admission never
@@ -202,12 +201,6 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
 
     # -- admission --
 
-    def paused(self) -> bool:
-        return self.is_paused
-
-    def set_paused(self, paused: bool, now: float) -> None:
-        self.is_paused = paused
-
     def take_populate_turn(self, now: float, next_at: float) -> bool:
         with self.lock:
             if self.populate_next_at is not None and self.populate_next_at > now:
@@ -215,7 +208,7 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
             self.populate_next_at = next_at
             return True
 
-    def prepare_admission(self, now: float) -> bool:
+    def prepare_admission(self, now: float) -> None:
         with self.lock:
             # An item in the schedule always has its due time (backlog_item sets it for a scheduled job).
             due = sorted((item for item in self.schedule.values() if (item.due or 0) <= now),
@@ -224,7 +217,6 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
                 self._change(item.id, lambda s: s.status == "pending" and s.place == "scheduled", place="queued")
                 del self.schedule[item.id]
                 self._enqueue(item.model_copy(update={"due": None}))
-            return not self.is_paused
 
     def due_by(self, until: float, limit: int) -> builtins.list[float]:
         with self.lock:

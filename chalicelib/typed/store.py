@@ -49,7 +49,10 @@ class TypedJobStore(AdmissionStore[TypedBacklogItem], CallerFigures, Protocol):
 
     def stats(self, since_minute: int, until_minute: int) -> TypedJobStats: ...
 
-    def paused(self) -> bool: ...
+    def paused(self) -> bool:
+        """The admin's pause switch. It is kept on the admission lease's item, so each pass learns it with the
+        lease (Lease.paused) and admits nothing while it is on."""
+        ...
 
     def set_paused(self, paused: bool, now: float) -> None: ...
 
@@ -59,8 +62,8 @@ class TypedJobStore(AdmissionStore[TypedBacklogItem], CallerFigures, Protocol):
         ...
 
     # Admission (the shared Dispatcher drives the rest of AdmissionStore, as for fair compute).
-    def prepare_admission(self, now: float) -> bool:
-        """Move scheduled jobs that are due into their callers' backlogs; False while admission is paused."""
+    def prepare_admission(self, now: float) -> None:
+        """Move scheduled jobs that are due into their callers' backlogs (paused or not)."""
         ...
 
     def due_by(self, until: float, limit: int) -> builtins.list[float]:

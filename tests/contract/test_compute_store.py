@@ -149,16 +149,20 @@ def test_the_lease_keeps_the_rate_limits_and_the_jobs_given_in_their_windows(sto
     assert store.limits() == {"type:email": 300, "caller:bob": 5}
 
 
-def test_a_holder_going_round_again_has_the_limits_an_admin_changed_during_its_pass(stores):
+def test_a_holder_going_round_again_has_the_limits_and_the_pause_an_admin_changed_during_its_pass(stores):
     store, _ = stores
     store.set_limit("type:email", 600, T0)
     lease = store.take_lease("a", T0, 30)
+    assert lease.paused is False
     store.set_limit("type:email", 1200, T0 + 0.1)  # raised while a's pass runs
     store.set_limit("caller:bob", 5, T0 + 0.1)
+    store.set_paused(True, T0 + 0.1)
     assert store.take_lease("b", T0 + 0.2, 30) is None
     assert store.release_lease("a", lease, T0 + 0.3, 30) is False
     # The next pass keeps to the new limits: a holder that went round for seconds on its first read lagged them.
-    assert lease.per_minute == {"type:email": 1200, "caller:bob": 5}
+    assert lease.per_minute == {"type:email": 1200, "caller:bob": 5} and lease.paused is True
+    assert store.release_lease("a", lease, T0 + 0.4, 30) is True
+    assert store.paused() is True  # letting the lease go does not write over the admin's switch
 
 
 def test_an_outcome_settles_the_number_and_the_caller_exactly_once(stores):

@@ -122,7 +122,8 @@ def test_cancel_takes_a_job_out_of_wherever_it_waits(stores):
     queued, scheduled = create(store, new_job(1), new_job(2, due=T0 + 500))
     store.cancel(queued, T0 + 3)
     store.cancel(scheduled, T0 + 3)
-    assert store.backlog("alice", 10) == [] and store.prepare_admission(T0 + 1000) is True
+    assert store.backlog("alice", 10) == []
+    store.prepare_admission(T0 + 1000)
     assert store.backlog("alice", 10) == []
     assert store.get(queued.id).timeline[-1].status == "cancelled"
     with pytest.raises(StaleWrite):
@@ -132,10 +133,16 @@ def test_cancel_takes_a_job_out_of_wherever_it_waits(stores):
 def test_a_scheduled_job_joins_the_backlog_once_due_and_pausing_holds_admission(stores):
     store, _ = stores
     (job,) = create(store, new_job(1, due=T0 + 60))
-    assert store.prepare_admission(T0 + 30) is True and store.backlog("alice", 10) == []
+    store.prepare_admission(T0 + 30)
+    assert store.backlog("alice", 10) == []
     store.set_paused(True, T0 + 40)
-    assert store.prepare_admission(T0 + 61) is False and store.paused() is True
+    lease = store.take_lease("holder", T0 + 61, 10)
+    store.prepare_admission(T0 + 61)  # promotes while paused: the switch holds admission, not the schedule
+    assert lease is not None and lease.paused is True and store.paused() is True
     assert [i.id for i in store.backlog("alice", 10)] == [job.id] and store.get(job.id).place == "queued"
+    store.set_paused(False, T0 + 62)
+    store.release_lease("holder", lease, T0 + 62, 10, final=True)
+    assert store.paused() is False and store.take_lease("holder", T0 + 63, 10).paused is False
 
 
 def test_due_by_lists_when_scheduled_jobs_fall_due_earliest_first_until_they_are_promoted(stores):
