@@ -45,12 +45,16 @@ class Clock:
             admit = self.admission.admit_early if message.early else self.admission.admit
             return f"admitted {admit(message.admit)}"
         if isinstance(message, WakeUp):
-            return typed.on_wake_up(message, self.ticks, self.admission, now)
+            return typed.on_wake_up(message, self.typed_jobs, self.ticks, self.admission, now)
         return self.pacer.handle_tick(message, now)
 
     def watchdog(self, now: float) -> dict[str, object]:
         report: dict[str, object] = {"runs": self.pacer.watchdog(now)}
-        report["admitted"] = self.admission.admit_all()  # typed jobs' admission also promotes what fell due
+        try:  # what fell due and whose wake-up was lost (its send is best effort)
+            report["promoted"] = typed.promote_due(self.typed_jobs, self.ticks, now)
+        except Exception:
+            log.exception("could not promote scheduled jobs; their wake-ups or the next watchdog do")
+        report["admitted"] = self.admission.admit_all()
         try:
             report["wake_ups"] = typed.wake_ups_due_soon(self.typed_jobs, self.ticks, now)
         except Exception:

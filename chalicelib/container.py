@@ -186,8 +186,9 @@ class Container:
 
     @cached_property
     def typed_dispatcher(self) -> Dispatcher[TypedBacklogItem]:
-        """Typed jobs' admission: each caller's backlog is highest priority first; the store promotes scheduled
-        jobs that fell due and admits nothing while paused; a job keeps to its type's and its caller's rate limits."""
+        """Typed jobs' admission: each caller's backlog is highest priority first; it admits nothing while paused
+        (Lease.paused); a job keeps to its type's and its caller's rate limits. Scheduled jobs that fell due reach
+        the backlogs through their wake-ups (typed.service.promote_due)."""
         return Dispatcher(store=self.typed_jobs, jobs=self.jobs_queue, origin="typed", job_spec=typed_job_spec,
                           max_in_flight=self.settings.typed_max_in_flight,
                           jobs_per_message=self.settings.typed_jobs_per_message, limited_by=typed_limit_keys,

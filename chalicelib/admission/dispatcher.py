@@ -162,7 +162,6 @@ class Dispatcher(Generic[Item]):
     def _admit_once(self, now: float, lease: Lease) -> int:
         began = self.clock()
         self._resend_stale_outbox(now)
-        self.store.prepare_admission(now)
         if lease.paused:
             return 0
         limiter = Limiter(lease, now)

@@ -13,10 +13,6 @@ Item = TypeVar("Item")
 
 
 class AdmissionStore(Protocol[Item]):
-    def prepare_admission(self, now: float) -> None:
-        """Called under the lease before each pass (paused or not): make what fell due admissible."""
-        ...
-
     def callers(self) -> list[CallerCounts]:
         """Each caller's backlog and in-flight counts."""
         ...

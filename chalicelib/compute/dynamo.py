@@ -128,9 +128,6 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
                 record = record.model_copy(update={"status": "running"})
         return record
 
-    def prepare_admission(self, now: float) -> None:
-        pass  # nothing is scheduled
-
     def settled(self, caller: str, limit: int) -> list[Settled]:
         return latest_settled(self._db, self._table, f"CWAIT#{caller}", limit)
 

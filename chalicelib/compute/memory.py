@@ -50,9 +50,6 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
             admitted = found.status == "pending" and found.job_id not in self.backlogs.get(found.caller or "", {})
             return found.model_copy(update={"status": "running"} if admitted else {})
 
-    def prepare_admission(self, now: float) -> None:
-        pass  # nothing is scheduled
-
     def settled(self, caller: str, limit: int) -> list[Settled]:
         with self.lock:
             return sorted(self.settled_log.get(caller, []), key=lambda s: s.finished_at, reverse=True)[:limit]

@@ -387,11 +387,11 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         except StaleWrite:
             return False
 
-    def prepare_admission(self, now: float) -> None:
+    def promote_due(self, now: float, limit: int) -> int:
         due = self._query(KeyConditionExpression="pk = :pk AND sk <= :now",
                           ExpressionAttributeValues=to_item({":pk": "TSCHED", ":now": iso_key(now) + "~"}),
-                          ConsistentRead=True, limit=100)
-        for found in due[:100]:
+                          ConsistentRead=True, limit=limit)
+        for found in due[:limit]:
             item = TypedBacklogItem.model_validate(found)
             queued = item.model_copy(update={"due": None})
             promote = self._job_update(item.id, "SET place = :queued", "#status = :pending AND place = :scheduled",
@@ -405,7 +405,8 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                     caller_update(self._table, item.caller, backlog=1, partition=callers_partition(item.target)),
                 ])
             except StaleWrite:
-                continue  # cancelled meanwhile
+                continue  # cancelled, or promoted by another wake-up, meanwhile
+        return len(due[:limit])
 
     def due_by(self, until: float, limit: int) -> builtins.list[float]:
         found = self._query(KeyConditionExpression="pk = :pk AND sk <= :until",

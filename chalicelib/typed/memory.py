@@ -208,15 +208,16 @@ class MemoryTypedJobStore(MemoryDispatchCoordination, TypedJobStore):
             self.populate_next_at = next_at
             return True
 
-    def prepare_admission(self, now: float) -> None:
+    def promote_due(self, now: float, limit: int) -> int:
         with self.lock:
             # An item in the schedule always has its due time (backlog_item sets it for a scheduled job).
             due = sorted((item for item in self.schedule.values() if (item.due or 0) <= now),
-                         key=lambda i: cast(float, i.due))
-            for item in due[:100]:
+                         key=lambda i: cast(float, i.due))[:limit]
+            for item in due:
                 self._change(item.id, lambda s: s.status == "pending" and s.place == "scheduled", place="queued")
                 del self.schedule[item.id]
                 self._enqueue(item.model_copy(update={"due": None}))
+            return len(due)
 
     def due_by(self, until: float, limit: int) -> builtins.list[float]:
         with self.lock:

@@ -57,6 +57,8 @@ MAX_IDEMPOTENCY_KEY = 200
 THROUGHPUT_MINUTES = 60
 
 WAKE_UP_HORIZON_S = 75  # the watchdog runs each minute: it covers what falls due until just after its next run
+# The scheduled jobs one wake-up moves (promote_due): a transaction each, well inside pace_tick's 10 s timeout.
+PROMOTE_PAGE = 100
 
 
 def new_job_id() -> str:
@@ -228,12 +230,26 @@ def _wake_up_when_due(ticks: MessageQueue, due: float, now: float) -> None:
         log.exception("could not schedule a wake-up for %s; the watchdog admits the job", due)
 
 
-def on_wake_up(message: WakeUp, ticks: MessageQueue, admission: Admission, now: float) -> str:
-    """A wake-up came back from the ticks queue: admit what fell due, or wait the rest if it came early."""
+def on_wake_up(message: WakeUp, store: TypedJobStore, ticks: MessageQueue, admission: Admission, now: float) -> str:
+    """A wake-up came back from the ticks queue: move what fell due into the backlogs and admit it, or wait the
+    rest if it came early."""
     if message.due > now:
         _wake_up_when_due(ticks, message.due, now)
         return "early"
+    promote_due(store, ticks, now)
     return f"admitted {admission.admit('typed')}"
+
+
+def promote_due(store: TypedJobStore, ticks: MessageQueue, now: float) -> int:
+    """Move up to PROMOTE_PAGE scheduled jobs that fell due into their callers' backlogs; if there may be more, a
+    wake-up at once takes them. Returns the jobs found due.
+
+    Only wake-ups and the watchdog promote, not each admission pass: every scheduled job has its wake-up (or the
+    watchdog's, beyond SQS's longest delay), and a pass that read the schedule cost a Query, due or not."""
+    found = store.promote_due(now, PROMOTE_PAGE)
+    if found == PROMOTE_PAGE:
+        _wake_up_when_due(ticks, now, now)
+    return found
 
 
 def wake_up_when_due(ticks: MessageQueue, due: float, now: float) -> None:

@@ -62,8 +62,10 @@ class TypedJobStore(AdmissionStore[TypedBacklogItem], CallerFigures, Protocol):
         ...
 
     # Admission (the shared Dispatcher drives the rest of AdmissionStore, as for fair compute).
-    def prepare_admission(self, now: float) -> None:
-        """Move scheduled jobs that are due into their callers' backlogs (paused or not)."""
+    def promote_due(self, now: float, limit: int) -> int:
+        """Move up to `limit` scheduled jobs that are due, earliest first, into their callers' backlogs (a bot
+        job's into the bots'). Returns how many it found due: `limit` means more may be. Safe beside another
+        promoter: each move is conditional on the job still waiting for its time."""
         ...
 
     def due_by(self, until: float, limit: int) -> builtins.list[float]:

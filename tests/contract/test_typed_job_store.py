@@ -123,8 +123,7 @@ def test_cancel_takes_a_job_out_of_wherever_it_waits(stores):
     store.cancel(queued, T0 + 3)
     store.cancel(scheduled, T0 + 3)
     assert store.backlog("alice", 10) == []
-    store.prepare_admission(T0 + 1000)
-    assert store.backlog("alice", 10) == []
+    assert store.promote_due(T0 + 1000, 100) == 0 and store.backlog("alice", 10) == []
     assert store.get(queued.id).timeline[-1].status == "cancelled"
     with pytest.raises(StaleWrite):
         store.cancel(store.get(queued.id).model_copy(update={"status": "pending", "place": "queued"}), T0 + 4)
@@ -133,11 +132,10 @@ def test_cancel_takes_a_job_out_of_wherever_it_waits(stores):
 def test_a_scheduled_job_joins_the_backlog_once_due_and_pausing_holds_admission(stores):
     store, _ = stores
     (job,) = create(store, new_job(1, due=T0 + 60))
-    store.prepare_admission(T0 + 30)
-    assert store.backlog("alice", 10) == []
+    assert store.promote_due(T0 + 30, 100) == 0 and store.backlog("alice", 10) == []
     store.set_paused(True, T0 + 40)
     lease = store.take_lease("holder", T0 + 61, 10)
-    store.prepare_admission(T0 + 61)  # promotes while paused: the switch holds admission, not the schedule
+    assert store.promote_due(T0 + 61, 100) == 1  # promotes while paused: the switch holds admission, not the schedule
     assert lease is not None and lease.paused is True and store.paused() is True
     assert [i.id for i in store.backlog("alice", 10)] == [job.id] and store.get(job.id).place == "queued"
     store.set_paused(False, T0 + 62)
@@ -145,12 +143,12 @@ def test_a_scheduled_job_joins_the_backlog_once_due_and_pausing_holds_admission(
     assert store.paused() is False and store.take_lease("holder", T0 + 63, 10).paused is False
 
 
-def test_due_by_lists_when_scheduled_jobs_fall_due_earliest_first_until_they_are_promoted(stores):
+def test_due_by_lists_when_scheduled_jobs_fall_due_earliest_first_until_they_are_promoted_a_page_at_a_time(stores):
     store, _ = stores
     create(store, new_job(1, due=T0 + 60), new_job(2, due=T0 + 30.5), new_job(3, due=T0 + 500), new_job(4))
     assert store.due_by(T0 + 100, 10) == [T0 + 30.5, T0 + 60]
     assert store.due_by(T0 + 100, 1) == [T0 + 30.5]
-    store.prepare_admission(T0 + 40)
+    assert store.promote_due(T0 + 100, 1) == 1  # a page of one: the earliest
     assert store.due_by(T0 + 100, 10) == [T0 + 60]
 
 

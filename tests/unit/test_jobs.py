@@ -111,7 +111,9 @@ def test_a_scheduled_job_waits_until_its_time_and_is_then_admitted(client, c):
     code, job = post(client, {**EMAIL, "scheduled_for": later.isoformat()})
     assert code == 201 and job["scheduled_for"].startswith(later.strftime("%Y-%m-%dT%H:%M"))
     assert c.jobs_queue.sent == [] and c.typed_jobs.jobs[job["id"]].place == "scheduled"
-    assert c.typed_dispatcher.dispatch(time.time() + 600) == 1
+    assert c.typed_dispatcher.dispatch(time.time() + 600) == 0  # a pass alone does not read the schedule
+    report = c.clock.watchdog(time.time() + 600)  # as its wake-up would (the test below)
+    assert report["promoted"] == 1 and report["admitted"]["typed"] == 1
     run_workers(c)
     assert call(client, "get", f"/api/jobs/{job['id']}")[1]["status"] == "completed"
 
@@ -134,6 +136,37 @@ def test_a_scheduled_job_sends_a_wake_up_that_admits_it_when_it_falls_due(client
     c.typed_jobs.schedule[job["id"]] = c.typed_jobs.schedule[job["id"]].model_copy(update={"due": due_now})
     deliver_tick(client, OutboundMessage(body=WakeUp(due=due_now).model_dump_json()))
     assert len(c.jobs_queue.sent) == 1 and c.typed_jobs.jobs[job["id"]].place == "admitted"
+
+
+def schedule_due_now(client, c, count):
+    """`count` scheduled jobs, made due a second ago as if their time had come."""
+    ids = [post(client, {**EMAIL, "scheduled_for": (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()})[1]["id"]
+           for _ in range(count)]
+    due_now = time.time() - 1
+    for job_id in ids:
+        c.typed_jobs.schedule[job_id] = c.typed_jobs.schedule[job_id].model_copy(update={"due": due_now})
+    c.ticks_queue.sent.clear()
+    return ids, due_now
+
+
+def test_only_wake_ups_and_the_watchdog_promote_and_a_wake_up_hands_what_it_leaves_to_another(client, c, monkeypatch):
+    monkeypatch.setattr(jobs, "PROMOTE_PAGE", 2)
+    ids, due_now = schedule_due_now(client, c, 3)
+    post(client, EMAIL)  # an admission pass: it does not read the schedule
+    assert {c.typed_jobs.jobs[i].place for i in ids} == {"scheduled"}
+
+    deliver_tick(client, OutboundMessage(body=WakeUp(due=due_now).model_dump_json()))
+    assert sorted(c.typed_jobs.jobs[i].place for i in ids) == ["admitted", "admitted", "scheduled"]
+    [rest] = c.ticks_queue.sent  # a full page: more may be due, so a wake-up at once takes them
+    assert rest.delay_seconds == 0 and json.loads(rest.body)["due"] <= time.time()
+    deliver_tick(client, rest)
+    assert {c.typed_jobs.jobs[i].place for i in ids} == {"admitted"}
+
+
+def test_the_watchdog_promotes_what_fell_due_when_its_wake_up_was_lost(client, c):
+    ids, _ = schedule_due_now(client, c, 2)
+    c.clock.watchdog(time.time())
+    assert {c.typed_jobs.jobs[i].place for i in ids} == {"admitted"}
 
 
 def test_a_job_due_beyond_sqs_longest_delay_is_woken_by_the_watchdog_in_its_last_minute(client, c):
