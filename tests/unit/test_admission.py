@@ -108,13 +108,13 @@ def test_a_request_whose_send_fails_dispatches_inline_rather_than_strand_the_job
     assert len(dispatcher.passes) == 2
 
 
-def test_the_worker_refills_once_a_quarter_of_the_window_is_free_and_at_the_end_of_each_batch():
-    a, clock, ticks, dispatcher = admission()  # a window of 100: refill at 25 freed
-    for _ in range(2):
+def test_the_worker_refills_once_a_third_of_the_window_is_free_and_at_the_end_of_each_batch():
+    a, clock, ticks, dispatcher = admission()  # a window of 100: refill at 33 freed
+    for _ in range(3):
         a.after_settled(envelope(10))
-    assert dispatcher.passes == []  # 20 freed: not yet
+    assert dispatcher.passes == []  # 30 freed: not yet
     a.after_settled(envelope(10))
-    assert len(dispatcher.passes) == 1  # 30 freed: a pass, and the count starts again
+    assert len(dispatcher.passes) == 1  # 40 freed: a pass, and the count starts again
     a.after_settled(envelope(10))
     a.after_batch()
     assert len(dispatcher.passes) == 2  # the batch's last 10 are refilled as it ends
