@@ -21,8 +21,12 @@ class ResultLedger(Protocol):
 
 def record_outcomes(ledger: ResultLedger, outcomes: Sequence[JobOutcome], now: float) -> list[JobOutcome]:
     """`ledger.record`, and the ledger's lines: what it recorded and what it dropped as a duplicate, each line
-    with its jobs' correlation id."""
-    recorded = ledger.record(outcomes, now) if outcomes else []
+    with its jobs' correlation id. A job twice among `outcomes` (a message and its duplicate, settled together)
+    goes to the ledger once: one transaction may not write an item twice."""
+    once: dict[str, JobOutcome] = {}
+    for outcome in outcomes:
+        once.setdefault(outcome.job_id, outcome)
+    recorded = ledger.record(list(once.values()), now) if once else []
     new = {id(outcome) for outcome in recorded}
     log_jobs(log, "outcomes recorded", ((o.correlation_id, o.job_id) for o in recorded))
     log_jobs(log, "duplicate outcomes dropped", ((o.correlation_id, o.job_id) for o in outcomes if id(o) not in new))

@@ -7,7 +7,13 @@ after a conditional `pending -> running` (typed/attempts.py).
 
 A message (`JobEnvelope`) carries several jobs. Their outcomes are written in
 one transaction with the run's counters, so a redelivered or duplicated
-message changes nothing. A job that raises is retried on its own, in a new
+message changes nothing. Quick messages of a batch are settled together
+(group commit): the outcomes of messages run one after another wait to be
+settled until `settle_within_s` has gone by since the first of them began,
+then go in as few transactions as their groups fit, since a transaction's
+call and shared counter writes cost the same for one job or fifty. So a slow
+message settles alone, as soon as it has run; the batch's end, and a message
+to be held for its second, settle what waits at once. A job that raises is retried on its own, in a new
 message delayed by exponential backoff with full jitter; after its last
 attempt it is recorded as `failed`. A message that cannot be parsed, or whose
 outcomes cannot be stored, is reported as a batch item failure so SQS
@@ -71,15 +77,17 @@ class Record:
     receive_count: int = 1
 
 
-class HeldBack(Exception):
-    """A message some of whose jobs are attempts another worker is running: it comes back once they must have ended.
+@dataclass
+class Ran:
+    """A message whose jobs have run, waiting for its outcomes to be settled."""
 
-    The jobs it could settle are settled; `done` counts them.
-    """
-
-    def __init__(self, retry_after_s: int, done: int, job_ids: list[str]):
-        super().__init__(f"held back {retry_after_s} s: {', '.join(job_ids)} running on another worker")
-        self.retry_after_s, self.done = retry_after_s, done
+    record: Record
+    envelope: JobEnvelope
+    started_at: float  # when its jobs began (after any hold for its second)
+    outcomes: list[JobOutcome]
+    # Jobs that are attempts another worker is running: the message comes back once they must have ended (the
+    # jobs it could settle are settled).
+    held: list[tuple[str, Held]]
 
 
 @dataclass
@@ -105,6 +113,7 @@ class JobWorker:
     batch_done: Callable[[], None] | None = None  # told when a batch is over (admission refills what is left)
     max_receives: int | None = None  # the queue's maxReceiveCount: a message failed on that receive goes to the DLQ
     sleep: Callable[[float], None] = field(default=time.sleep)  # holds a message until its jobs' `not_before`
+    settle_within_s: float = 0.05  # how long outcomes may wait to be settled with the next messages' (group commit)
 
     def process(self, records: Iterable[Record], now: Callable[[], float]) -> BatchResult:
         """Process a batch; report the messages that must be redelivered."""
@@ -127,6 +136,8 @@ class JobWorker:
         failed: list[tuple[Record, str]] = []
         held: dict[str, int] = {}  # message id -> seconds until it may come back
         done = 0
+        waiting: list[Ran] = []  # run, not yet settled (see the module on group commit)
+        waiting_since = 0.0
         parsed: list[tuple[Record, JobEnvelope]] = []
         for record in records:
             try:
@@ -137,22 +148,52 @@ class JobWorker:
         # A rate-limited message sent ahead of its second is held until then (admission/limits.py): the others first.
         ordered = sorted(round_robin(parsed, key=lambda pair: pair[1].group), key=lambda pair: pair[1].not_before or 0.0)
         for record, envelope in ordered:
+            if envelope.not_before is not None and envelope.not_before > now():  # it will be held: settle first
+                done += self._settle(waiting, now, failed, held)
             try:
-                done += self.process_envelope(envelope, now)
-                self._tell_settled(envelope)
-            except HeldBack as exc:
-                done += exc.done
-                if exc.done:
-                    self._tell_settled(envelope)  # the jobs it could settle freed their slots
-                failed.append((record, str(exc)))
-                held[record.message_id] = exc.retry_after_s
+                ran = self._run(record, envelope, now)
             except Exception as exc:
                 log.exception("message %s will be redelivered", record.message_id)
                 failed.append((record, f"{type(exc).__name__}: {exc}"))
+                continue
+            if not waiting:
+                waiting_since = ran.started_at
+            waiting.append(ran)
+            if ran.held or now() - waiting_since >= self.settle_within_s:
+                done += self._settle(waiting, now, failed, held)
+        done += self._settle(waiting, now, failed, held)
         if failed:
             self._note_failures(failed, held, now())
             self._note_dead_letters(failed, {record.message_id: envelope for record, envelope in parsed})
         return BatchResult(failed_ids=[record.message_id for record, _ in failed], jobs_done=done)
+
+    def _settle(self, waiting: list[Ran], now: Callable[[], float], failed: list[tuple[Record, str]],
+                held: dict[str, int]) -> int:
+        """Record the waiting messages' outcomes together, then tell `settled` of each message; empties `waiting`.
+        If the outcomes cannot be stored, every waiting message is failed (redelivered). Returns the jobs
+        recorded."""
+        ran, waiting[:] = list(waiting), []
+        if not ran:
+            return 0
+        try:
+            recorded = record_outcomes(self.ledger, [o for message in ran for o in message.outcomes], now())
+        except Exception as exc:
+            log.exception("messages %s will be redelivered", ", ".join(m.record.message_id for m in ran))
+            failed += [(message.record, f"{type(exc).__name__}: {exc}") for message in ran]
+            return 0
+        emf.outcomes_recorded(recorded)
+        new = {id(outcome) for outcome in recorded}
+        for message in ran:
+            if not message.held:
+                self._tell_settled(message.envelope)
+                continue
+            retry_after = max(h.retry_after_s for _, h in message.held)
+            if any(id(outcome) in new for outcome in message.outcomes):
+                self._tell_settled(message.envelope)  # the jobs it could settle freed their slots
+            failed.append((message.record, f"held back {retry_after} s: {', '.join(job_id for job_id, _ in message.held)}"
+                                           " running on another worker"))
+            held[message.record.message_id] = retry_after
+        return len(recorded)
 
     def _tell_settled(self, envelope: JobEnvelope) -> None:
         if self.settled is not None:
@@ -191,7 +232,8 @@ class JobWorker:
                          ((job.correlation_id, job.id) for job in envelope.jobs), logging.ERROR, **facts)
         emf.dead_lettered(len(last))
 
-    def process_envelope(self, envelope: JobEnvelope, now: Callable[[], float]) -> int:
+    def _run(self, record: Record, envelope: JobEnvelope, now: Callable[[], float]) -> Ran:
+        """Begin and run the message's jobs, and send their retries; their outcomes are for `_settle`."""
         runner = self.runners[envelope.origin]
         outcomes: list[JobOutcome] = []
         retry: list[tuple[int, JobSpec]] = []
@@ -242,11 +284,7 @@ class JobWorker:
                     for delay, job in retry
                 ]
             )
-        recorded = record_outcomes(self.ledger, outcomes, now())
-        emf.outcomes_recorded(recorded)
-        if held:
-            raise HeldBack(max(h.retry_after_s for _, h in held), len(recorded), [job_id for job_id, _ in held])
-        return len(recorded)
+        return Ran(record, envelope, started_at, outcomes, held)
 
     def _outcome(self, envelope: JobEnvelope, job: JobSpec, started_at: float, finished_at: float,
                  done: Done | None = None, error: str | None = None) -> JobOutcome:

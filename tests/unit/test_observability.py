@@ -1,5 +1,6 @@
 """Observability: a job's log lines carry its request's correlation id from submit to ledger, and the worker and
 admission emit CloudWatch embedded-metric-format lines, per origin, counting each job once."""
+import itertools
 import json
 
 import pytest
@@ -153,7 +154,7 @@ def message(*specs: JobSpec, receive_count=1) -> Record:
 
 
 def test_a_recorded_outcome_counts_the_attempts_before_it_as_retries_and_its_wait_from_submission(c, capsys):
-    clock = iter([T0, T0 + 0.25, T0 + 0.25])  # the message's start, the attempt's end, the record
+    clock = itertools.chain([T0], itertools.repeat(T0 + 0.25))  # the message's start, then the attempt's end on
     spec = JobSpec(id="run-1:0", number="12", attempt=3, submitted_at=T0 - 2)
     worker(c, lambda n: [2, 2, 3]).process([message(spec)], lambda: next(clock))
     [figures] = metric_lines(capsys.readouterr())

@@ -47,6 +47,65 @@ def test_a_redelivered_message_changes_nothing(c):
     assert c.runs.current().processed == 2 == len(c.ledger.outcomes)
 
 
+def counting_ledger(c, fail=False):
+    """The container's ledger, with each call's job ids kept (and every call failing, if `fail`)."""
+    calls, record = [], c.ledger.record
+
+    def counted(outcomes, now):
+        calls.append([o.job_id for o in outcomes])
+        if fail:
+            raise RuntimeError("the table is away")
+        return record(outcomes, now)
+    c.ledger.record = counted
+    return calls
+
+
+def jobs_of(run_id, first, *numbers) -> Record:
+    """A message of the run whose jobs are numbered from `first` (envelope's start at 0 in every message)."""
+    jobs = [JobSpec(id=f"{run_id}:{first + i}", number=str(n)) for i, n in enumerate(numbers)]
+    return Record(message_id=f"m-{first}", body=JobEnvelope(group=run_id, jobs=jobs).model_dump_json())
+
+
+def test_quick_messages_of_a_batch_settle_together_and_each_is_told_in_turn(c):
+    calls, told = counting_ledger(c), []
+    w = worker(c)
+    w.settled = lambda e: told.append([j.number for j in e.jobs])
+    run = c.run.run_id
+    result = w.process([jobs_of(run, 0, 12, 97), jobs_of(run, 2, 8), jobs_of(run, 3, 9, 10)], lambda: T0)
+    assert (result.failed_ids, result.jobs_done) == ([], 5)
+    assert len(calls) == 1 and len(calls[0]) == 5  # one record, so one transaction: the same run, quick messages
+    assert told == [["12", "97"], ["8"], ["9", "10"]] and c.runs.current().processed == 5
+
+
+def test_a_slow_message_settles_at_once_rather_than_wait_for_the_next(c):
+    calls, clock = counting_ledger(c), [T0]
+
+    def slow(n):
+        clock[0] += 0.2  # each job takes longer than settle_within_s
+        return [n]
+    run = c.run.run_id
+    assert worker(c, slow).process([jobs_of(run, 0, 12), jobs_of(run, 1, 8)], lambda: clock[0]).jobs_done == 2
+    assert calls == [[f"{run}:0"], [f"{run}:1"]]
+
+
+def test_a_message_and_its_duplicate_settled_together_record_each_job_once_and_both_succeed(c):
+    calls = counting_ledger(c)
+    message = envelope(c.run.run_id, 12, 97)
+    result = worker(c).process([message, message], lambda: T0)
+    assert result.failed_ids == [] and calls == [[f"{c.run.run_id}:0", f"{c.run.run_id}:1"]]
+    assert c.runs.current().processed == 2
+
+
+def test_outcomes_that_cannot_be_stored_fail_every_message_settled_with_them(c):
+    counting_ledger(c, fail=True)
+    told = []
+    w = worker(c)
+    w.settled = lambda e: told.append(e)
+    first, second = jobs_of(c.run.run_id, 0, 12), jobs_of(c.run.run_id, 1, 8)
+    result = w.process([first, second], lambda: T0)
+    assert sorted(result.failed_ids) == sorted([first.message_id, second.message_id]) and told == []
+
+
 def test_a_job_that_raises_is_retried_alone_with_a_later_attempt(c):
     def flaky(n):
         if n == 97:
