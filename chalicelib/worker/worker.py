@@ -13,9 +13,11 @@ settled until `settle_within_s` has gone by since the first of them began,
 then go in as few transactions as their groups fit, since a transaction's
 call and shared counter writes cost the same for one job or fifty. So a slow
 message settles alone, as soon as it has run; the batch's end, and a message
-to be held for its second, settle what waits at once. A job that raises is retried on its own, in a new
-message delayed by exponential backoff with full jitter; after its last
-attempt it is recorded as `failed`. A message that cannot be parsed, or whose
+to be held for its second, settle what waits at once.
+
+A job that raises is retried on its own, in a new message delayed by
+exponential backoff with full jitter; after its last attempt it is recorded
+as `failed`. A message that cannot be parsed, or whose
 outcomes cannot be stored, is reported as a batch item failure so SQS
 redelivers it, and redrives it to the DLQ after maxReceiveCount. Its reason is
 logged for the DLQ view, and its visibility is shortened to a backoff (none
@@ -190,8 +192,8 @@ class JobWorker:
             retry_after = max(h.retry_after_s for _, h in message.held)
             if any(id(outcome) in new for outcome in message.outcomes):
                 self._tell_settled(message.envelope)  # the jobs it could settle freed their slots
-            failed.append((message.record, f"held back {retry_after} s: {', '.join(job_id for job_id, _ in message.held)}"
-                                           " running on another worker"))
+            running = ", ".join(job_id for job_id, _ in message.held)
+            failed.append((message.record, f"held back {retry_after} s: {running} running on another worker"))
             held[message.record.message_id] = retry_after
         return len(recorded)
 
