@@ -33,6 +33,7 @@ class CallMeter:
         self._path = Path(folder) / f"{os.getpid()}.json"
         self._calls: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._sites = os.environ.get("PACER_AWS_CALL_SITES") == "1"
         self._path.parent.mkdir(parents=True, exist_ok=True)
         threading.Thread(target=self._flush_forever, name="aws-call-meter", daemon=True).start()
@@ -50,11 +51,14 @@ class CallMeter:
                 self._calls[f"{name}@{site}"] += 1
 
     def flush(self) -> None:
-        with self._lock:
-            snapshot = dict(self._calls)
-        temporary = self._path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(snapshot))
-        temporary.replace(self._path)  # atomic: a reader never sees half a file
+        # One flush at a time (the background thread's and a caller's): both write the same temporary file, and
+        # the second's rename found it gone. Counting goes on meanwhile, under its own lock.
+        with self._flushing:
+            with self._lock:
+                snapshot = dict(self._calls)
+            temporary = self._path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(snapshot))
+            temporary.replace(self._path)  # atomic: a reader never sees half a file
 
     def _flush_forever(self) -> None:
         while True:
