@@ -73,6 +73,14 @@ its CPU in the copy and 26% in the walks. The copy is now made node by node
 (a node holds its kind, children and parent), and each walk finds each node
 kind's step once per kind of check; the steps, their order and the tree
 they leave are moto's.
+
+11. DynamoDB's results become plain dicts without moto's per-value checks
+(`_fast_dynamo_results`). Before serializing, moto's `dynamo_to_dict` asks
+each value in turn whether it is a datetime, has a `to_json` or is a
+DynamoType. A profile of the emulator while 20 clients page through
+`GET /api/jobs` put 27% of its CPU there. Strings, numbers, booleans, nulls,
+maps and lists are now converted by their exact class; anything else
+(binary values, sets, datetimes) goes to moto's own.
 """
 from __future__ import annotations
 
@@ -575,6 +583,45 @@ def _fast_update_checks() -> None:
     validators.deepcopy = deepcopy
 
 
+def _fast_dynamo_results() -> None:
+    """DynamoDB's results turned into plain dicts without moto's per-value checks.
+
+    moto's `dynamo_to_dict` asks every value whether it is a datetime, has a `to_json` or is a DynamoType before it
+    recurses: a quarter of the emulator's time while `GET /api/jobs` pages through typed jobs with their timelines.
+    This converts the common attribute types by their exact class and hands everything else (binary values, sets,
+    datetimes, subclasses) to moto's own.
+    """
+    from moto.dynamodb import responses
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    if getattr(responses.dynamo_to_dict, "_pacer_patched", False):
+        return
+    generic = responses.dynamo_to_dict
+    scalars = (str, int, float, bool, type(None))
+
+    def convert(value):
+        kind = type(value)
+        if kind is DynamoType:
+            attribute = value.type
+            if attribute == "M":
+                return {"M": {name: convert(inner) for name, inner in value.value.items()}}
+            if attribute == "L":
+                return {"L": [convert(inner) for inner in value.value]}
+            if attribute in ("S", "N", "BOOL", "NULL") and type(value.value) in scalars:
+                return {attribute: value.value}
+            return generic(value)
+        if kind is dict:
+            return {name: convert(inner) for name, inner in value.items()}
+        if kind is list:
+            return [convert(inner) for inner in value]
+        if kind in scalars:
+            return value
+        return generic(value)
+
+    convert._pacer_patched = True
+    responses.dynamo_to_dict = convert
+
+
 def apply() -> None:
     _apply_cloudformation_ttl()
     _patch_transactions()
@@ -585,4 +632,5 @@ def apply() -> None:
     _wake_long_polls()
     _cache_expression_parses()
     _fast_update_checks()
+    _fast_dynamo_results()
     _serialise_backend()  # last, so the lock covers a transaction's snapshot and rollback too

@@ -241,3 +241,29 @@ def test_update_checks_without_per_node_overheads_answer_as_motos(monkeypatch):
     assert DepthFirstTraverser.traverse._pacer_patched
     with mock_aws():
         assert _dynamodb_scenario() == motos
+
+
+def test_results_converted_by_exact_class_answer_as_motos(monkeypatch):
+    from datetime import datetime, timezone
+
+    from moto.dynamodb import responses
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    from infra.moto_patches import _fast_dynamo_results
+
+    motos = responses.dynamo_to_dict
+    with mock_aws():
+        scenario = _dynamodb_scenario()
+    monkeypatch.setattr(responses, "dynamo_to_dict", motos)  # put back after the test
+    _fast_dynamo_results()
+    fast = responses.dynamo_to_dict
+    assert fast is not motos and fast._pacer_patched
+    values = [DynamoType({"M": {"s": {"S": "x"}, "n": {"N": "1.5"}, "b": {"BOOL": False}, "z": {"NULL": True},
+                                "l": {"L": [{"S": "y"}, {"M": {"raw": {"B": "AAE="}}}, {"BS": ["AAE="]}]},
+                                "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2"]}}}),
+              {"Items": [{"pk": DynamoType({"S": "p"})}], "Count": 1, "LastEvaluatedKey": {"pk": {"S": "p"}}},
+              [datetime(2026, 11, 28, tzinfo=timezone.utc), None, 3, 2.5, "text"]]
+    for value in values:
+        assert fast(value) == motos(value), value
+    with mock_aws():
+        assert _dynamodb_scenario() == scenario
