@@ -391,7 +391,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
         due = self._query(KeyConditionExpression="pk = :pk AND sk <= :now",
                           ExpressionAttributeValues=to_item({":pk": "TSCHED", ":now": iso_key(now) + "~"}),
                           ConsistentRead=True, limit=limit)
-        for found in due[:limit]:
+        for found in due:
             item = TypedBacklogItem.model_validate(found)
             queued = item.model_copy(update={"due": None})
             promote = self._job_update(item.id, "SET place = :queued", "#status = :pending AND place = :scheduled",
@@ -406,7 +406,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                 ])
             except StaleWrite:
                 continue  # cancelled, or promoted by another wake-up, meanwhile
-        return len(due[:limit])
+        return len(due)
 
     def due_by(self, until: float, limit: int) -> builtins.list[float]:
         found = self._query(KeyConditionExpression="pk = :pk AND sk <= :until",

@@ -139,7 +139,6 @@ class JobWorker:
         held: dict[str, int] = {}  # message id -> seconds until it may come back
         done = 0
         waiting: list[Ran] = []  # run, not yet settled (see the module on group commit)
-        waiting_since = 0.0
         parsed: list[tuple[Record, JobEnvelope]] = []
         for record in records:
             try:
@@ -158,10 +157,8 @@ class JobWorker:
                 log.exception("message %s will be redelivered", record.message_id)
                 failed.append((record, f"{type(exc).__name__}: {exc}"))
                 continue
-            if not waiting:
-                waiting_since = ran.started_at
             waiting.append(ran)
-            if ran.held or now() - waiting_since >= self.settle_within_s:
+            if ran.held or now() - waiting[0].started_at >= self.settle_within_s:
                 done += self._settle(waiting, now, failed, held)
         done += self._settle(waiting, now, failed, held)
         if failed:
