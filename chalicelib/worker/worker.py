@@ -21,8 +21,10 @@ as `failed`. A message that cannot be parsed, or whose
 outcomes cannot be stored, is reported as a batch item failure so SQS
 redelivers it, and redrives it to the DLQ after maxReceiveCount. Its reason is
 logged for the DLQ view, and its visibility is shortened to a backoff (none
-after its last receive) so a poison message reaches the DLQ in about 15 s
-rather than after five full visibility timeouts. A rate-limited message may
+after its last receive) so it reaches the DLQ in about 15 s rather than after
+five full visibility timeouts. A message that cannot be parsed gets no backoff
+at all: its body will not parse on the next receive either, so waiting only
+delays the DLQ. A rate-limited message may
 come up to a second before its jobs' second (`not_before`): the worker works
 the batch's other messages first, then holds it until that second starts.
 
@@ -162,7 +164,8 @@ class JobWorker:
                 done += self._settle(waiting, now, failed, held)
         done += self._settle(waiting, now, failed, held)
         if failed:
-            self._note_failures(failed, held, now())
+            unparseable = {record.message_id for record, _ in failed} - {record.message_id for record, _ in parsed}
+            self._note_failures(failed, held, unparseable, now())
             self._note_dead_letters(failed, {record.message_id: envelope for record, envelope in parsed})
         return BatchResult(failed_ids=[record.message_id for record, _ in failed], jobs_done=done)
 
@@ -198,21 +201,24 @@ class JobWorker:
         if self.settled is not None:
             self.settled(envelope)
 
-    def _note_failures(self, failed: list[tuple[Record, str]], held: dict[str, int], now: float) -> None:
+    def _note_failures(self, failed: list[tuple[Record, str]], held: dict[str, int], unparseable: set[str],
+                       now: float) -> None:
         # Both are best effort: without them the message still comes back, only later and unexplained.
         try:
             if self.failures is not None:
                 self.failures.record([(r.message_id, r.receive_count, reason) for r, reason in failed], now)
             self.retries.delay_redelivery(
-                [(r.receipt_handle, held.get(r.message_id) or self._backoff(r)) for r, _ in failed if r.receipt_handle]
+                [(r.receipt_handle, held.get(r.message_id) or self._backoff(r, r.message_id in unparseable))
+                 for r, _ in failed if r.receipt_handle]
             )
         except Exception:
             log.exception("could not note %d failed message(s)", len(failed))
 
-    def _backoff(self, record: Record) -> int:
-        """How long a failed message stays out of sight: backoff before its next receive, none after its last (SQS
-        moves it to the DLQ when it would be received again, so waiting out a backoff only delays that)."""
-        if self._last_receive(record):
+    def _backoff(self, record: Record, unparseable: bool) -> int:
+        """How long a failed message stays out of sight: backoff before its next receive; none after its last (SQS
+        moves it to the DLQ when it would be received again, so waiting out a backoff only delays that), nor for
+        a message that cannot be parsed (it never will be)."""
+        if unparseable or self._last_receive(record):
             return 0
         return self.policy.delay_before(record.receive_count + 1)
 

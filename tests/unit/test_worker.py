@@ -146,14 +146,26 @@ class FixedJitterPolicy(RetryPolicy):
 
 @pytest.mark.parametrize("max_delay_s, roll, delay", [(60, 1.0, 8), (60, 0.5, 4), (3, 1.0, 3)])
 def test_a_failed_message_has_its_reason_logged_and_is_held_back_with_backoff(c, max_delay_s, roll, delay):
+    counting_ledger(c, fail=True)
     failures = MemoryFailureLog()
     w = worker(c)
     w.failures = failures
     w.policy = FixedJitterPolicy(base_delay_s=1, max_delay_s=max_delay_s, roll=roll)
-    w.process([Record("poison", "not json", receipt_handle="h1", receive_count=4)], lambda: T0)
-    assert "unparseable message" in failures.reasons(["poison"])["poison"]
+    message = envelope(c.run.run_id, 12)
+    w.process([Record(message.message_id, message.body, receipt_handle="h1", receive_count=4)], lambda: T0)
+    assert "the table is away" in failures.reasons([message.message_id])[message.message_id]
     # Received 4 times, so the next is attempt 5: ceiling min(cap, 1 s * 2^(5-2) = 8 s), times the jitter roll.
     assert c.jobs_queue.delayed == {"h1": delay}
+
+
+def test_an_unparseable_message_comes_back_at_once_since_no_wait_would_make_it_parse(c):
+    failures = MemoryFailureLog()
+    w = worker(c)
+    w.failures = failures
+    w.policy = FixedJitterPolicy(base_delay_s=1, max_delay_s=60, roll=1.0)
+    w.process([Record("poison", "not json", receipt_handle="h1", receive_count=2)], lambda: T0)
+    assert "unparseable message" in failures.reasons(["poison"])["poison"]
+    assert c.jobs_queue.delayed == {"h1": 0}
 
 
 def test_injected_failures_strike_at_the_configured_rate_only():
