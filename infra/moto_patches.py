@@ -592,7 +592,7 @@ def _fast_dynamo_results() -> None:
     datetimes, subclasses) to moto's own.
     """
     from moto.dynamodb import responses
-    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
 
     if getattr(responses.dynamo_to_dict, "_pacer_patched", False):
         return
@@ -610,7 +610,7 @@ def _fast_dynamo_results() -> None:
             if attribute in ("S", "N", "BOOL", "NULL") and type(value.value) in scalars:
                 return {attribute: value.value}
             return generic(value)
-        if kind is dict:
+        if kind is dict or kind is LimitedSizeDict:  # an item's attributes are a LimitedSizeDict
             return {name: convert(inner) for name, inner in value.items()}
         if kind is list:
             return [convert(inner) for inner in value]

@@ -267,3 +267,24 @@ def test_results_converted_by_exact_class_answer_as_motos(monkeypatch):
         assert fast(value) == motos(value), value
     with mock_aws():
         assert _dynamodb_scenario() == scenario
+
+
+def test_an_items_attributes_are_converted_without_falling_back_to_motos_checks(monkeypatch):
+    from moto.dynamodb import responses
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+
+    from infra.moto_patches import _fast_dynamo_results
+
+    motos, fallbacks = responses.dynamo_to_dict, []
+
+    def counted(value):
+        fallbacks.append(value)
+        return motos(value)
+    monkeypatch.setattr(responses, "dynamo_to_dict", counted)  # what the fast path falls back to
+    _fast_dynamo_results()
+    fast = responses.dynamo_to_dict
+    # An item's attributes, as moto's Query hands them to the response: a LimitedSizeDict, not a dict.
+    attrs = LimitedSizeDict({"id": DynamoType({"S": "j-1"}), "n": DynamoType({"N": "3"}),
+                             "timeline": DynamoType({"L": [{"M": {"at": {"N": "1.5"}}}]})})
+    assert fast({"Items": [attrs]}) == motos({"Items": [attrs]})
+    assert fallbacks == []
