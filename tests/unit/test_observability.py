@@ -190,10 +190,12 @@ def test_a_failed_message_waits_out_a_backoff_before_its_next_receive_and_none_a
         def delay_before(self, attempt, rng=lambda: 1.0):
             return super().delay_before(attempt, rng)
 
-    poisoned = JobWorker(ledger=c.ledger, retries=c.jobs_queue, policy=Ceilings(max_attempts=3), runners={},
-                         worker_id="w1", max_receives=5)
+    # No runner for the message's origin: it fails on every receive (an unparseable one would get no backoff).
+    failing = JobWorker(ledger=c.ledger, retries=c.jobs_queue, policy=Ceilings(max_attempts=3), runners={},
+                        worker_id="w1", max_receives=5)
+    body = JobEnvelope(group="g", jobs=[JobSpec(id="g:0", number="12")]).model_dump_json()
     for count in (1, 2, 3, 4, 5):
-        poisoned.process([Record(f"r{count}", "not json", receipt_handle=f"h{count}", receive_count=count)], lambda: T0)
+        failing.process([Record(f"r{count}", body, receipt_handle=f"h{count}", receive_count=count)], lambda: T0)
     # After the fifth and last receive SQS moves the message to the DLQ when it is next due: no backoff (was 16 s).
     assert [c.jobs_queue.delayed[f"h{n}"] for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 0]
 
