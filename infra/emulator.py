@@ -118,24 +118,18 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PACER_EMULATOR_PORT", "5000")))
     args = parser.parse_args()
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
     from infra import moto_patches
+    from infra.emulator_http import EmulatorRequestHandler
 
     moto_patches.apply()
     # What moto's ThreadedMotoServer does, but binding in the main thread: there a port already in use ends
     # the process (werkzeug prints why and exits 1), where ThreadedMotoServer's thread died and start() waited
     # forever, serving nothing, while whoever held the port answered in its place.
-    class QuietRequestHandler(MotoRequestHandler):
-        # werkzeug logs every request: a few hundred lines a second under load, about 3% of the emulator's time,
-        # in a log nobody reads. Server errors are still logged.
-        def log_request(self, code="-", size="-"):
-            if not isinstance(code, int) or code >= 500:
-                super().log_request(code, size)
-
     server = make_server(args.host, args.port, DomainDispatcherApplication(create_backend_app), threaded=True,
-                         request_handler=QuietRequestHandler)
+                         request_handler=EmulatorRequestHandler)
     print(f"moto server on http://{args.host}:{args.port}", flush=True)
     try:
         server.serve_forever()

@@ -194,3 +194,42 @@ def test_a_long_poll_returns_a_delayed_message_when_it_becomes_visible_not_at_th
         assert late < 0.35, f"delivered {late:.2f} s after it became visible"
     finally:
         emulator.stop()
+
+
+def test_one_connection_carries_many_requests_even_sent_back_to_back(dynamodb):
+    # werkzeug closes every connection, since its clean-up would read the next request as leftover body; the
+    # emulator's handler keeps connections open (infra/emulator_http.py). Two requests sent in one write must
+    # both be answered, in order, on the same connection.
+    import http.client
+    import json
+    import socket
+    from urllib.parse import urlparse
+
+    dynamodb.put_item(TableName="t", Item={"id": {"S": "kept"}, "value": {"S": "first"}})
+    endpoint = urlparse(dynamodb.meta.endpoint_url)
+
+    def get_item(key: str, close: bool = False) -> bytes:
+        body = json.dumps({"TableName": "t", "Key": {"id": {"S": key}}}).encode()
+        headers = {"Host": endpoint.netloc, "Content-Type": "application/x-amz-json-1.0",
+                   "X-Amz-Target": "DynamoDB_20120810.GetItem", "Content-Length": str(len(body)),
+                   "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261128/us-east-1/dynamodb/aws4_request, "
+                                    "SignedHeaders=host, Signature=0"}
+        if close:
+            headers["Connection"] = "close"
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        return f"POST / HTTP/1.1\r\n{head}\r\n".encode() + body
+
+    with socket.create_connection((endpoint.hostname, endpoint.port), timeout=10) as sock:
+        sock.sendall(get_item("kept") + get_item("missing"))
+        answers = []
+        for _ in range(2):
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            answers.append((response.status, response.will_close, json.loads(response.read())))
+        assert answers == [(200, False, {"Item": {"id": {"S": "kept"}, "value": {"S": "first"}}}), (200, False, {})]
+        sock.sendall(get_item("kept", close=True))
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert (response.status, response.will_close) == (200, True)
+        response.read()
+        assert sock.recv(1) == b""  # the server closed it, as asked
