@@ -5,8 +5,7 @@ import functools
 import hmac
 import json
 import time
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 from chalice.app import Chalice, CORSConfig, DynamoDBEvent, Rate, Request, Response, SQSEvent
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -147,13 +146,15 @@ OPERATIONS = Operations()  # what each route takes and answers: GET /api/openapi
 
 def api(path: str, methods: list[str], doc: Operation | None = None, **options: Any) -> Callable[[View], View]:
     """Route `path` and turn domain errors into JSON responses: the one place that maps them. `doc` describes
-    the route in the OpenAPI document; a route without one fails tests/unit/test_openapi.py.
+    the route in the OpenAPI document; a route without one fails tests/unit/test_openapi.py. A route that
+    writes (any method but GET) drops this process's cached reads (`ReadCache`) once it has answered.
 
     (Chalice answers any other exception from a view itself, before
     middleware sees it, so the mapping wraps the view.)
     """
     if doc is not None:
         OPERATIONS.add(path, methods, doc)
+    writes = methods != ["GET"]
 
     def register(view: View) -> View:
         @functools.wraps(view)
@@ -162,6 +163,9 @@ def api(path: str, methods: list[str], doc: Operation | None = None, **options: 
                 return view(*args, **kwargs)
             except PacerError as error:
                 return _error_response(error)
+            finally:
+                if writes:  # even a refused one: a 409 is news that the run moved on
+                    container().read_cache.invalidate()
 
         return app.route(path, methods=methods, cors=CORS, **options)(translated)  # type: ignore[no-any-return]
 
@@ -193,22 +197,13 @@ def _status_body(now: float) -> dict[str, Any]:
     return runs.get_status(container().runs, now).model_dump()
 
 
-@contextmanager
-def _writing() -> Iterator[None]:
-    """Drop the cached status after a write, and after a refused one: a 409 is news that the run moved on."""
-    try:
-        yield
-    finally:
-        container().status_cache.invalidate()
-
 
 @api("/api/run", ["POST"], content_types=JSON_BODIES, doc=Operation(
     "Start a run of x jobs per y minutes", "runs", {201: RunStatus}, body=StartRun, errors=(409,),
     description="409 if a run is active.", links=RUN_LINKS))
 def start_run() -> Any:
     command = parse_body(StartRun)
-    with _writing():
-        runs.start_run(command, container().pacer, time.time())
+    runs.start_run(command, container().pacer, time.time())
     return Response(body=_status_body(time.time()), status_code=201)
 
 
@@ -217,8 +212,7 @@ def start_run() -> Any:
     description="Bites within 1-2 s. 409 if no run is active.", links=RUN_LINKS[0::2]))
 def change_rate() -> Any:
     command = parse_body(ChangeRate)
-    with _writing():
-        runs.change_rate(command, container().pacer, time.time())
+    runs.change_rate(command, container().pacer, time.time())
     return _status_body(time.time())
 
 
@@ -226,15 +220,14 @@ def change_rate() -> Any:
     "Stop enqueueing (jobs already enqueued are still processed)", "runs", {200: RunStatus}, errors=(409,),
     description="409 if no run is active."))
 def stop_run() -> Any:
-    with _writing():
-        runs.stop_run(container().pacer, time.time())
+    runs.stop_run(container().pacer, time.time())
     return _status_body(time.time())
 
 
 @api("/api/status", ["GET"], doc=Operation("The run's state, counters and achieved rates", "runs",
                                             {200: RunStatus}))
 def status() -> Any:
-    return container().status_cache.get(lambda: _status_body(time.time()))
+    return container().read_cache.get("status", lambda: _status_body(time.time()))
 
 
 @api("/api/health", ["GET"], doc=Operation("Whether the jobs queue and every table answer", "health",
@@ -355,7 +348,9 @@ def submit_job() -> Any:
     "List typed jobs: filters, sort, cursor", "jobs", {200: JobList}, query=ListQuery,
     links=(Link("get_job", {"job_id": "$response.body#/jobs/0/id"}, "the first job listed"),)))
 def list_jobs() -> Any:
-    return typed.list_jobs(container().typed_jobs, container().registry, _query_params())
+    params = _query_params()
+    return container().read_cache.get(("jobs", tuple(sorted(params.items()))),
+                                      lambda: typed.list_jobs(container().typed_jobs, container().registry, params))
 
 
 @api("/api/jobs/dispatch", ["GET"], doc=Operation("Whether typed-job admission is paused; backlog, in flight",

@@ -14,7 +14,7 @@ import secrets
 import socket
 import threading
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 from chalicelib.admission.dispatcher import Dispatcher
 from chalicelib.admission.service import Admission
@@ -27,12 +27,12 @@ from chalicelib.compute.service import compute_job_spec
 from chalicelib.compute.store import ComputeStore
 from chalicelib.datalake.store import Catalog, ObjectStore
 from chalicelib.core.queue import MessageQueue
+from chalicelib.core.read_cache import ReadCache
 from chalicelib.dlq.store import DeadLetterQueue, FailureLog
 from chalicelib.fleet.service import Heartbeat
 from chalicelib.fleet.store import FleetStore
 from chalicelib.resources import JOBS_QUEUE
 from chalicelib.runs.pacing import Pacer
-from chalicelib.runs.status_cache import StatusCache
 from chalicelib.runs.store import RunStore
 from chalicelib.settings import Settings
 from chalicelib.typed.attempts import TypedJobAttempts
@@ -256,8 +256,9 @@ class Container:
         return DynamoCatalog(self.dynamodb, self.settings.state_table)
 
     @cached_property
-    def status_cache(self) -> StatusCache[dict[str, Any]]:
-        return StatusCache(self.settings.status_cache_s)
+    def read_cache(self) -> ReadCache[Hashable, dict[str, Any]]:
+        """The answers many pollers share: the run's status, pages of typed jobs (app.py)."""
+        return ReadCache(self.settings.read_cache_s)
 
     def health(self) -> dict[str, dict[str, Any]]:
         """Check that the jobs queue and every table answer. Used by GET /api/health."""

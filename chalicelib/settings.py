@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     # The datalake's export: a page ends at the first object boundary past this many records (docs: README).
     datalake_page_records: int = Field(default=5000, ge=1)
 
-    status_cache_s: float = 0.5  # many pollers share one read per this interval
+    # Many pollers share one read per this interval and API process: GET /api/status, and a page of GET /api/jobs
+    # (whose index is eventually consistent on AWS anyway). A write through the same process drops them. 0: none.
+    read_cache_s: float = Field(default=0.5, ge=0.0)
     # Bigger than the largest valid body with room: a compute batch of 100 numbers of compute_max_digits (200)
     # is about 20 KB of JSON. Over it, 413.
     max_body_bytes: int = 32 * 1024

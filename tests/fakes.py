@@ -22,7 +22,7 @@ def memory_ledger(runs=None, compute=None, typed_jobs=None) -> MemoryResultLedge
 
 class MemoryContainer(Container):
     def __init__(self, **settings):
-        super().__init__(Settings(**{"status_cache_s": 0, "admin_token": "secret", "executor_latency_s": 0,
+        super().__init__(Settings(**{"read_cache_s": 0, "admin_token": "secret", "executor_latency_s": 0,
                                   "admission_ask_every_s": 0, **settings}))
         self.runs = MemoryRunStore()
         self.compute = MemoryComputeStore()

@@ -1,5 +1,6 @@
 """The HTTP adapter: status codes, error bodies, and that rejected requests store nothing."""
 import json
+import time
 
 import pytest
 from chalice.test import Client
@@ -122,8 +123,26 @@ def test_stop_halts_the_run_and_a_second_stop_gets_409(client):
     assert call(client, "post", "/api/stop")[0] == 409
 
 
+def test_a_page_of_jobs_is_shared_by_pollers_until_a_write_through_the_api_drops_it():
+    cached = MemoryContainer(read_cache_s=3600)
+    reset_container(cached)
+    email = {"type": "email", "payload": {"to": "ann@example.com", "subject": "Hi", "body": "Hello"}}
+    try:
+        with Client(app) as client:
+            first = call(client, "post", "/api/jobs", email)[1]
+            assert [j["id"] for j in call(client, "get", "/api/jobs?status=pending")[1]["jobs"]] == [first["id"]]
+            # Changed behind the API's back (as a worker would): the page within its interval is the cached one.
+            cached.typed_jobs.cancel(cached.typed_jobs.get(first["id"]), time.time())
+            assert [j["status"] for j in call(client, "get", "/api/jobs?status=pending")[1]["jobs"]] == ["pending"]
+            assert call(client, "get", "/api/jobs?status=cancelled")[1]["jobs"][0]["id"] == first["id"]  # own key
+            second = call(client, "post", "/api/jobs", email)[1]  # a write through the API: every page is read again
+            assert [j["id"] for j in call(client, "get", "/api/jobs?status=pending")[1]["jobs"]] == [second["id"]]
+    finally:
+        reset_container()
+
+
 def test_a_refused_stop_drops_the_cached_status_so_the_next_read_is_fresh(c):
-    cached = MemoryContainer(status_cache_s=3600)
+    cached = MemoryContainer(read_cache_s=3600)
     reset_container(cached)
     try:
         with Client(app) as client:
