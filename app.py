@@ -197,7 +197,6 @@ def _status_body(now: float) -> dict[str, Any]:
     return runs.get_status(container().runs, now).model_dump()
 
 
-
 @api("/api/run", ["POST"], content_types=JSON_BODIES, doc=Operation(
     "Start a run of x jobs per y minutes", "runs", {201: RunStatus}, body=StartRun, errors=(409,),
     description="409 if a run is active.", links=RUN_LINKS))
