@@ -40,7 +40,9 @@ class EmulatorRequestHandler(MotoRequestHandler):
 
     def run_wsgi(self) -> None:
         length = self.headers.get("Content-Length", "")
-        self.keep_alive = (length.isdigit() and not self.close_connection and self.protocol_version >= "HTTP/1.1"
+        # http.server leaves `close_connection` False only when this server speaks HTTP/1.1 and the client asked
+        # to keep the connection (HTTP/1.1 without `Connection: close`, or `Connection: keep-alive`).
+        self.keep_alive = (length.isdigit() and not self.close_connection
                            and "Transfer-Encoding" not in self.headers and "Expect" not in self.headers)
         if not self.keep_alive:
             super().run_wsgi()

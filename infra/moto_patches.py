@@ -79,8 +79,9 @@ they leave are moto's.
 each value in turn whether it is a datetime, has a `to_json` or is a
 DynamoType. A profile of the emulator while 20 clients page through
 `GET /api/jobs` put 27% of its CPU there. Strings, numbers, booleans, nulls,
-maps and lists are now converted by their exact class; anything else
-(binary values, sets, datetimes) goes to moto's own.
+maps and lists (and an item's attributes, a `LimitedSizeDict`) are now
+converted by their exact class; anything else (binary values, sets,
+datetimes) goes to moto's own.
 """
 from __future__ import annotations
 

@@ -164,9 +164,9 @@ class JobWorker:
                 done += self._settle(waiting, now, failed, held)
         done += self._settle(waiting, now, failed, held)
         if failed:
-            unparseable = {record.message_id for record, _ in failed} - {record.message_id for record, _ in parsed}
-            self._note_failures(failed, held, unparseable, now())
-            self._note_dead_letters(failed, {record.message_id: envelope for record, envelope in parsed})
+            envelopes = {record.message_id: envelope for record, envelope in parsed}  # absent: unparseable
+            self._note_failures(failed, held, envelopes, now())
+            self._note_dead_letters(failed, envelopes)
         return BatchResult(failed_ids=[record.message_id for record, _ in failed], jobs_done=done)
 
     def _settle(self, waiting: list[Ran], now: Callable[[], float], failed: list[tuple[Record, str]],
@@ -201,14 +201,14 @@ class JobWorker:
         if self.settled is not None:
             self.settled(envelope)
 
-    def _note_failures(self, failed: list[tuple[Record, str]], held: dict[str, int], unparseable: set[str],
-                       now: float) -> None:
+    def _note_failures(self, failed: list[tuple[Record, str]], held: dict[str, int],
+                       envelopes: dict[str, JobEnvelope], now: float) -> None:
         # Both are best effort: without them the message still comes back, only later and unexplained.
         try:
             if self.failures is not None:
                 self.failures.record([(r.message_id, r.receive_count, reason) for r, reason in failed], now)
             self.retries.delay_redelivery(
-                [(r.receipt_handle, held.get(r.message_id) or self._backoff(r, r.message_id in unparseable))
+                [(r.receipt_handle, held.get(r.message_id) or self._backoff(r, r.message_id not in envelopes))
                  for r, _ in failed if r.receipt_handle]
             )
         except Exception:
