@@ -53,13 +53,15 @@ class BotJobSettlement(Settlement):
 
     items_per_outcome = TypedJobSettlement.items_per_outcome + 2
     shared_items = TypedJobSettlement.shared_items
+    common_items = TypedJobSettlement.common_items
 
     def __init__(self, state_table: str, typed_jobs_table: str) -> None:
         self._state = state_table
         self._typed = TypedJobSettlement(state_table, typed_jobs_table, callers=BOT_CALLERS)
 
-    def writes(self, group: str, outcomes: Sequence[JobOutcome], now: float) -> SettlementWrites:
-        typed = self._typed.writes(group, outcomes, now)
+    def writes(self, groups: Mapping[str, Sequence[JobOutcome]], now: float) -> SettlementWrites:
+        typed = self._typed.writes(groups, now)
+        outcomes = [outcome for group_outcomes in groups.values() for outcome in group_outcomes]
         per_outcome = []
         for outcome, writes in zip(outcomes, typed.per_outcome, strict=True):
             done = outcome.outcome == "done"

@@ -10,11 +10,11 @@
 """
 from __future__ import annotations
 
-from typing import AbstractSet, Any, Sequence
+from typing import AbstractSet, Any, Iterator, Mapping, Sequence
 
 from chalicelib.admission.dynamo import DispatchCoordination
 from chalicelib.aws.codec import from_item, to_item
-from chalicelib.aws.retry import MAX_ATTEMPTS, backoff, batch_put
+from chalicelib.aws.retry import MAX_ATTEMPTS, MAX_TRANSACT_ITEMS, backoff, batch_put
 from chalicelib.callers.dynamo import latest_settled, settled_put
 from chalicelib.callers.models import Settled
 from chalicelib.compute.models import ComputeBacklogItem, ComputeRequest, NumberRecord
@@ -40,7 +40,7 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
 
     CALLERS_PK = "CALLERS"
     DISPATCH_PK = "CDISPATCH"
-    CLAIMS_PER_TRANSACTION = 32  # 3 items each and one counter per caller: within DynamoDB's 100
+    ITEMS_PER_CLAIM = 3  # the claim, the request and the backlog item; and each caller's counter once
 
     def submit(self, request: ComputeRequest, now: float) -> ComputeRequest:
         return self.submit_many([request], now)[0]
@@ -53,11 +53,23 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
                 stored[request.id] = request.model_copy(update={"owner": False})
             else:
                 claiming.append(request.model_copy(update={"owner": True}))
-        for offset in range(0, len(claiming), self.CLAIMS_PER_TRANSACTION):
-            for request in self._claim(claiming[offset : offset + self.CLAIMS_PER_TRANSACTION]):
+        for owners in self._claim_groups(claiming):
+            for request in self._claim(owners):
                 stored[request.id] = request
         batch_put(self._db, self._table, [self._request_item(r) for r in stored.values() if not r.owner])
         return [stored[r.id] for r in requests]
+
+    def _claim_groups(self, claiming: list[ComputeRequest]) -> Iterator[list[ComputeRequest]]:
+        """The claims in transactions of up to DynamoDB's 100 items, each caller's counter once in each."""
+        group: list[ComputeRequest] = []
+        for request in claiming:
+            callers = {r.caller for r in group} | {request.caller}
+            if group and self.ITEMS_PER_CLAIM * (len(group) + 1) + len(callers) > MAX_TRANSACT_ITEMS:
+                yield group
+                group = []
+            group.append(request)
+        if group:
+            yield group
 
     def _claim(self, owners: list[ComputeRequest]) -> list[ComputeRequest]:
         """Claim each request's number in one transaction. A number someone else claimed first makes that
@@ -69,8 +81,9 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
                 self._db.transact_write_items(TransactItems=self._claim_items(owners))
                 return owners + followers
             except StaleWrite as exc:
-                lost = {i // 3 for i, code in enumerate(exc.reasons) if code == "ConditionalCheckFailed" and i % 3 == 0
-                        and i < 3 * len(owners)}
+                per = self.ITEMS_PER_CLAIM
+                lost = {i // per for i, code in enumerate(exc.reasons)
+                        if code == "ConditionalCheckFailed" and i % per == 0 and i < per * len(owners)}
                 if not lost:
                     raise
                 followers += [owners[i].model_copy(update={"owner": False}) for i in sorted(lost)]
@@ -84,7 +97,7 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
 
     def _claim_items(self, owners: list[ComputeRequest]) -> list[dict[str, Any]]:
         items = []
-        for request in owners:  # three items per request, the claim first (see _claim)
+        for request in owners:  # ITEMS_PER_CLAIM items per request, the claim first (see _claim)
             items += [
                 {"Put": {
                     "TableName": self._table,
@@ -152,40 +165,46 @@ def _key_dict(key: dict[str, Any]) -> dict[str, Any]:
 
 
 class ComputeSettlement(Settlement):
-    """The writes new compute outcomes make beside their result items: each number's record, and once for the
+    """The writes new compute outcomes make beside their result items: each number's record, and once for each
     group (a transaction may touch an item once) the caller's counters and the settled sample. They ride in the
     ledger's transaction, so they happen exactly when the results are new."""
 
     items_per_outcome = 1
     shared_items = 2
+    common_items = 0
 
     def __init__(self, state_table: str):
         self._state = state_table
 
-    def writes(self, group: str, outcomes: Sequence[JobOutcome], now: float) -> SettlementWrites:
-        per_outcome: list[list[Write]] = []
-        for outcome in outcomes:
-            names = {"#status": "status"}
-            sets = ["#status = :status", "factors = :factors", "finished_at = :at"]
-            values: dict[str, Any] = {":status": outcome.outcome, ":factors": outcome.factors,
-                                      ":at": outcome.finished_at, ":one": 1}
-            if outcome.error:
-                names["#error"], values[":error"] = "error", outcome.error
-                sets.append("#error = :error")
-            if outcome.admitted_at is not None:  # its message's (messages sent before it was carried have none)
-                values[":admitted_at"] = outcome.admitted_at
-                sets.append("admitted_at = :admitted_at")
-            per_outcome.append([{"Update": {
-                "TableName": self._state, "Key": _number_key(outcome.number or ""),
-                "UpdateExpression": "SET " + ", ".join(sets) + " ADD computations :one",
-                "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
-            }}])
-        done = sum(1 for o in outcomes if o.outcome == "done")
-        counters: Write = {"Update": {
-            "TableName": self._state, "Key": _caller_key(group),
-            "UpdateExpression": "ADD in_flight :minus, done :done, failed :failed",
-            "ExpressionAttributeValues": to_item({":minus": -len(outcomes), ":done": done,
-                                                  ":failed": len(outcomes) - done}),
+    def writes(self, groups: Mapping[str, Sequence[JobOutcome]], now: float) -> SettlementWrites:
+        settled = SettlementWrites(per_outcome=[])
+        for group, outcomes in groups.items():
+            settled.per_outcome += [[self._number_update(outcome)] for outcome in outcomes]
+            done = sum(1 for o in outcomes if o.outcome == "done")
+            settled.shared += [
+                {"Update": {
+                    "TableName": self._state, "Key": _caller_key(group),
+                    "UpdateExpression": "ADD in_flight :minus, done :done, failed :failed",
+                    "ExpressionAttributeValues": to_item({":minus": -len(outcomes), ":done": done,
+                                                          ":failed": len(outcomes) - done}),
+                }},
+                settled_put(self._state, f"CWAIT#{group}", outcomes),
+            ]
+        return settled
+
+    def _number_update(self, outcome: JobOutcome) -> Write:
+        names = {"#status": "status"}
+        sets = ["#status = :status", "factors = :factors", "finished_at = :at"]
+        values: dict[str, Any] = {":status": outcome.outcome, ":factors": outcome.factors,
+                                  ":at": outcome.finished_at, ":one": 1}
+        if outcome.error:
+            names["#error"], values[":error"] = "error", outcome.error
+            sets.append("#error = :error")
+        if outcome.admitted_at is not None:  # its message's (messages sent before it was carried have none)
+            values[":admitted_at"] = outcome.admitted_at
+            sets.append("admitted_at = :admitted_at")
+        return {"Update": {
+            "TableName": self._state, "Key": _number_key(outcome.number or ""),
+            "UpdateExpression": "SET " + ", ".join(sets) + " ADD computations :one",
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
         }}
-        return SettlementWrites(per_outcome=per_outcome,
-                                shared=[counters, settled_put(self._state, f"CWAIT#{group}", outcomes)])

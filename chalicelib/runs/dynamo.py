@@ -7,7 +7,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_attr, to_item
@@ -188,20 +188,26 @@ class RunSettlement(Settlement):
 
     items_per_outcome = 0
     shared_items = 2
+    common_items = 0
 
     def __init__(self, state_table: str):
         self._state = state_table
 
-    def writes(self, group: str, outcomes: Sequence[JobOutcome], now: float) -> SettlementWrites:
-        done = sum(1 for o in outcomes if o.outcome == "done")
-        failed = len(outcomes) - done
-        counters: Write = {"Update": {
-            "TableName": self._state,
-            "Key": run_key(group),
-            "UpdateExpression": "SET updated_at = :now ADD #processed :done, #failed :failed, #settled :settled",
-            "ExpressionAttributeNames": {"#processed": "processed", "#failed": "failed", "#settled": "settled"},
-            "ExpressionAttributeValues": to_item({":now": now, ":done": done, ":failed": failed,
-                                                  ":settled": len(outcomes)}),
-        }}
-        bucket: Write = {"Update": bucket_update(self._state, group, now, processed=done, failed=failed)}
-        return SettlementWrites(per_outcome=[[] for _ in outcomes], shared=[counters, bucket])
+    def writes(self, groups: Mapping[str, Sequence[JobOutcome]], now: float) -> SettlementWrites:
+        settled = SettlementWrites(per_outcome=[])
+        for run_id, outcomes in groups.items():
+            done = sum(1 for o in outcomes if o.outcome == "done")
+            failed = len(outcomes) - done
+            settled.per_outcome += [[] for _ in outcomes]
+            settled.shared += [
+                {"Update": {
+                    "TableName": self._state,
+                    "Key": run_key(run_id),
+                    "UpdateExpression": "SET updated_at = :now ADD #processed :done, #failed :failed, #settled :settled",
+                    "ExpressionAttributeNames": {"#processed": "processed", "#failed": "failed", "#settled": "settled"},
+                    "ExpressionAttributeValues": to_item({":now": now, ":done": done, ":failed": failed,
+                                                          ":settled": len(outcomes)}),
+                }},
+                {"Update": bucket_update(self._state, run_id, now, processed=done, failed=failed)},
+            ]
+        return settled

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import builtins
 import random
-from typing import AbstractSet, Any, Sequence
+from typing import AbstractSet, Any, Mapping, Sequence
 
 from chalicelib.admission.dynamo import DispatchCoordination
 from chalicelib.admission.models import held_types
@@ -99,49 +99,56 @@ def caller_update(state_table: str, caller: str, backlog: int = 0, in_flight: in
 
 class TypedJobSettlement(Settlement):
     """The writes new typed-job outcomes make beside their result items: each job to completed or failed (with
-    its timeline entry); once for the group, the caller's counts, the status counters, the minute's throughput
-    and the settled sample. They ride in the ledger's transaction, so they happen exactly when the results are
-    new."""
+    its timeline entry); once for each group, the caller's counts and the settled sample; once for the
+    transaction, the status counters and the minute's throughput. They ride in the ledger's transaction, so
+    they happen exactly when the results are new."""
 
     items_per_outcome = 1
-    shared_items = 4
+    shared_items = 2  # the caller's counts and the settled sample
+    common_items = 2  # the status counters and the minute's throughput
 
     def __init__(self, state_table: str, typed_jobs_table: str, callers: str = "TCALLERS") -> None:
         self._state = state_table
         self._typed_jobs = typed_jobs_table
         self._callers = callers  # whose in-flight count the outcomes free: admission's, or the bots' (BCALLERS)
 
-    def writes(self, group: str, outcomes: Sequence[JobOutcome], now: float) -> SettlementWrites:
-        per_outcome: list[list[Write]] = []
-        for outcome in outcomes:
-            final: TypedJobStatus = "completed" if outcome.outcome == "done" else "failed"
-            values: dict[str, Any]  # the result (a dict) or the error (a str)
-            if final == "completed":
-                change, values = "#result = :result REMOVE #error", {":result": outcome.result or {}}
-            else:
-                change, values = "#error = :error REMOVE #result", {":error": outcome.error or "failed"}
-            per_outcome.append([{"Update": {
-                "TableName": self._typed_jobs, "Key": to_item({"id": outcome.job_id}),
-                "UpdateExpression": "SET #status = :final, place = :none, finished_at = :at, "
-                                    "timeline = list_append(timeline, :entry), " + change,
-                # Only the attempt that is running settles: not a stale copy from before a takeover or a retry.
-                "ConditionExpression": "#status = :running AND attempts = :attempt",
-                "ExpressionAttributeNames": {"#status": "status", "#result": "result", "#error": "error"},
-                "ExpressionAttributeValues": {
-                    **to_item({":final": final, ":none": "none", ":at": outcome.finished_at, ":running": "running",
-                               ":attempt": outcome.attempt, **values}),
-                    ":entry": timeline_entry(final, outcome.finished_at, outcome.worker, outcome.attempt,
-                                     None if final == "completed" else (outcome.error or "")[:500]),
-                },
-            }}])
+    def writes(self, groups: Mapping[str, Sequence[JobOutcome]], now: float) -> SettlementWrites:
+        settled = SettlementWrites(per_outcome=[])
+        for group, outcomes in groups.items():
+            settled.per_outcome += [[self._job_update(outcome)] for outcome in outcomes]
+            completed = sum(1 for o in outcomes if o.outcome == "done")
+            settled.shared += [caller_update(self._state, group, in_flight=-len(outcomes), done=completed,
+                                             failed=len(outcomes) - completed, partition=self._callers),
+                               settled_put(self._state, f"TWAIT#{group}", outcomes)]
+        outcomes = [outcome for group_outcomes in groups.values() for outcome in group_outcomes]
         completed = sum(1 for o in outcomes if o.outcome == "done")
         failed = len(outcomes) - completed
-        shared = [caller_update(self._state, group, in_flight=-len(outcomes), done=completed, failed=failed,
-                                partition=self._callers),
-                  stats_update(self._state, {"running": -len(outcomes), "completed": completed, "failed": failed}),
-                  minute_update(self._state, now, completed, failed),
-                  settled_put(self._state, f"TWAIT#{group}", outcomes)]
-        return SettlementWrites(per_outcome=per_outcome, shared=[write for write in shared if write is not None])
+        common = [stats_update(self._state, {"running": -len(outcomes), "completed": completed, "failed": failed}),
+                  minute_update(self._state, now, completed, failed)]
+        settled.shared += [write for write in common if write is not None]
+        return settled
+
+    def _job_update(self, outcome: JobOutcome) -> Write:
+        final: TypedJobStatus = "completed" if outcome.outcome == "done" else "failed"
+        values: dict[str, Any]  # the result (a dict) or the error (a str)
+        if final == "completed":
+            change, values = "#result = :result REMOVE #error", {":result": outcome.result or {}}
+        else:
+            change, values = "#error = :error REMOVE #result", {":error": outcome.error or "failed"}
+        return {"Update": {
+            "TableName": self._typed_jobs, "Key": to_item({"id": outcome.job_id}),
+            "UpdateExpression": "SET #status = :final, place = :none, finished_at = :at, "
+                                "timeline = list_append(timeline, :entry), " + change,
+            # Only the attempt that is running settles: not a stale copy from before a takeover or a retry.
+            "ConditionExpression": "#status = :running AND attempts = :attempt",
+            "ExpressionAttributeNames": {"#status": "status", "#result": "result", "#error": "error"},
+            "ExpressionAttributeValues": {
+                **to_item({":final": final, ":none": "none", ":at": outcome.finished_at, ":running": "running",
+                           ":attempt": outcome.attempt, **values}),
+                ":entry": timeline_entry(final, outcome.finished_at, outcome.worker, outcome.attempt,
+                                         None if final == "completed" else (outcome.error or "")[:500]),
+            },
+        }}
 
 
 def backlog_put(state_table: str, item: TypedBacklogItem) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The result ledger in DynamoDB: one result item per job id, written once, with its origin's settlement."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import to_item
@@ -10,7 +10,6 @@ from chalicelib.core.errors import Contended, DependencyUnavailable, StaleWrite
 from chalicelib.core.jobs import JobOutcome, Origin
 from chalicelib.worker.ledger import ResultLedger
 from chalicelib.worker.settlement import Settlement, Write
-
 
 
 class DynamoResultLedger(ResultLedger):
@@ -22,25 +21,22 @@ class DynamoResultLedger(ResultLedger):
         self._settlements = settlements
 
     def record(self, outcomes: Sequence[JobOutcome], now: float) -> list[JobOutcome]:
-        by_group: dict[tuple[Origin, str], list[JobOutcome]] = {}
+        by_origin: dict[Origin, list[JobOutcome]] = {}
         for outcome in outcomes:
-            by_group.setdefault((outcome.origin, outcome.group), []).append(outcome)
+            by_origin.setdefault(outcome.origin, []).append(outcome)
         recorded: set[int] = set()
-        for (origin, group), group_outcomes in by_group.items():
+        for origin, origin_outcomes in by_origin.items():
             settlement = self._settlements[origin]
-            chunk = (MAX_TRANSACT_ITEMS - settlement.shared_items) // (1 + settlement.items_per_outcome)
-            for offset in range(0, len(group_outcomes), chunk):
-                recorded.update(map(id, self._record_chunk(settlement, group, group_outcomes[offset : offset + chunk],
-                                                           now)))
+            for chunk in _chunks(settlement, origin_outcomes):
+                recorded.update(map(id, self._record_chunk(settlement, chunk, now)))
         return [outcome for outcome in outcomes if id(outcome) in recorded]
 
-    def _record_chunk(self, settlement: Settlement, group: str, outcomes: list[JobOutcome],
-                      now: float) -> list[JobOutcome]:
+    def _record_chunk(self, settlement: Settlement, outcomes: list[JobOutcome], now: float) -> list[JobOutcome]:
         pending = list(outcomes)
         for attempt in range(MAX_ATTEMPTS):
             if not pending:
                 return []
-            items, owners = self._transaction(settlement, group, pending, now)
+            items, owners = self._transaction(settlement, pending, now)
             try:
                 self._db.transact_write_items(TransactItems=items)
                 return pending
@@ -49,16 +45,21 @@ class DynamoResultLedger(ResultLedger):
                 # no longer the running one): drop it, keep the rest.
                 lost = {owners[i] for i, code in enumerate(exc.reasons) if code == "ConditionalCheckFailed"}
                 if None in lost:
-                    raise DependencyUnavailable(f"a settlement write of {group} failed its condition") from exc
+                    raise DependencyUnavailable(f"a settlement write of {_groups(pending)} failed its condition"
+                                                ) from exc
                 pending = [o for i, o in enumerate(pending) if i not in lost]
             except Contended:
                 backoff(attempt)  # a conflict with a concurrent writer of the same counters
-        raise DependencyUnavailable(f"could not record {len(pending)} outcomes for {group}")
+        raise DependencyUnavailable(f"could not record {len(pending)} outcomes for {_groups(pending)}")
 
-    def _transaction(self, settlement: Settlement, group: str, outcomes: list[JobOutcome],
+    def _transaction(self, settlement: Settlement, outcomes: list[JobOutcome],
                      now: float) -> tuple[list[Write], list[int | None]]:
-        """The transaction's items, and for each item the outcome it belongs to (None: the group's)."""
-        settled = settlement.writes(group, outcomes, now)
+        """The transaction's items, and for each item the outcome it belongs to (None: shared by its groups).
+        `outcomes` come grouped (see _chunks), so the settlement's order, by group, is theirs."""
+        groups: dict[str, list[JobOutcome]] = {}
+        for outcome in outcomes:
+            groups.setdefault(outcome.group, []).append(outcome)
+        settled = settlement.writes(groups, now)
         items: list[Write] = []
         owners: list[int | None] = []
         for index, (outcome, writes) in enumerate(zip(outcomes, settled.per_outcome, strict=True)):
@@ -73,3 +74,26 @@ class DynamoResultLedger(ResultLedger):
         items += settled.shared
         owners += [None] * len(settled.shared)
         return items, owners
+
+
+def _chunks(settlement: Settlement, outcomes: Sequence[JobOutcome]) -> Iterator[list[JobOutcome]]:
+    """One origin's outcomes, grouped, in transactions of up to 100 items: as many groups in each as fit."""
+    by_group: dict[str, list[JobOutcome]] = {}
+    for outcome in outcomes:
+        by_group.setdefault(outcome.group, []).append(outcome)
+    chunk: list[JobOutcome] = []
+    items = settlement.common_items
+    for group_outcomes in by_group.values():
+        items += settlement.shared_items
+        for outcome in group_outcomes:
+            if chunk and items + 1 + settlement.items_per_outcome > MAX_TRANSACT_ITEMS:
+                yield chunk
+                chunk, items = [], settlement.common_items + settlement.shared_items
+            chunk.append(outcome)
+            items += 1 + settlement.items_per_outcome
+    if chunk:
+        yield chunk
+
+
+def _groups(outcomes: Sequence[JobOutcome]) -> str:
+    return ", ".join(dict.fromkeys(outcome.group for outcome in outcomes))

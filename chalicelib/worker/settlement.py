@@ -9,7 +9,7 @@ outcome to drop, whatever order an origin lists its writes in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from chalicelib.core.jobs import JobOutcome
 
@@ -19,11 +19,17 @@ Write = dict[str, Any]  # one TransactWriteItems entry: {"Put": …}, {"Update":
 @dataclass
 class SettlementWrites:
     per_outcome: list[list[Write]]  # in the outcomes' order; a failed condition here drops that outcome
-    shared: list[Write] = field(default_factory=list)  # once for the group (a transaction touches an item once)
+    shared: list[Write] = field(default_factory=list)  # once per group or per transaction (it touches an item once)
 
 
 class Settlement(Protocol):
-    items_per_outcome: int  # at most, besides the result item
-    shared_items: int  # at most
+    """One transaction settles the outcomes of several groups (callers, runs) of one origin: a worker's batch holds
+    messages of many callers, and a transaction per caller would cost as many calls."""
 
-    def writes(self, group: str, outcomes: Sequence[JobOutcome], now: float) -> SettlementWrites: ...
+    items_per_outcome: int  # at most, besides the result item
+    shared_items: int  # at most, per group
+    common_items: int  # at most, once per transaction whatever its groups (counters all groups add to)
+
+    def writes(self, groups: Mapping[str, Sequence[JobOutcome]], now: float) -> SettlementWrites:
+        """The writes of each group's outcomes; `per_outcome` in the order of the groups, then of their outcomes."""
+        ...

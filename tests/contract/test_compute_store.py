@@ -205,6 +205,52 @@ def test_several_outcomes_of_one_caller_settle_in_one_record_call(stores):
     assert len(store.settled("alice", 10)) == 3
 
 
+def test_outcomes_of_several_callers_settle_in_one_record_call_and_each_moves_its_own_counters(stores):
+    store, ledger = stores
+    callers = ("alice", "bob", "carol")
+    store.submit_many([req(i, str(300 + i), caller=callers[i % 3]) for i in range(9)], T0)
+    items = {caller: store.backlog(caller, 3) for caller in callers}
+    for caller, caller_items in items.items():
+        store.admit(caller, caller_items, "body", T0 + 1)
+    ledger.record([outcome(items["bob"][0], caller="bob")], T0 + 2)
+    # Interleaved as a worker's batch of messages settles them, bob's first one again (a redelivery).
+    outcomes = [outcome(item, caller=caller) for turn in range(3) for caller in callers
+                for item in items[caller][turn : turn + 1]]
+    assert len(ledger.record(outcomes, T0 + 3)) == 8
+    assert {c.caller: (c.in_flight, c.done) for c in store.callers()} == {c: (0, 3) for c in callers}
+    assert [len(store.settled(caller, 10)) for caller in callers] == [3, 3, 3]
+
+
+def test_a_batch_of_several_callers_messages_settles_in_as_few_transactions_as_hold_it(moto_aws):
+    client = boto3.client("dynamodb")
+    transactions = []
+    client.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems",
+                                lambda params, **_: transactions.append(len(params["TransactItems"])))
+    store = DynamoComputeStore(client, STATE_TABLE.name)
+    ledger = dynamo_ledger(client, RESULTS_TABLE.name, STATE_TABLE.name, TYPED_JOBS_TABLE.name)
+    callers = ("a", "b", "c", "d", "e")
+    store.submit_many([req(i, str(1000 + i), caller=callers[i % 5]) for i in range(50)], T0)
+    items = {caller: store.backlog(caller, 10) for caller in callers}
+    for caller, caller_items in items.items():
+        store.admit(caller, caller_items, "body", T0 + 1)
+    transactions.clear()
+    # Four callers' ten jobs each: 40 result items, 40 number records and 4 x 2 counters and samples: one.
+    assert len(ledger.record([outcome(item, caller=c) for c in callers[:4] for item in items[c]], T0 + 2)) == 40
+    assert transactions == [88]
+    # Five callers' would be 110 items: two transactions within DynamoDB's 100, the fifth caller's ten jobs split
+    # five and five, with its counters in each.
+    transactions.clear()
+    store.submit_many([req(100 + i, str(2000 + i), caller=callers[i % 5]) for i in range(50)], T0 + 3)
+    items = {caller: store.backlog(caller, 10) for caller in callers}
+    for caller, caller_items in items.items():
+        store.admit(caller, caller_items, "body", T0 + 4)
+    transactions.clear()
+    assert len(ledger.record([outcome(item, caller=c) for c in callers for item in items[c]], T0 + 5)) == 50
+    assert transactions == [100, 12]
+    # e's first ten jobs were never settled.
+    assert {c.caller: (c.in_flight, c.done) for c in store.callers()} == {c: (0, 20) for c in "abcd"} | {"e": (10, 10)}
+
+
 def test_the_settled_sample_is_the_callers_latest_jobs_newest_first(stores):
     store, ledger = stores
     store.submit_many([req(i, str(100 + i)) for i in range(5)], T0)

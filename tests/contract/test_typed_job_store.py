@@ -220,6 +220,26 @@ def test_stats_count_each_status_and_type_and_the_minutes_outcomes(stores):
     assert stats.minutes == {minute: (1, 1)}
 
 
+def test_outcomes_of_several_callers_settle_together_and_each_moves_its_own_counts(stores):
+    store, ledger = stores
+    jobs = create(store, new_job(1), new_job(2), new_job(3, caller="bob"), new_job(4, caller="carol", type="report"))
+    for caller in ("alice", "bob", "carol"):
+        admit_all(store, caller, T0 + 5)
+    for job in jobs:
+        store.start(job.id, 1, "w", T0 + 6)
+    ledger.record([outcome(jobs[0].id)], T0 + 110)
+    # One call with each caller's outcomes, alice's first one again (a redelivery): it alone is dropped.
+    recorded = ledger.record([outcome(jobs[0].id), outcome(jobs[3].id, caller="carol", outcome="failed", error="x"),
+                              outcome(jobs[1].id), outcome(jobs[2].id, caller="bob")], T0 + 120)
+    assert sorted(o.job_id for o in recorded) == sorted(job.id for job in jobs[1:])
+    counts = {c.caller: (c.in_flight, c.done, c.failed) for c in store.callers()}
+    assert counts == {"alice": (0, 2, 0), "bob": (0, 1, 0), "carol": (0, 0, 1)}
+    minute = int(T0 + 120) // 60 * 60
+    stats = store.stats(minute - 3600, minute)
+    assert {k: v for k, v in stats.by_status.items() if v} == {"completed": 3, "failed": 1}
+    assert stats.minutes == {minute - 60: (1, 0), minute: (2, 1)}
+
+
 def walk(store, params):
     seen, token = [], None
     while True:
