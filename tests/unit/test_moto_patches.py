@@ -288,3 +288,34 @@ def test_an_items_attributes_are_converted_without_falling_back_to_motos_checks(
                              "timeline": DynamoType({"L": [{"M": {"at": {"N": "1.5"}}}]})})
     assert fast({"Items": [attrs]}) == motos({"Items": [attrs]})
     assert fallbacks == []
+
+
+def test_requests_read_with_json_loads_are_what_motos_parser_reads(monkeypatch):
+    from moto.dynamodb.responses import DynamoHandler
+
+    from infra.moto_patches import fast_request_params
+
+    pairs = []
+    generic = DynamoHandler.parse_parameters
+
+    def recording(self, request):
+        generic(self, request)
+        pairs.append((fast_request_params(request.data), self.params))
+
+    monkeypatch.setattr(DynamoHandler, "parse_parameters", recording)
+    with mock_aws():
+        _dynamodb_scenario()
+        db = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+        nested = {"M": {"n": {"N": "1.5"}, "t": {"BOOL": True}, "z": {"NULL": True}, "ss": {"SS": ["a", "b"]},
+                        "l": {"L": [{"S": "x"}, {"NS": ["1", "2"]}]}, "quote": {"S": 'say "B": no'}}}
+        db.transact_write_items(TransactItems=[
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "b"}, "sk": {"S": str(i)}, "v": nested}}} for i in range(3)])
+        db.query(TableName="t", KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "b"}},
+                 Limit=2, ConsistentRead=True)
+        db.put_item(TableName="t", Item={"pk": {"S": "c"}, "sk": {"S": "0"}, "raw": {"B": b"\x00\x01"}})
+    read_fast = [(fast, params) for fast, params in pairs if fast is not None]
+    assert len(read_fast) >= 20 and len(read_fast) == len(pairs) - 1
+    assert all(fast == params for fast, params in read_fast)
+    (binary,) = [params for fast, params in pairs if fast is None]  # decoded by moto's parser: bytes
+    assert binary["Item"]["raw"]["B"] == b"\x00\x01"
