@@ -319,3 +319,33 @@ def test_requests_read_with_json_loads_are_what_motos_parser_reads(monkeypatch):
     assert all(fast == params for fast, params in read_fast)
     (binary,) = [params for fast, params in pairs if fast is None]  # decoded by moto's parser: bytes
     assert binary["Item"]["raw"]["B"] == b"\x00\x01"
+
+
+def test_an_item_sized_once_is_the_item_moto_builds_and_refused_where_moto_refuses_it(monkeypatch):
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    from infra.moto_patches import ITEM_SIZE_LIMIT, _size_items_once
+
+    motos = Item.__init__
+    monkeypatch.setattr(Item, "__init__", motos)  # put back after the test
+    timeline = {"L": [{"M": {"status": {"S": "pending"}, "at": {"N": "1.5"}, "note": {"NULL": True}}}] * 3}
+    attrs = {"id": {"S": "j-1"}, "n": {"N": "3"}, "ok": {"BOOL": True}, "tags": {"SS": ["a", "b"]},
+             "timeline": timeline, "payload": {"M": {"to": {"S": "ann@example.com"}}}}
+    built = Item(DynamoType({"S": "j-1"}), None, attrs)
+    _size_items_once()
+    assert Item.__init__ is not motos
+    fast = Item(DynamoType({"S": "j-1"}), None, attrs)
+    assert fast == built and fast.attrs == built.attrs and type(fast.attrs) is type(built.attrs)
+    # At the limit both build it; a byte past it, both refuse it.
+    for extra, refused in ((0, False), (1, True)):
+        padding = ITEM_SIZE_LIMIT + extra - sum(len(k) + DynamoType(v).size() for k, v in attrs.items()) - len("pad")
+        big = {**attrs, "pad": {"S": "x" * padding}}
+        for init in (motos, Item.__init__):
+            item = Item.__new__(Item)
+            if refused:
+                with pytest.raises(ItemSizeTooLarge):
+                    init(item, DynamoType({"S": "j-1"}), None, big)
+            else:
+                init(item, DynamoType({"S": "j-1"}), None, big)
+                assert item.attrs["pad"] == DynamoType({"S": "x" * padding})
