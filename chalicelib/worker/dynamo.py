@@ -54,15 +54,17 @@ class DynamoResultLedger(ResultLedger):
 
     def _transaction(self, settlement: Settlement, outcomes: list[JobOutcome],
                      now: float) -> tuple[list[Write], list[int | None]]:
-        """The transaction's items, and for each item the outcome it belongs to (None: shared by its groups).
-        `outcomes` come grouped (see _chunks), so the settlement's order, by group, is theirs."""
-        groups: dict[str, list[JobOutcome]] = {}
-        for outcome in outcomes:
-            groups.setdefault(outcome.group, []).append(outcome)
-        settled = settlement.writes(groups, now)
+        """The transaction's items, and for each item the index in `outcomes` of the outcome it belongs to (None:
+        shared by its groups). The settlement lists its writes group by group, in whatever order `outcomes` are."""
+        groups: dict[str, list[int]] = {}
+        for index, outcome in enumerate(outcomes):
+            groups.setdefault(outcome.group, []).append(index)
+        settled = settlement.writes({group: [outcomes[i] for i in indices] for group, indices in groups.items()}, now)
         items: list[Write] = []
         owners: list[int | None] = []
-        for index, (outcome, writes) in enumerate(zip(outcomes, settled.per_outcome, strict=True)):
+        in_settlement_order = [index for indices in groups.values() for index in indices]
+        for index, writes in zip(in_settlement_order, settled.per_outcome, strict=True):
+            outcome = outcomes[index]
             items.append({"Put": {
                 "TableName": self._results,
                 "Item": to_item({k: v for k, v in outcome.model_dump().items() if v is not None}),

@@ -246,3 +246,30 @@ def test_the_worker_tells_each_settled_message_and_then_the_end_of_its_batch_eve
     poison = Record(message_id="bad", body="not json")
     w.process([envelope(c.run.run_id, 12, 97), poison, envelope(c.run.run_id, 8)], lambda: T0)
     assert told == ["settled 2", "settled 1", "batch done"]
+
+
+def test_each_item_of_a_settlement_transaction_belongs_to_its_own_outcome_in_any_order():
+    # A cancellation reason names an item; the ledger drops the outcome that owns it. Outcomes of several callers
+    # handed in interleaved must still own their own result item and their own number record.
+    import boto3
+
+    from chalicelib.compute.dynamo import ComputeSettlement
+    from chalicelib.core.jobs import JobOutcome
+    from chalicelib.worker.dynamo import DynamoResultLedger
+
+    client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+    settlement = ComputeSettlement("state")
+    ledger = DynamoResultLedger(client, "results", {"compute": settlement})
+    outcomes = [JobOutcome(job_id=f"{caller}-{i}", group=caller, origin="compute", number=f"{n}", outcome="done",
+                           factors=[f"{n}"], attempt=1, worker="w", finished_at=1.0)
+                for i, (caller, n) in enumerate([("a", 11), ("b", 13), ("a", 17), ("c", 19), ("b", 23)])]
+    items, owners = ledger._transaction(settlement, outcomes, 2.0)
+    assert len(items) == len(owners) == 5 * 2 + 3 * 2
+    for item, owner in zip(items, owners):
+        if owner is None:
+            continue
+        if "Put" in item:  # the result item
+            assert item["Put"]["Item"]["job_id"] == {"S": outcomes[owner].job_id}
+        else:  # the number's record
+            assert item["Update"]["Key"]["pk"] == {"S": f"CNUM#{outcomes[owner].number}"}
+    assert sorted(o for o in owners if o is not None) == sorted(list(range(5)) * 2)
