@@ -221,34 +221,34 @@ def test_outcomes_of_several_callers_settle_in_one_record_call_and_each_moves_it
     assert [len(store.settled(caller, 10)) for caller in callers] == [3, 3, 3]
 
 
-def test_a_batch_of_several_callers_messages_settles_in_as_few_transactions_as_hold_it(moto_aws):
+def test_a_batch_of_several_callers_messages_settles_in_one_transaction(moto_aws):
     client = boto3.client("dynamodb")
     transactions = []
     client.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems",
                                 lambda params, **_: transactions.append(len(params["TransactItems"])))
     store = DynamoComputeStore(client, STATE_TABLE.name)
     ledger = dynamo_ledger(client, RESULTS_TABLE.name, STATE_TABLE.name, TYPED_JOBS_TABLE.name)
-    callers = ("a", "b", "c", "d", "e")
-    store.submit_many([req(i, str(1000 + i), caller=callers[i % 5]) for i in range(50)], T0)
-    items = {caller: store.backlog(caller, 10) for caller in callers}
+    callers = ("a", "b", "c")
+    # Claims of several callers in one call: each transaction counts each caller's counter once.
+    store.submit_many([req(i, str(1000 + i), caller=callers[i % 3]) for i in range(9)], T0)
+    assert transactions == [3 * 9 + 3]
+    items = {caller: store.backlog(caller, 3) for caller in callers}
     for caller, caller_items in items.items():
         store.admit(caller, caller_items, "body", T0 + 1)
     transactions.clear()
-    # Four callers' ten jobs each: 40 result items, 40 number records and 4 x 2 counters and samples: one.
-    assert len(ledger.record([outcome(item, caller=c) for c in callers[:4] for item in items[c]], T0 + 2)) == 40
-    assert transactions == [88]
-    # Five callers' would be 110 items: two transactions within DynamoDB's 100, the fifth caller's ten jobs split
-    # five and five, with its counters in each.
-    transactions.clear()
-    store.submit_many([req(100 + i, str(2000 + i), caller=callers[i % 5]) for i in range(50)], T0 + 3)
-    items = {caller: store.backlog(caller, 10) for caller in callers}
-    for caller, caller_items in items.items():
-        store.admit(caller, caller_items, "body", T0 + 4)
-    transactions.clear()
-    assert len(ledger.record([outcome(item, caller=c) for c in callers for item in items[c]], T0 + 5)) == 50
-    assert transactions == [100, 12]
-    # e's first ten jobs were never settled.
-    assert {c.caller: (c.in_flight, c.done) for c in store.callers()} == {c: (0, 20) for c in "abcd"} | {"e": (10, 10)}
+    # Nine results, nine number records, and each caller's counters and sample: one transaction, not three.
+    assert len(ledger.record([outcome(item, caller=c) for c in callers for item in items[c]], T0 + 2)) == 9
+    assert transactions == [9 + 9 + 3 * 2]
+    assert {c.caller: (c.in_flight, c.done) for c in store.callers()} == {c: (0, 3) for c in callers}
+
+
+def test_claims_of_several_callers_fill_transactions_within_dynamodbs_100_items():
+    store = DynamoComputeStore(boto3.client("dynamodb", region_name="us-east-1"), STATE_TABLE.name)
+    one_caller = list(store._claim_groups([req(i, str(i)) for i in range(100)]))
+    assert [len(group) for group in one_caller] == [33, 33, 33, 1]  # 3 x 33 + the counter: 100
+    five = list(store._claim_groups([req(i, str(i), caller="abcde"[i % 5]) for i in range(50)]))
+    assert [len(group) for group in five] == [31, 19]  # 3 x 31 + 5 counters: 98; a 32nd would make 101
+    assert sum(five, []) == [req(i, str(i), caller="abcde"[i % 5]) for i in range(50)]
 
 
 def test_the_settled_sample_is_the_callers_latest_jobs_newest_first(stores):

@@ -273,3 +273,28 @@ def test_each_item_of_a_settlement_transaction_belongs_to_its_own_outcome_in_any
         else:  # the number's record
             assert item["Update"]["Key"]["pk"] == {"S": f"CNUM#{outcomes[owner].number}"}
     assert sorted(o for o in owners if o is not None) == sorted(list(range(5)) * 2)
+
+
+def test_a_settlement_transaction_holds_as_many_groups_as_fit_in_100_items():
+    from chalicelib.compute.dynamo import ComputeSettlement
+    from chalicelib.core.jobs import JobOutcome
+    from chalicelib.typed.dynamo import TypedJobSettlement
+    from chalicelib.worker.dynamo import _chunks
+
+    def outcomes(origin, callers, each):
+        return [JobOutcome(job_id=f"{c}-{i}", group=c, origin=origin, outcome="done", attempt=1, worker="w",
+                           finished_at=1.0) for c in callers for i in range(each)]
+
+    def items(settlement, chunk):  # what the ledger's transaction holds for a chunk
+        groups = {o.group for o in chunk}
+        return (len(chunk) * (1 + settlement.items_per_outcome) + len(groups) * settlement.shared_items
+                + settlement.common_items)
+
+    compute, typed = ComputeSettlement("state"), TypedJobSettlement("state", "typed")
+    four = list(_chunks(compute, outcomes("compute", "abcd", 10)))
+    assert [items(compute, chunk) for chunk in four] == [88]  # 40 results, 40 records, 4 x 2 shared
+    five = list(_chunks(compute, outcomes("compute", "abcde", 10)))
+    assert [items(compute, chunk) for chunk in five] == [100, 12]  # e's ten split five and five
+    assert [o.job_id for chunk in five for o in chunk] == [o.job_id for o in outcomes("compute", "abcde", 10)]
+    one_big = list(_chunks(typed, outcomes("typed", "a", 60)))
+    assert [len(chunk) for chunk in one_big] == [48, 12]  # 48 x 2 + 2 shared + 2 common = 100
