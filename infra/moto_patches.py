@@ -656,10 +656,9 @@ def fast_request_params(body: bytes) -> dict | None:
     if body[:1] != b"{" or _BINARY_KEY.search(body):
         return None
     try:
-        params = json.loads(body)
+        return json.loads(body)  # an object, as the body starts with "{"
     except ValueError:
         return None
-    return params if isinstance(params, dict) else None
 
 
 def _fast_dynamo_requests() -> None:
@@ -679,6 +678,9 @@ def _fast_dynamo_requests() -> None:
 
     parse_parameters._pacer_patched = True
     DynamoHandler.parse_parameters = parse_parameters
+
+
+ITEM_SIZE_LIMIT = 405000  # moto's own limit (LimitedSizeDict.__setitem__): between DynamoDB's 400 KB and 410 KB
 
 
 def _size_items_once() -> None:
@@ -702,9 +704,6 @@ def _size_items_once() -> None:
 
     __init__._pacer_patched = True
     Item.__init__ = __init__
-
-
-ITEM_SIZE_LIMIT = 405000  # moto's own limit (LimitedSizeDict.__setitem__): between DynamoDB's 400 KB and 410 KB
 
 
 def apply() -> None:

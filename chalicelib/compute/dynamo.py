@@ -62,12 +62,13 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
     def _claim_groups(self, claiming: list[ComputeRequest]) -> Iterator[list[ComputeRequest]]:
         """The claims in transactions of up to DynamoDB's 100 items, each caller's counter once in each."""
         group: list[ComputeRequest] = []
+        callers: set[str] = set()
         for request in claiming:
-            callers = {r.caller for r in group} | {request.caller}
-            if group and self.ITEMS_PER_CLAIM * (len(group) + 1) + len(callers) > MAX_TRANSACT_ITEMS:
+            if group and self.ITEMS_PER_CLAIM * (len(group) + 1) + len(callers | {request.caller}) > MAX_TRANSACT_ITEMS:
                 yield group
-                group = []
+                group, callers = [], set()
             group.append(request)
+            callers.add(request.caller)
         if group:
             yield group
 

@@ -203,7 +203,8 @@ class RunSettlement(Settlement):
                 {"Update": {
                     "TableName": self._state,
                     "Key": run_key(run_id),
-                    "UpdateExpression": "SET updated_at = :now ADD #processed :done, #failed :failed, #settled :settled",
+                    "UpdateExpression": "SET updated_at = :now "
+                                        "ADD #processed :done, #failed :failed, #settled :settled",
                     "ExpressionAttributeNames": {"#processed": "processed", "#failed": "failed", "#settled": "settled"},
                     "ExpressionAttributeValues": to_item({":now": now, ":done": done, ":failed": failed,
                                                           ":settled": len(outcomes)}),
