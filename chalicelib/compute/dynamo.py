@@ -180,7 +180,7 @@ class ComputeSettlement(Settlement):
     def writes(self, groups: Mapping[str, Sequence[JobOutcome]], now: float) -> SettlementWrites:
         settled = SettlementWrites(per_outcome=[])
         for group, outcomes in groups.items():
-            settled.per_outcome += [[self._number_update(outcome)] for outcome in outcomes]
+            settled.per_outcome += [[self._number_record(outcome)] for outcome in outcomes]
             done = sum(1 for o in outcomes if o.outcome == "done")
             settled.shared += [
                 {"Update": {
@@ -193,19 +193,14 @@ class ComputeSettlement(Settlement):
             ]
         return settled
 
-    def _number_update(self, outcome: JobOutcome) -> Write:
-        names = {"#status": "status"}
-        sets = ["#status = :status", "factors = :factors", "finished_at = :at"]
-        values: dict[str, Any] = {":status": outcome.outcome, ":factors": outcome.factors,
-                                  ":at": outcome.finished_at, ":one": 1}
-        if outcome.error:
-            names["#error"], values[":error"] = "error", outcome.error
-            sets.append("#error = :error")
-        if outcome.admitted_at is not None:  # its message's (messages sent before it was carried have none)
-            values[":admitted_at"] = outcome.admitted_at
-            sets.append("admitted_at = :admitted_at")
-        return {"Update": {
-            "TableName": self._state, "Key": _number_key(outcome.number or ""),
-            "UpdateExpression": "SET " + ", ".join(sets) + " ADD computations :one",
-            "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
-        }}
+    def _number_record(self, outcome: JobOutcome) -> Write:
+        """The number's settled record, written whole. Only its owner's job computes a number, and the ledger settles
+        a job once, so nothing else writes the record between the claim and this. A Put costs AWS what an
+        UpdateItem does; in moto it costs a fifth of one, which parses, validates and applies an expression (a
+        quarter of the emulator's busy time under the batch endpoint)."""
+        record = NumberRecord(number=outcome.number or "", status=outcome.outcome, job_id=outcome.job_id,
+                              caller=outcome.group, submitted_at=outcome.submitted_at, factors=outcome.factors,
+                              error=outcome.error, computations=1, admitted_at=outcome.admitted_at,
+                              finished_at=outcome.finished_at)
+        return {"Put": {"TableName": self._state, "Item": to_item({**_key_dict(_number_key(record.number)),
+                                                                   **record.model_dump(exclude_none=True)})}}

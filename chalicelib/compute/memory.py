@@ -82,7 +82,7 @@ class MemoryComputeStore(MemoryDispatchCoordination, ComputeStore):
             if record is not None:
                 self.numbers[number] = record.model_copy(update={
                     "status": outcome.outcome, "factors": outcome.factors, "error": outcome.error,
-                    "finished_at": outcome.finished_at, "computations": record.computations + 1,
+                    "finished_at": outcome.finished_at, "computations": 1,
                     **({"admitted_at": outcome.admitted_at} if outcome.admitted_at is not None else {})})
             counts = self._count(outcome.group)
             counts.in_flight -= 1

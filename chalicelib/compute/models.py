@@ -47,7 +47,7 @@ class NumberRecord(BaseModel):
     submitted_at: float | None = None
     factors: list[str] = Field(default_factory=list)
     error: str | None = None
-    computations: int = 0  # outcomes recorded for this number: 1 once done, whoever asked
+    computations: int = 0  # 1 once the ledger has settled its owner's job (once), whoever asked
     admitted_at: float | None = None  # recorded when it settles, from its message
     finished_at: float | None = None
 

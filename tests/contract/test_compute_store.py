@@ -175,6 +175,7 @@ def test_an_outcome_settles_the_number_and_the_caller_exactly_once(stores):
     record = store.number("77")
     assert (record.status, record.factors, record.computations, record.finished_at) == ("done", ["7", "11"], 1, T0 + 100)
     assert record.admitted_at == T0 + 1  # its message's admission, carried by the outcome
+    assert (record.job_id, record.caller, record.submitted_at) == ("c-1", "alice", T0 + 1)  # the claim's, kept
     (alice,) = store.callers()
     assert (alice.backlog, alice.in_flight, alice.done, alice.failed) == (0, 0, 1, 0)
     # Submitted at T0 + 1, started a second before it finished: 98 s in the queue.
