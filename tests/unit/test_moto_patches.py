@@ -349,3 +349,31 @@ def test_an_item_sized_once_is_the_item_moto_builds_and_refused_where_moto_refus
             else:
                 init(item, DynamoType({"S": "j-1"}), None, big)
                 assert item.attrs["pad"] == DynamoType({"S": "x" * padding})
+
+
+def test_a_messages_retention_checked_without_the_queue_attributes_is_motos_answer(monkeypatch):
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import SQSBackend, sqs_backends
+
+    from infra.moto_patches import _retention_without_attributes
+
+    motos = SQSBackend.is_message_valid_based_on_retention_period
+    monkeypatch.setattr(SQSBackend, "is_message_valid_based_on_retention_period", motos)  # put back after the test
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="kept-a-minute", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="hello")
+        backend = sqs_backends["123456789012"]["us-east-1"]
+        (message,) = backend.queues["kept-a-minute"]._messages
+        sent_ages_s = (0, 59, 61, 3600)
+        answers = []
+        for age in sent_ages_s:
+            message.sent_timestamp = int(unix_time_millis()) - age * 1000
+            answers.append(motos(backend, "kept-a-minute", message))
+        _retention_without_attributes()
+        assert SQSBackend.is_message_valid_based_on_retention_period is not motos
+        fast = []
+        for age in sent_ages_s:
+            message.sent_timestamp = int(unix_time_millis()) - age * 1000
+            fast.append(backend.is_message_valid_based_on_retention_period("kept-a-minute", message))
+        assert answers == fast == [True, True, False, False]
