@@ -12,7 +12,9 @@ transaction item, so a 50-item transaction on a 4,000-item table takes ~7 s
 and a run slows down as its results accumulate. AWS and LocalStack cost the
 same at any table size. This patch keeps moto's semantics (all or nothing,
 the same cancellation reasons) but snapshots only the items the transaction
-touches and restores those on failure.
+touches and restores those on failure. Only an Update's item is copied: a Put
+stores a new Item and a Delete drops it, so the one they replace is left as
+it was.
 
 5. A cancelled transaction leaves no stream records (`_patch_transactions`).
 moto writes each Put of a transaction to the table's stream as it applies it,
@@ -136,7 +138,8 @@ def _deepcopy_all_but_tables(value, memo=None):
     return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
 
-def _touched_keys(backend: DynamoDBBackend, transact_items) -> list[tuple[str, dict]]:
+def _touched_keys(backend: DynamoDBBackend, transact_items) -> list[tuple[str, str, dict]]:
+    """(operation, table name, key) of each item of a transaction."""
     keys = []
     for entry in transact_items:
         op_type, op = next(iter(entry.items()))
@@ -147,7 +150,7 @@ def _touched_keys(backend: DynamoDBBackend, transact_items) -> list[tuple[str, d
                 key[table.range_key_attr] = op["Item"][table.range_key_attr]
         else:
             key = op["Key"]
-        keys.append((op["TableName"], key))
+        keys.append((op_type, op["TableName"], key))
     return keys
 
 
@@ -213,8 +216,11 @@ def _patch_transactions() -> None:
 
     def transact_write_items(self, transact_items):
         try:
-            snapshots = [(name, key, copy.deepcopy(self.get_item(name, key)))
-                         for name, key in _touched_keys(self, transact_items)]
+            # Only an Update changes the stored Item in place; a Put stores a new one and a Delete drops it, so the
+            # Item they leave behind is its own snapshot.
+            snapshots = [(name, key, copy.deepcopy(item) if op_type == "Update" else item)
+                         for op_type, name, key in _touched_keys(self, transact_items)
+                         for item in [self.get_item(name, key)]]
         except Exception:
             return original(self, transact_items)  # malformed: let moto produce its own error
         streams = {name: shard for name in {name for name, _, _ in snapshots}

@@ -28,14 +28,20 @@ def put(id_, value="v"):
 def test_a_cancelled_transaction_leaves_every_item_as_it_was(dynamodb):
     dynamodb.put_item(TableName="t", Item={"id": {"S": "old"}, "n": {"N": "1"}})
     dynamodb.put_item(TableName="t", Item={"id": {"S": "taken"}})
+    dynamodb.put_item(TableName="t", Item={"id": {"S": "replaced"}, "value": {"S": "before"}})
+    dynamodb.put_item(TableName="t", Item={"id": {"S": "dropped"}, "value": {"S": "kept"}})
     bump = {"Update": {"TableName": "t", "Key": {"id": {"S": "old"}}, "UpdateExpression": "ADD n :one",
                        "ExpressionAttributeValues": {":one": {"N": "1"}}}}
+    overwrite = {"Put": {"TableName": "t", "Item": {"id": {"S": "replaced"}, "value": {"S": "after"}}}}
+    drop = {"Delete": {"TableName": "t", "Key": {"id": {"S": "dropped"}}}}
     with pytest.raises(ClientError) as raised:
-        dynamodb.transact_write_items(TransactItems=[put("new"), bump, put("taken")])
+        dynamodb.transact_write_items(TransactItems=[put("new"), bump, overwrite, drop, put("taken")])
     reasons = [r["Code"] for r in raised.value.response["CancellationReasons"]]
-    assert reasons == ["None", "None", "ConditionalCheckFailed"]
+    assert reasons == ["None", "None", "None", "None", "ConditionalCheckFailed"]
     assert "Item" not in dynamodb.get_item(TableName="t", Key={"id": {"S": "new"}})
     assert dynamodb.get_item(TableName="t", Key={"id": {"S": "old"}})["Item"]["n"] == {"N": "1"}
+    assert dynamodb.get_item(TableName="t", Key={"id": {"S": "replaced"}})["Item"]["value"] == {"S": "before"}
+    assert dynamodb.get_item(TableName="t", Key={"id": {"S": "dropped"}})["Item"]["value"] == {"S": "kept"}
 
 
 def test_a_transaction_that_passes_applies_every_item(dynamodb):
