@@ -40,6 +40,19 @@ def _lease_writes(lease: Lease) -> tuple[dict[str, str], dict[str, Any], str]:
     return names, values, ", ".join(sets)
 
 
+def caller_counts_update(table: str, partition: str, caller: str, backlog: int = 0, in_flight: int = 0, done: int = 0,
+                         failed: int = 0) -> dict[str, Any]:
+    """A transaction's Update adding to one caller's counts in a callers partition (fair compute's `CALLERS`, the
+    typed jobs' `TCALLERS`, the bots' `BCALLERS`); counts that do not change are left out."""
+    deltas = {name: delta for name, delta in (("backlog", backlog), ("in_flight", in_flight), ("done", done),
+                                              ("failed", failed)) if delta}
+    return {"Update": {
+        "TableName": table, "Key": to_item({"pk": partition, "sk": caller}),
+        "UpdateExpression": "ADD " + ", ".join(f"{name} :{name}" for name in deltas),
+        "ExpressionAttributeValues": to_item({f":{name}": delta for name, delta in deltas.items()}),
+    }}
+
+
 def read_lease(db: Any, table: str, dispatch_pk: str) -> Lease:
     """A dispatcher's lease item as it stands: the rate limits in force and the pause switch with it."""
     found = db.get_item(TableName=table, Key=to_item({"pk": dispatch_pk, "sk": "LEASE"}), ConsistentRead=True)
@@ -170,11 +183,6 @@ class DispatchCoordination:
         """The writes that move one backlog item to in flight (each conditional on it still waiting)."""
         raise NotImplementedError
 
-    def _caller_counts_update(self, caller: str, backlog: int, in_flight: int) -> dict[str, Any]:
-        return {"Update": {"TableName": self._table, "Key": to_item({"pk": self.CALLERS_PK, "sk": caller}),
-                           "UpdateExpression": "ADD backlog :backlog, in_flight :in_flight",
-                           "ExpressionAttributeValues": to_item({":backlog": backlog, ":in_flight": in_flight})}}
-
     def admit(self, caller: str, items: Sequence[Any], body: str, now: float) -> str:
         """One message: its items' writes, the caller's counts and the outbox entry in one transaction. Raises
         StaleWrite if any item left the backlog already."""
@@ -204,7 +212,8 @@ class DispatchCoordination:
         writes = [write for message in group for write in message.writes]
         for caller in dict.fromkeys(message.caller for message in group):
             admitted = sum(message.jobs for message in group if message.caller == caller)
-            writes.append(self._caller_counts_update(caller, -admitted, admitted))
+            writes.append(caller_counts_update(self._table, self.CALLERS_PK, caller, backlog=-admitted,
+                                               in_flight=admitted))
         call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=writes))
         return [message.key for message in group]
 

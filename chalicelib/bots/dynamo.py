@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import AbstractSet, Any, Mapping, Sequence
 
-from chalicelib.admission.dynamo import read_lease
+from chalicelib.admission.dynamo import caller_counts_update, read_lease
 from chalicelib.admission.limits import LimitWindow
 from chalicelib.admission.models import CallerCounts
 from chalicelib.aws.clients import DynamoDBClient
@@ -23,7 +23,7 @@ from chalicelib.bots.models import Bot, BotEvent
 from chalicelib.bots.store import BotStore
 from chalicelib.core.errors import HoldsMaxJobs, RateLimited, StaleWrite
 from chalicelib.core.jobs import JobOutcome
-from chalicelib.typed.dynamo import TYPED_DISPATCH_PK, TypedJobSettlement, backlog_put, caller_update, stats_update, timeline_entry
+from chalicelib.typed.dynamo import TYPED_DISPATCH_PK, TypedJobSettlement, backlog_put, stats_update, timeline_entry
 from chalicelib.typed.keys import backlog_item, backlog_key, backlog_partition, callers_partition
 from chalicelib.typed.models import TypedBacklogItem, TypedJob
 from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
@@ -204,7 +204,7 @@ class DynamoBotStore(BotStore):
                             "ConditionExpression": "attribute_exists(pk)"}},
                 {"Update": job},
                 {"Update": holder},
-                caller_update(self._table, item.caller, backlog=-1, in_flight=1, partition=BOT_CALLERS),
+                caller_counts_update(self._table, BOT_CALLERS, item.caller, backlog=-1, in_flight=1),
                 stats_update(self._table, {"pending": -1, "running": 1}),
                 *(self._slot_take(key, window) for key, window in limited),
             ])
@@ -241,7 +241,7 @@ class DynamoBotStore(BotStore):
             {"Update": update},
             backlog_put(self._table, item),
             {"Update": holder},
-            caller_update(self._table, job.caller, backlog=1, in_flight=-1, partition=BOT_CALLERS),
+            caller_counts_update(self._table, BOT_CALLERS, job.caller, backlog=1, in_flight=-1),
             stats_update(self._table, {"running": -1, "pending": 1}),
             history_put(self._table, bot_id, event),
         ])

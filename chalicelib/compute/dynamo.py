@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import AbstractSet, Any, Iterator, Mapping, Sequence
 
-from chalicelib.admission.dynamo import DispatchCoordination
+from chalicelib.admission.dynamo import DispatchCoordination, caller_counts_update
 from chalicelib.aws.codec import from_item, to_item
 from chalicelib.aws.retry import MAX_ATTEMPTS, MAX_TRANSACT_ITEMS, backoff, batch_put
 from chalicelib.callers.dynamo import latest_settled, settled_put
@@ -25,10 +25,6 @@ from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
 
 def _number_key(number: str) -> dict[str, Any]:
     return to_item({"pk": f"CNUM#{number}", "sk": "NUM"})
-
-
-def _caller_key(caller: str) -> dict[str, Any]:
-    return to_item({"pk": "CALLERS", "sk": caller})
 
 
 def _backlog_sk(item_id: str, submitted_at: float) -> str:
@@ -117,9 +113,7 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
             ]
         for caller in sorted({r.caller for r in owners}):
             added = sum(1 for r in owners if r.caller == caller)
-            items.append({"Update": {"TableName": self._table, "Key": _caller_key(caller),
-                                     "UpdateExpression": "ADD backlog :added",
-                                     "ExpressionAttributeValues": to_item({":added": added})}})
+            items.append(caller_counts_update(self._table, self.CALLERS_PK, caller, backlog=added))
         return items
 
     def _request_item(self, request: ComputeRequest) -> dict[str, Any]:
@@ -183,12 +177,8 @@ class ComputeSettlement(Settlement):
             settled.per_outcome += [[self._number_record(outcome)] for outcome in outcomes]
             done = sum(1 for o in outcomes if o.outcome == "done")
             settled.shared += [
-                {"Update": {
-                    "TableName": self._state, "Key": _caller_key(group),
-                    "UpdateExpression": "ADD in_flight :minus, done :done, failed :failed",
-                    "ExpressionAttributeValues": to_item({":minus": -len(outcomes), ":done": done,
-                                                          ":failed": len(outcomes) - done}),
-                }},
+                caller_counts_update(self._state, DynamoComputeStore.CALLERS_PK, group, in_flight=-len(outcomes),
+                                     done=done, failed=len(outcomes) - done),
                 settled_put(self._state, f"CWAIT#{group}", outcomes),
             ]
         return settled

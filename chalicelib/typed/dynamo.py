@@ -18,7 +18,7 @@ import builtins
 import random
 from typing import AbstractSet, Any, Mapping, Sequence
 
-from chalicelib.admission.dynamo import DispatchCoordination
+from chalicelib.admission.dynamo import DispatchCoordination, caller_counts_update
 from chalicelib.admission.models import held_types
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_attr, to_item
@@ -85,18 +85,6 @@ def timeline_entry(status: TypedJobStatus, at: float, worker: str | None, attemp
     return to_attr([TimelineEntry(status=status, at=at, worker=worker, attempt=attempt, note=note).model_dump()])
 
 
-def caller_update(state_table: str, caller: str, backlog: int = 0, in_flight: int = 0, done: int = 0,
-                  failed: int = 0, partition: str = "TCALLERS") -> dict[str, Any]:
-    """An Update of a caller's counts: admission's (`TCALLERS`), or for bot jobs the bots' (`BCALLERS`)."""
-    deltas = {name: delta for name, delta in (("backlog", backlog), ("in_flight", in_flight), ("done", done),
-                                              ("failed", failed)) if delta}
-    return {"Update": {
-        "TableName": state_table, "Key": to_item({"pk": partition, "sk": caller}),
-        "UpdateExpression": "ADD " + ", ".join(f"{name} :{name}" for name in deltas),
-        "ExpressionAttributeValues": to_item({f":{name}": delta for name, delta in deltas.items()}),
-    }}
-
-
 class TypedJobSettlement(Settlement):
     """The writes new typed-job outcomes make beside their result items: each job to completed or failed (with
     its timeline entry); once for each group, the caller's counts and the settled sample; once for the
@@ -117,8 +105,8 @@ class TypedJobSettlement(Settlement):
         for group, outcomes in groups.items():
             settled.per_outcome += [[self._job_update(outcome)] for outcome in outcomes]
             completed = sum(1 for o in outcomes if o.outcome == "done")
-            settled.shared += [caller_update(self._state, group, in_flight=-len(outcomes), done=completed,
-                                             failed=len(outcomes) - completed, partition=self._callers),
+            settled.shared += [caller_counts_update(self._state, self._callers, group, in_flight=-len(outcomes),
+                                                    done=completed, failed=len(outcomes) - completed),
                                settled_put(self._state, f"TWAIT#{group}", outcomes)]
         outcomes = [outcome for group_outcomes in groups.values() for outcome in group_outcomes]
         completed = sum(1 for o in outcomes if o.outcome == "done")
@@ -215,7 +203,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                                    "Item": {**self._schedule_key(item), **to_item(item.model_dump(exclude_none=True))}}})
         else:
             writes += [self._backlog_put(item),
-                       caller_update(self._table, job.caller, backlog=1, partition=callers_partition(job.target))]
+                       caller_counts_update(self._table, callers_partition(job.target), job.caller, backlog=1)]
         if idempotency is not None:
             caller, key, body_hash = idempotency
             writes.append({"Put": {
@@ -304,13 +292,13 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                                      stats_update(self._table, {"pending": -1, "cancelled": 1})]
         if job.place == "queued":
             writes += [self._backlog_delete(item),
-                       caller_update(self._table, job.caller, backlog=-1, partition=callers_partition(job.target))]
+                       caller_counts_update(self._table, callers_partition(job.target), job.caller, backlog=-1)]
         elif job.place == "scheduled":
             writes.append({"Delete": {"TableName": self._table, "Key": self._schedule_key(item),
                                       "ConditionExpression": "attribute_exists(pk)"}})
         elif job.place == "admitted":
             # Its message is in SQS: the worker that receives it skips it, so its slot is freed here.
-            writes.append(caller_update(self._table, job.caller, in_flight=-1))
+            writes.append(caller_counts_update(self._table, self.CALLERS_PK, job.caller, in_flight=-1))
         self._transact(writes)
 
     def start(self, job_id: str, attempt: int, worker: str, now: float) -> None:
@@ -376,7 +364,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
             # The failed outcome goes, so the ledger records the next one (its condition is "no result yet").
             {"Delete": {"TableName": self._results, "Key": to_item({"job_id": job.id})}},
             self._backlog_put(backlog_item(requeued)),
-            caller_update(self._table, job.caller, backlog=1, partition=callers_partition(job.target)),
+            caller_counts_update(self._table, callers_partition(job.target), job.caller, backlog=1),
             stats_update(self._table, {"failed": -1, "pending": 1}),
         ])
 
@@ -409,7 +397,7 @@ class DynamoTypedJobStore(DispatchCoordination, TypedJobStore):
                                 "ConditionExpression": "attribute_exists(pk)"}},
                     {"Update": promote},
                     self._backlog_put(queued),
-                    caller_update(self._table, item.caller, backlog=1, partition=callers_partition(item.target)),
+                    caller_counts_update(self._table, callers_partition(item.target), item.caller, backlog=1),
                 ])
             except StaleWrite:
                 continue  # cancelled, or promoted by another wake-up, meanwhile
