@@ -1,6 +1,7 @@
 """Fair compute under a spike: callers with backlogs of 10,000, 1,000 and 10 numbers (issue #5).
 
-First B and C run alone, one after the other. Then A queues its spike of
+First B and C run alone, one after the other, each once the stack has been
+idle for QUIET_S (below). Then A queues its spike of
 10,000, and once A's backlog is being worked through, B and C submit theirs
 at the same moment. For every job the
 benchmark reads, from DynamoDB, when it was submitted, admitted and finished.
@@ -27,8 +28,16 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from bench.common import OUT, dynamodb, fresh_stack
+from chalicelib.admission.models import ASK_DELAY_S
 from chalicelib.aws.codec import from_item
 from chalicelib.resources import STATE_TABLE
+from chalicelib.settings import Settings
+
+# Alone means alone: a submit within PACER_ADMISSION_ASK_EVERY_S of the API's last pass, or of the pass its asks
+# came for, is admitted by a pass asked for ASK_DELAY_S later (admission/service.py). C submitted the moment B's
+# last job finished was so admitted up to a second late, which made "alone" 0.07 s in one run and 0.58 s in the
+# next. Each caller alone starts once both have gone by.
+QUIET_S = Settings().admission_ask_every_s + ASK_DELAY_S + 0.5
 
 
 def submit(api: str, caller: str, numbers: list[str]) -> list[str]:
@@ -128,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         sent = numbers(rng, {**sizes, "B-alone": sizes["B"], "C-alone": sizes["C"]})
         ids: dict[str, list[str]] = {}
         for caller in ("B-alone", "C-alone"):
+            time.sleep(QUIET_S)
             ids[caller] = submit(api, caller, sent[caller])
             wait_until_done(api, {caller: len(sent[caller])}, timeout=3600)
         ids["A"] = submit(api, "A", sent["A"])  # A's spike: its whole backlog is queued first
