@@ -153,7 +153,8 @@ def _dynamodb_scenario() -> list:
             answer = getattr(db, operation)(**request)
             answers.append((operation, answer.get("Attributes"), answer.get("Items")))
         except ClientError as error:
-            answers.append((operation, error.response["Error"]["Code"], error.response.get("CancellationReasons")))
+            answers.append((operation, error.response["Error"]["Code"], error.response["Error"]["Message"],
+                            error.response.get("CancellationReasons")))
 
     def key(sk):
         return {"pk": {"S": "a"}, "sk": {"S": sk}}
@@ -185,6 +186,12 @@ def _dynamodb_scenario() -> list:
     for values in ({":v": {"N": "9"}, ":unused": {"N": "1"}}, {":v": {"N": "9"}}):  # the first is refused
         call("update_item", TableName="t", Key=key("2"), UpdateExpression="SET n = :v",
              ConditionExpression="attribute_exists(n)", ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
+    for refused, values in (("SET n = :v, n = :v", {":v": {"N": "1"}}),  # overlapping paths
+                            ("SET n = :v SET c = :v", {":v": {"N": "1"}}),  # two SET clauses
+                            ("SET absent.deeper = :v", {":v": {"N": "1"}}),  # a path through a missing map
+                            ("SET sk = :v", {":v": {"S": "1"}}),  # the key
+                            ("SET n = n + :s", {":s": {"S": "x"}})):  # arithmetic on a string
+        call("update_item", TableName="t", Key=key("2"), UpdateExpression=refused, ExpressionAttributeValues=values)
     for sk in ("2", "9"):  # the first is cancelled by its put, the second commits
         call("transact_write_items", TransactItems=[
             {"Put": {"TableName": "t", "Item": key(sk), "ConditionExpression": "attribute_not_exists(pk)"}},
