@@ -149,10 +149,11 @@ class DispatchCoordination:
             return self.keep_lease(holder, lease, now, ttl_s)
 
     def keep_lease(self, holder: str, lease: Lease, now: float, ttl_s: float) -> bool:
-        """After a release that did not happen: asked again while we held it (or we lost it)."""
+        """After a release that did not happen (asked again while we held it, or lost): keep it for one more pass,
+        under the limits now in force."""
         names, values, sets = _lease_writes(lease)
         values[":holder"] = holder
-        try:  # asked again while we held it (or we lost it): keep it for one more pass, under the limits now in force
+        try:
             kept = self._db.update_item(
                 TableName=self._table, Key=self._lease_key,
                 UpdateExpression="SET expires = :expires, again = :no, " + sets,
