@@ -218,9 +218,10 @@ def _patch_transactions() -> None:
         try:
             # Only an Update changes the stored Item in place; a Put stores a new one and a Delete drops it, so the
             # Item they leave behind is its own snapshot.
-            snapshots = [(name, key, copy.deepcopy(item) if op_type == "Update" else item)
-                         for op_type, name, key in _touched_keys(self, transact_items)
-                         for item in [self.get_item(name, key)]]
+            snapshots = []
+            for op_type, name, key in _touched_keys(self, transact_items):
+                item = self.get_item(name, key)
+                snapshots.append((name, key, copy.deepcopy(item) if op_type == "Update" else item))
         except Exception:
             return original(self, transact_items)  # malformed: let moto produce its own error
         streams = {name: shard for name in {name for name, _, _ in snapshots}

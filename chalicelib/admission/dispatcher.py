@@ -226,7 +226,7 @@ class Dispatcher(Generic[Item]):
                                             delay_seconds=delay_until(chunk.second, sending_at)))
             admitted += envelope.jobs
             per_caller[caller] += len(chunk.items)
-        lease.service = planned_service if done.lease == "released" else recorded(service, per_caller)
+        recorded(service, per_caller)  # as a folded release stored it: that lets go only if every message went in
         # Admitted: the transaction above moved these jobs into the window, once (the sends may be retried).
         log_jobs(log, "jobs admitted", ((job.correlation_id, job.id) for job in admitted), origin=self.origin)
         emf.jobs_admitted(self.origin, len(admitted))

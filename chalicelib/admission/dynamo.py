@@ -224,8 +224,8 @@ class DispatchCoordination:
             return Admitted([*keys, *self._admit_together(groups[-1], [{"Update": self._release(release)}])],
                             "released")
         except StaleWrite as exc:  # the release's condition (named last), or a message whose items left the backlog
-            refused = exc.reasons[-1:] == ["ConditionalCheckFailed"] and not any(
-                code not in ("None", "") for code in exc.reasons[:-1])
+            refused = exc.reasons[-1:] == ["ConditionalCheckFailed"] and all(
+                code in ("None", "") for code in exc.reasons[:-1])
             return Admitted(keys + self._admit_or_leave_out(groups[-1]), "refused" if refused else "untried")
 
     def _message(self, caller: str, items: Sequence[Any], body: str, now: float) -> _Message:
