@@ -12,12 +12,11 @@ import logging
 import math
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Generic, Iterator, TypeVar
 
 from chalicelib.admission.limits import Limiter, delay_until, next_giving_moment, not_before, slot_second
-from chalicelib.admission.models import (ASK_DELAY_S, Lease, LeaseLeft, LeaseRelease, Service, ask_for_pass,
-                                         caller_limit)
+from chalicelib.admission.models import ASK_DELAY_S, Lease, ask_for_pass, caller_limit
 from chalicelib.admission.store import AdmissionStore, Item
 from chalicelib.core.jobs import JobEnvelope, JobSpec, Origin, OutboundMessage
 from chalicelib.core.queue import MessageQueue
@@ -139,10 +138,6 @@ class Dispatcher(Generic[Item]):
         answer. What asks during the last pass waits for the next trigger,
         which under such a stream comes at once (and the watchdog comes
         within a minute).
-
-        A pass that admits lets the lease go in its admission transaction (a
-        call saved); if someone asked meanwhile, that release is refused and
-        the holder keeps the lease for another pass.
         """
         holder = secrets.token_hex(8)
         lease = self.store.take_lease(holder, now, self.lease_s)
@@ -152,31 +147,23 @@ class Dispatcher(Generic[Item]):
         admitted = 0
         for passes in range(1, self.max_passes + 1):
             try:
-                # A pass starts only within the budget (below), so only the last allowed one lets go regardless.
-                count, left = self._admit_once(now, lease, holder, final=passes == self.max_passes)
+                admitted += self._admit_once(now, lease)
             except BaseException:
                 lease.cursor += 1
                 self.store.release_lease(holder, lease, now, self.lease_s, final=True)
                 raise
-            admitted += count
             lease.cursor += 1
             now = self.clock()
             last = passes == self.max_passes or now - started >= self.budget_s
-            if left == "released":
-                break
-            if left == "refused" and not last:  # asked again (or lost, which keep_lease finds)
-                if self.store.keep_lease(holder, lease, now, self.lease_s):
-                    break
-            elif self.store.release_lease(holder, lease, now, self.lease_s, final=last):
+            if self.store.release_lease(holder, lease, now, self.lease_s, final=last):
                 break
         return admitted
 
-    def _admit_once(self, now: float, lease: Lease, holder: str, final: bool) -> tuple[int, LeaseLeft]:
-        """One pass: the jobs it admitted, and what became of the lease's release folded into its transaction."""
+    def _admit_once(self, now: float, lease: Lease) -> int:
         began = self.clock()
         self._resend_stale_outbox(now)
         if lease.paused:
-            return 0, "untried"
+            return 0
         limiter = Limiter(lease, now)
         counts = self.store.callers()
         held = {c.caller: c.in_flight for c in counts}
@@ -198,27 +185,17 @@ class Dispatcher(Generic[Item]):
                                  not_before=not_before(chunk.second, now), admitted_at=now)
                      for chunk, caller in planned]
         bodies = [envelope.model_dump_json() for envelope in envelopes]
-
-        def recorded(into: Service, given: dict[str, int]) -> Service:
-            into.record(given, weights, wanting={c for c, n in backlogs.items() if n > given.get(c, 0)},
-                        active={c.caller for c in counts if c.backlog > 0 or c.in_flight > 0})
-            return into
-
-        # The lease as this pass leaves it if every planned message is admitted: what a folded release stores.
-        planned_service = recorded(Service(floor=service.floor, of=dict(service.of)),
-                                   {caller: sum(len(chunk.items) for chunk in chunks[caller]) for caller in chunks})
-        release = LeaseRelease(holder, replace(lease, cursor=lease.cursor + 1, service=planned_service), final)
         # All callers' messages in as few transactions as fit; a message whose items another dispatcher admitted
         # (its lease ran out under it) comes back without a key, and that dispatcher sends it.
-        done = self.store.admit_many([(caller, chunk.items, body) for (chunk, caller), body in zip(planned, bodies)],
-                                     now, release)
+        keys = self.store.admit_many([(caller, chunk.items, body) for (chunk, caller), body in zip(planned, bodies)],
+                                     now)
         admitted: list[JobSpec] = []
         per_caller = dict.fromkeys(chunks, 0)
         sent: list[str] = []
         messages: list[OutboundMessage] = []
         # A slot's delay counts from the send, the pass's time on: a long pass does not push its jobs a second late.
         sending_at = now + max(0.0, self.clock() - began)
-        for (chunk, caller), envelope, body, key in zip(planned, envelopes, bodies, done.keys, strict=True):
+        for (chunk, caller), envelope, body, key in zip(planned, envelopes, bodies, keys, strict=True):
             if key is None:
                 continue
             sent.append(key)
@@ -226,14 +203,15 @@ class Dispatcher(Generic[Item]):
                                             delay_seconds=delay_until(chunk.second, sending_at)))
             admitted += envelope.jobs
             per_caller[caller] += len(chunk.items)
-        recorded(service, per_caller)  # as a folded release stored it: that lets go only if every message went in
+        service.record(per_caller, weights, wanting={c for c, n in backlogs.items() if n > per_caller.get(c, 0)},
+                       active={c.caller for c in counts if c.backlog > 0 or c.in_flight > 0})
         # Admitted: the transaction above moved these jobs into the window, once (the sends may be retried).
         log_jobs(log, "jobs admitted", ((job.correlation_id, job.id) for job in admitted), origin=self.origin)
         emf.jobs_admitted(self.origin, len(admitted))
         if messages:
             self.jobs.send(messages)
             self.store.forget_outbox(sent)
-        return len(admitted), done.lease
+        return len(admitted)
 
     def _timed(self, caller: str, share: int, limiter: Limiter) -> list[tuple[float, Item]]:
         """Up to `share` of the caller's backlog, in order, each with its rate limits' slot (now, if it has none).

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from chalicelib.admission.models import Admitted, CallerCounts, Lease, LeaseRelease, Service
+from chalicelib.admission.models import CallerCounts, Lease, Service
 from chalicelib.aws.clients import DynamoDBClient
 from chalicelib.aws.codec import from_item, to_item
 from chalicelib.aws.retry import MAX_TRANSACT_ITEMS, batch_delete, call_with_conflict_retry, domain_client, query_all
@@ -132,28 +132,19 @@ class DispatchCoordination:
             return None
         return _lease(from_item(found["Attributes"]))
 
-    def _release(self, release: LeaseRelease) -> dict[str, Any]:
-        """The Update that stores the lease's state and lets it go, if `release.holder` still holds it and, unless
-        final, nobody asked for another pass meanwhile."""
-        names, values, sets = _lease_writes(release.lease)
-        values.update({":holder": release.holder, ":zero": 0, **({} if release.final else {":no": False})})
-        return {"TableName": self._table, "Key": self._lease_key, "UpdateExpression": "SET expires = :zero, " + sets,
-                "ConditionExpression": "holder = :holder" + ("" if release.final else " AND again = :no"),
-                "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values)}
-
     def release_lease(self, holder: str, lease: Lease, now: float, ttl_s: float, final: bool = False) -> bool:
-        try:
-            self._db.update_item(**self._release(LeaseRelease(holder, lease, final)))
-            return True
-        except StaleWrite:
-            return self.keep_lease(holder, lease, now, ttl_s)
-
-    def keep_lease(self, holder: str, lease: Lease, now: float, ttl_s: float) -> bool:
-        """After a release that did not happen (asked again while we held it, or lost): keep it for one more pass,
-        under the limits now in force."""
         names, values, sets = _lease_writes(lease)
         values[":holder"] = holder
         try:
+            self._db.update_item(
+                TableName=self._table, Key=self._lease_key, UpdateExpression="SET expires = :zero, " + sets,
+                ConditionExpression="holder = :holder" + ("" if final else " AND again = :no"),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_item({**values, ":zero": 0, **({} if final else {":no": False})}))
+            return True
+        except StaleWrite:
+            pass
+        try:  # asked again while we held it (or we lost it): keep it for one more pass, under the limits now in force
             kept = self._db.update_item(
                 TableName=self._table, Key=self._lease_key,
                 UpdateExpression="SET expires = :expires, again = :no, " + sets,
@@ -197,49 +188,32 @@ class DispatchCoordination:
         StaleWrite if any item left the backlog already."""
         return self._admit_together([self._message(caller, items, body, now)])[0]
 
-    def admit_many(self, messages: Sequence[tuple[str, Sequence[Any], str]], now: float,
-                   release: LeaseRelease | None = None) -> Admitted:
+    def admit_many(self, messages: Sequence[tuple[str, Sequence[Any], str]], now: float) -> list[str | None]:
         """Messages of any callers grouped into transactions of up to 100 items (each caller's counts once in
-        each): a pass that admits a little for each of several callers costs one transaction, not one each.
-
-        With `release`, the last transaction also lets the lease go, saving the pass its own call for that,
-        provided every message before it was admitted (the state it stores counts them all). If the release's
-        condition fails (someone asked for another pass, or the lease was lost), the transaction goes again
-        without it: `refused`, and the holder keeps the lease for that pass (`keep_lease`)."""
-        groups: list[list[_Message]] = [[]]
-        room = MAX_TRANSACT_ITEMS - (release is not None)
+        each): a pass that admits a little for each of several callers costs one transaction, not one each."""
+        keys: list[str | None] = []
+        group: list[_Message] = []
         for caller, items, body in messages:
             message = self._message(caller, items, body, now)
-            if groups[-1] and _items(groups[-1] + [message]) > room:
-                groups.append([])
-            groups[-1].append(message)
-        keys: list[str | None] = []
-        for group in groups[:-1]:
+            if group and _items(group + [message]) > MAX_TRANSACT_ITEMS:
+                keys += self._admit_or_leave_out(group)
+                group = []
+            group.append(message)
+        if group:
             keys += self._admit_or_leave_out(group)
-        if not groups[-1]:
-            return Admitted(keys)
-        if release is None or None in keys:
-            return Admitted(keys + self._admit_or_leave_out(groups[-1]))
-        try:
-            return Admitted([*keys, *self._admit_together(groups[-1], [{"Update": self._release(release)}])],
-                            "released")
-        except StaleWrite as exc:  # the release's condition (named last), or a message whose items left the backlog
-            refused = exc.reasons[-1:] == ["ConditionalCheckFailed"] and all(
-                code in ("None", "") for code in exc.reasons[:-1])
-            return Admitted(keys + self._admit_or_leave_out(groups[-1]), "refused" if refused else "untried")
+        return keys
 
     def _message(self, caller: str, items: Sequence[Any], body: str, now: float) -> _Message:
         key = f"OUT#{items[0].id}"
         writes = [write for item in items for write in self._admission_writes(caller, item, now)]
         return _Message(caller, key, len(items), writes + [self._outbox_put(key, body, now)])
 
-    def _admit_together(self, group: Sequence[_Message], also: Sequence[dict[str, Any]] = ()) -> list[str]:
+    def _admit_together(self, group: Sequence[_Message]) -> list[str]:
         writes = [write for message in group for write in message.writes]
         for caller in dict.fromkeys(message.caller for message in group):
             admitted = sum(message.jobs for message in group if message.caller == caller)
             writes.append(caller_counts_update(self._table, self.CALLERS_PK, caller, backlog=-admitted,
                                                in_flight=admitted))
-        writes += also  # the lease let go with them (admit_many)
         call_with_conflict_retry(lambda: self._db.transact_write_items(TransactItems=writes))
         return [message.key for message in group]
 

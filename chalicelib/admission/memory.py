@@ -6,7 +6,7 @@ import threading
 from dataclasses import replace
 from typing import Any, Sequence
 
-from chalicelib.admission.models import Admitted, CallerCounts, Lease, LeaseRelease
+from chalicelib.admission.models import CallerCounts, Lease
 from chalicelib.core.errors import StaleWrite
 
 
@@ -43,30 +43,18 @@ class MemoryDispatchCoordination:
                            given={key: dict(windows) for key, windows in self.state.given.items()},
                            service=replace(self.state.service, of=dict(self.state.service.of)))
 
-    def _release(self, release: LeaseRelease) -> bool:
-        """Store the lease's state and let it go, if the holder still holds it and (unless final) nobody asked."""
-        if self.lease is None or self.lease[0] != release.holder or (self.asked_again and not release.final):
-            return False
-        self._store(release.lease)
-        self.lease = None
-        return True
-
-    def _store(self, lease: Lease) -> None:
-        self.state = replace(self.state, cursor=lease.cursor, timer_at=lease.timer_at, service=lease.service,
-                             given=lease.given)
-
     def release_lease(self, holder: str, lease: Lease, now: float, ttl_s: float, final: bool = False) -> bool:
-        with self.lock:
-            return self._release(LeaseRelease(holder, lease, final)) or self.keep_lease(holder, lease, now, ttl_s)
-
-    def keep_lease(self, holder: str, lease: Lease, now: float, ttl_s: float) -> bool:
         with self.lock:
             if self.lease is None or self.lease[0] != holder:
                 return True  # lost by expiry: the next holder goes on
-            self._store(lease)
-            self.lease, self.asked_again = (holder, now + ttl_s), False
-            lease.per_minute, lease.paused = dict(self.state.per_minute), self.state.paused
-            return False
+            self.state = replace(self.state, cursor=lease.cursor, timer_at=lease.timer_at, service=lease.service,
+                                 given=lease.given)
+            if self.asked_again and not final:
+                self.lease, self.asked_again = (holder, now + ttl_s), False
+                lease.per_minute, lease.paused = dict(self.state.per_minute), self.state.paused
+                return False
+            self.lease = None
+            return True
 
     def limits(self) -> dict[str, float]:
         with self.lock:
@@ -90,8 +78,7 @@ class MemoryDispatchCoordination:
     def admit(self, caller: str, items: Sequence[Any], body: str, now: float) -> str:
         raise NotImplementedError  # each feature's twin admits its own items
 
-    def admit_many(self, messages: Sequence[tuple[str, Sequence[Any], str]], now: float,
-                   release: LeaseRelease | None = None) -> Admitted:
+    def admit_many(self, messages: Sequence[tuple[str, Sequence[Any], str]], now: float) -> list[str | None]:
         keys: list[str | None] = []
         with self.lock:
             for caller, items, body in messages:
@@ -99,9 +86,7 @@ class MemoryDispatchCoordination:
                     keys.append(self.admit(caller, items, body, now))
                 except StaleWrite:
                     keys.append(None)
-            if not keys or None in keys or release is None:
-                return Admitted(keys)
-            return Admitted(keys, "released" if self._release(release) else "refused")
+        return keys
 
     def outbox(self, created_before: float) -> list[tuple[str, str]]:
         with self.lock:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import AbstractSet, Literal
+from typing import AbstractSet
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -115,30 +115,6 @@ class Lease:
     timer_at: float = 0.0  # when the AdmitRequest a held-back pass sent is due (0: none on its way)
     service: Service = field(default_factory=Service)
     paused: bool = False  # an admin's switch (typed jobs): admit nothing while it is on
-
-
-@dataclass(frozen=True)
-class LeaseRelease:
-    """A pass's letting go of the lease, folded into its admission transaction (AdmissionStore.admit_many): the
-    holder, the state to store, and whether it lets go even if someone asked for another pass."""
-
-    holder: str
-    lease: Lease
-    final: bool = False
-
-
-# What became of a release folded into admission's transaction: it let the lease go; its condition refused it
-# (someone asked for another pass, or the lease was lost); or it was not tried (no release asked for, or a message
-# had left the backlog, so the state it would store was wrong).
-LeaseLeft = Literal["released", "refused", "untried"]
-
-
-@dataclass(frozen=True)
-class Admitted:
-    """What admit_many did: each message's outbox key (None: its items had left the backlog), and the lease."""
-
-    keys: list[str | None]
-    lease: LeaseLeft = "untried"
 
 
 class SetLimit(Request):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import AbstractSet, Protocol, Sequence, TypeVar
 
-from chalicelib.admission.models import Admitted, CallerCounts, Lease, LeaseRelease
+from chalicelib.admission.models import CallerCounts, Lease
 
 Item = TypeVar("Item")
 
@@ -34,13 +34,10 @@ class AdmissionStore(Protocol[Item]):
         """
         ...
 
-    def admit_many(self, messages: Sequence[tuple[str, Sequence[Item], str]], now: float,
-                   release: LeaseRelease | None = None) -> Admitted:
+    def admit_many(self, messages: Sequence[tuple[str, Sequence[Item], str]], now: float) -> list[str | None]:
         """`admit` for several messages, each (caller, items, body), of any callers, in as few transactions as fit
         (DynamoDB's 100 items). Each message's outbox key, in order; None for one whose items left the backlog
-        already (it is not sent). With `release`, the lease is let go in the last transaction, as release_lease
-        would, if every message is admitted: `released`, or `refused` if someone asked for another pass (unless
-        final) or the lease was lost."""
+        already (it is not sent)."""
         ...
 
     def take_lease(self, holder: str, now: float, ttl_s: float) -> Lease | None:
@@ -52,12 +49,6 @@ class AdmissionStore(Protocol[Item]):
         """Store the lease's state and let it go; True. If another dispatcher asked meanwhile (and not `final`),
         keep it until now + ttl_s, clear the request, set `lease.per_minute` to the limits in force, and return
         False: the holder runs another pass, under any limit an admin changed meanwhile."""
-        ...
-
-    def keep_lease(self, holder: str, lease: Lease, now: float, ttl_s: float) -> bool:
-        """release_lease's second half, for a pass whose folded release did not happen (admit_many): store the
-        lease's state and keep it until now + ttl_s for another pass, under the limits in force (False), or True
-        if it was lost by expiry."""
         ...
 
     def limits(self) -> dict[str, float]:

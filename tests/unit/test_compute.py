@@ -314,53 +314,24 @@ def test_a_dispatch_triggered_while_another_holds_the_lease_is_not_lost():
     from chalicelib.compute.memory import MemoryComputeStore
     from chalicelib.compute.models import ComputeRequest
 
-    class FinishingStore(MemoryComputeStore):
-        # While the first pass reads the backlog, two jobs admitted earlier finish and their worker triggers a
-        # dispatch, which finds the lease held. Without the hand-over the freed slots would wait for the next trigger.
-        def backlog(self, caller, limit, skip=frozenset()):
-            read = super().backlog(caller, limit, skip)
-            if not triggered:
-                triggered.append(True)
-                self.counts["a"].in_flight -= 2
-                assert dispatcher.dispatch(2.0) == 0
-            return read
-
-    triggered: list[bool] = []
-    store = FinishingStore()
-    store.submit_many([ComputeRequest(id=f"c-{i}", caller="a", number=str(100 + i), owner=True, submitted_at=1.0)
-                       for i in range(6)], 1.0)
-    store.counts["a"].in_flight += 2  # two admitted earlier, running
-    dispatcher = Dispatcher(store=store, jobs=MemoryQueue(), origin="compute", job_spec=compute_job_spec,
-                            max_in_flight=4, jobs_per_message=2)
-    assert dispatcher.dispatch(1.0) == 4  # the freed slots filled by the holder's second pass
-    assert [len(JobEnvelope.model_validate_json(m.body).jobs) for m in dispatcher.jobs.sent] == [2, 2]
-    assert {m.group_id for m in dispatcher.jobs.sent} == {"a"}  # MessageGroupId: the caller, for SQS fair queues
-    assert store.take_lease("next", 3.0, 30) is not None  # and the lease was let go
-
-
-def test_a_pass_lets_the_lease_go_with_its_admission_so_a_trigger_during_its_send_dispatches_itself():
-    from chalicelib.aws.memory import MemoryQueue
-    from chalicelib.compute.memory import MemoryComputeStore
-    from chalicelib.compute.models import ComputeRequest
-
     store = MemoryComputeStore()
     store.submit_many([ComputeRequest(id=f"c-{i}", caller="a", number=str(100 + i), owner=True, submitted_at=1.0)
                        for i in range(6)], 1.0)
 
     class FinishingQueue(MemoryQueue):
-        # While the first pass sends, its two jobs finish and their worker triggers a dispatch: the lease went with
-        # the admission transaction, so that dispatch takes it and fills the freed slots itself.
+        # While the first pass sends, its two jobs finish and their worker triggers a dispatch, which finds
+        # the lease held. Without the hand-over the freed slots would wait for the next trigger.
         def send(self, messages):
             super().send(messages)
             if len(self.sent) == 1:
                 store.counts["a"].in_flight -= 2
-                assert dispatcher.dispatch(2.0) == 2
+                assert dispatcher.dispatch(2.0) == 0
 
-    dispatcher = Dispatcher(store=store, jobs=FinishingQueue(), origin="compute", job_spec=compute_job_spec,
-                            max_in_flight=2, jobs_per_message=2)
-    assert dispatcher.dispatch(1.0) == 2
+    dispatcher = Dispatcher(store=store, jobs=FinishingQueue(), origin="compute", job_spec=compute_job_spec, max_in_flight=2, jobs_per_message=2)
+    assert dispatcher.dispatch(1.0) == 4
     assert [len(JobEnvelope.model_validate_json(m.body).jobs) for m in dispatcher.jobs.sent] == [2, 2]
-    assert store.take_lease("next", 3.0, 30) is not None
+    assert {m.group_id for m in dispatcher.jobs.sent} == {"a"}  # MessageGroupId: the caller, for SQS fair queues
+    assert store.take_lease("next", 3.0, 30) is not None  # and the lease was let go
 
 
 def test_weighted_fair_shares_give_a_caller_of_weight_two_twice_the_slots():
@@ -420,24 +391,20 @@ def test_a_holder_asked_again_and_again_stops_going_round_once_its_budget_is_spe
     from chalicelib.compute.memory import MemoryComputeStore
     from chalicelib.compute.models import ComputeRequest
 
-    class AskingStore(MemoryComputeStore):
-        def backlog(self, caller, limit, skip=frozenset()):
-            assert dispatcher.dispatch(100.5) == 0  # someone asks for another pass during every pass
-            return super().backlog(caller, limit, skip)
-
-    store = AskingStore()
+    store = MemoryComputeStore()
     store.submit_many([ComputeRequest(id=f"c-{i}", caller="a", number=str(100 + i), owner=True, submitted_at=1.0)
                        for i in range(40)], 1.0)
     # Each reading of the dispatcher's clock is half a second later: a pass reads it at its start, as it sends,
     # and after it, so it takes a second and a half.
     seconds = iter(100 + k / 2 for k in range(200))
 
-    class FinishingQueue(MemoryQueue):
+    class AskingQueue(MemoryQueue):
         def send(self, messages):
             super().send(messages)
-            store.counts["a"].in_flight -= 2  # the jobs finish at once
+            store.counts["a"].in_flight -= 2  # the jobs finish at once, and their worker asks for another pass
+            assert dispatcher.dispatch(100.5) == 0
 
-    dispatcher = Dispatcher(store=store, jobs=FinishingQueue(), origin="compute", job_spec=compute_job_spec,
+    dispatcher = Dispatcher(store=store, jobs=AskingQueue(), origin="compute", job_spec=compute_job_spec,
                             max_in_flight=2, jobs_per_message=2, clock=lambda: next(seconds))
     assert dispatcher.lease_s <= 10  # no longer than pace_tick's timeout
     assert dispatcher.dispatch(99.0) == 4  # two passes: the budget of 2 s was spent after the second
