@@ -23,8 +23,8 @@ from chalicelib.core.errors import Contended, StaleWrite
 from chalicelib.core.jobs import JobOutcome
 from chalicelib.worker.settlement import Settlement, SettlementWrites, Write
 
-def _number_key(number: str) -> dict[str, Any]:
-    return to_item({"pk": f"CNUM#{number}", "sk": "NUM"})
+def _number_key(number: str) -> dict[str, str]:
+    return {"pk": f"CNUM#{number}", "sk": "NUM"}
 
 
 def _backlog_sk(item_id: str, submitted_at: float) -> str:
@@ -98,7 +98,7 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
             items += [
                 {"Put": {
                     "TableName": self._table,
-                    "Item": to_item({**_key_dict(_number_key(request.number)),
+                    "Item": to_item({**_number_key(request.number),
                                      **NumberRecord(number=request.number, status="pending", job_id=request.id,
                                                     caller=request.caller, submitted_at=request.submitted_at
                                                     ).model_dump(exclude_none=True)}),
@@ -124,7 +124,7 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
         return ComputeRequest.model_validate(from_item(found["Item"])) if "Item" in found else None
 
     def number(self, number: str) -> NumberRecord | None:
-        found = self._db.get_item(TableName=self._table, Key=_number_key(number), ConsistentRead=True)
+        found = self._db.get_item(TableName=self._table, Key=to_item(_number_key(number)), ConsistentRead=True)
         if "Item" not in found:
             return None
         record = NumberRecord.model_validate(from_item(found["Item"]))
@@ -153,10 +153,6 @@ class DynamoComputeStore(DispatchCoordination, ComputeStore):
                         # An item admitted already must not be sent again by this transaction.
                         "ConditionExpression": "attribute_exists(pk)"}},
         ]
-
-
-def _key_dict(key: dict[str, Any]) -> dict[str, Any]:
-    return from_item(key)
 
 
 class ComputeSettlement(Settlement):
@@ -192,5 +188,5 @@ class ComputeSettlement(Settlement):
                               caller=outcome.group, submitted_at=outcome.submitted_at, factors=outcome.factors,
                               error=outcome.error, computations=1, admitted_at=outcome.admitted_at,
                               finished_at=outcome.finished_at)
-        return {"Put": {"TableName": self._state, "Item": to_item({**_key_dict(_number_key(record.number)),
+        return {"Put": {"TableName": self._state, "Item": to_item({**_number_key(record.number),
                                                                    **record.model_dump(exclude_none=True)})}}
