@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import os
 import socket
 import subprocess
@@ -113,6 +114,27 @@ def start_emulator(port: int | None = None, log_path: str | None = None,
     return Emulator(process=process, endpoint_url=endpoint)
 
 
+def freeze_after_full_collections() -> None:
+    """After each full (generation 2) garbage collection, move what survived out of the collector's sight.
+
+    The emulator keeps every item, message and stream record it stores as
+    Python objects, and a full collection walks them all: over a 60,000-job
+    paced run its pauses grew from 60 to 600 ms, 3.4 s of the emulator's
+    time in all, and they keep growing with what it stores (in the
+    100,000-request load run no job finished for up to 6 s at a time).
+    Frozen, the stored objects are no longer walked: the same run made 43
+    full collections of at most 63 ms, 0.65 s in all. The price is memory:
+    cyclic garbage that was alive when frozen is never reclaimed (the
+    emulator's resident size after that run was 671 MB, against 596 MB).
+    Objects freed by reference counting, as deleted items are, go as before.
+    """
+    def frozen(phase: str, info: dict) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            gc.freeze()
+
+    gc.callbacks.append(frozen)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -125,6 +147,7 @@ def main() -> None:
     from infra.emulator_http import EmulatorRequestHandler
 
     moto_patches.apply()
+    freeze_after_full_collections()
     # What moto's ThreadedMotoServer does, but binding in the main thread: there a port already in use ends
     # the process (werkzeug prints why and exits 1), where ThreadedMotoServer's thread died and start() waited
     # forever, serving nothing, while whoever held the port answered in its place.
