@@ -55,6 +55,16 @@ def submit(api: str, caller: str, numbers: list[str]) -> list[str]:
         return [job_id for ids in pool.map(batch, range(0, len(numbers), 100)) for job_id in ids]
 
 
+def submit_together(api: str, sent: dict[str, list[str]], ids: dict[str, list[str]]) -> None:
+    """Each caller in `sent` submits its numbers at the same moment, on a thread of its own; their request ids go
+    into `ids`."""
+    arrivals = [threading.Thread(target=lambda c=c: ids.__setitem__(c, submit(api, c, sent[c]))) for c in sent]
+    for thread in arrivals:
+        thread.start()
+    for thread in arrivals:
+        thread.join()
+
+
 def callers(api: str) -> dict[str, dict]:
     """Each caller's fair compute row of GET /api/callers."""
     rows = requests.get(f"{api}/api/callers", timeout=30).json()["callers"]
@@ -147,11 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
         while callers(api).get("A", {}).get("done", 0) < min(200, sizes["A"] // 2):
             time.sleep(0.1)  # B and C arrive while A's backlog is being worked through
         started = time.monotonic()
-        arrivals = [threading.Thread(target=lambda c=c: ids.__setitem__(c, submit(api, c, sent[c]))) for c in ("B", "C")]
-        for thread in arrivals:
-            thread.start()
-        for thread in arrivals:
-            thread.join()
+        submit_together(api, {c: sent[c] for c in ("B", "C")}, ids)
         wait_until_done(api, sizes, timeout=4 * 3600)
         figures["wall_s_after_b_and_c_arrive"] = round(time.monotonic() - started, 1)
         records = job_times(stack, ids)

@@ -29,13 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import threading
 from typing import Any
 
 import requests
 
 from bench.common import OUT, fresh_stack
-from bench.fairness import jain, job_times, numbers, submit, wait_until_done
+from bench.fairness import jain, job_times, numbers, submit_together, wait_until_done
 
 ADMIN = {"Authorization": "Bearer local-admin-token"}
 WEIGHTS = {"heavy": 2.0, "light": 1.0}
@@ -83,13 +82,8 @@ def evenness(records: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
 
 def phase(stack: Any, api: str, sizes: dict[str, int], rng: random.Random) -> dict[str, list[dict[str, float]]]:
     """The callers submit their numbers at the same moment; every job's times once all are done."""
-    sent = numbers(rng, sizes)
     ids: dict[str, list[str]] = {}
-    arrivals = [threading.Thread(target=lambda c=c: ids.__setitem__(c, submit(api, c, sent[c]))) for c in sizes]
-    for thread in arrivals:
-        thread.start()
-    for thread in arrivals:
-        thread.join()
+    submit_together(api, numbers(rng, sizes), ids)
     wait_until_done(api, sizes, timeout=3600)
     return job_times(stack, ids)
 
